@@ -1,0 +1,68 @@
+import { performance } from 'node:perf_hooks';
+import type { CachePort } from '../../domain/ports/cache.port.js';
+import type { EventBusPort } from '../../domain/ports/event-bus.port.js';
+import type { CachedEntry } from '../../domain/model.js';
+import { EventName } from '../../domain/events/events.js';
+
+/**
+ * Wraps a CachePort and announces the latency of every operation per backend (the extra time Redis
+ * adds), so the use case never knows it is being timed.
+ */
+export class InstrumentedCache implements CachePort {
+  constructor(
+    private readonly inner: CachePort,
+    private readonly events: EventBusPort,
+  ) {}
+
+  get backend(): string {
+    return this.inner.backend;
+  }
+
+  async lookup(key: string): Promise<CachedEntry | undefined> {
+    const started = performance.now();
+    const backend = this.inner.backend;
+    try {
+      const entry = await this.inner.lookup(key);
+      this.emit(backend, 'lookup', started, true, entry !== undefined);
+      return entry;
+    } catch (error) {
+      this.emit(backend, 'lookup', started, false);
+      throw error;
+    }
+  }
+
+  async store(key: string, entry: CachedEntry, ttlSeconds: number): Promise<void> {
+    const started = performance.now();
+    const backend = this.inner.backend;
+    try {
+      await this.inner.store(key, entry, ttlSeconds);
+      this.emit(backend, 'store', started, true);
+    } catch (error) {
+      this.emit(backend, 'store', started, false);
+      throw error;
+    }
+  }
+
+  async forget(key: string): Promise<void> {
+    const started = performance.now();
+    const backend = this.inner.backend;
+    try {
+      await this.inner.forget(key);
+      this.emit(backend, 'forget', started, true);
+    } catch (error) {
+      this.emit(backend, 'forget', started, false);
+      throw error;
+    }
+  }
+
+  private emit(backend: string, operation: 'lookup' | 'store' | 'forget', started: number, ok: boolean, found?: boolean): void {
+    this.events.emit({
+      name: EventName.cacheOperation,
+      backend,
+      operation,
+      durationMs: performance.now() - started,
+      ok,
+      ...(found === undefined ? {} : { found }),
+    });
+  }
+}

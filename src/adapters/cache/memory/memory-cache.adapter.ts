@@ -1,0 +1,122 @@
+import type { CachePort, CacheStatsPort } from '../../../domain/ports/cache.port.js';
+import type { ClockPort } from '../../../domain/ports/clock.port.js';
+import { systemClock } from '../../../domain/ports/clock.port.js';
+import type { CachedEntry } from '../../../domain/model.js';
+
+export interface MemoryCacheOptions {
+  /** Upper bound of the bytes held (body + headers + key + a fixed overhead per entry). */
+  maxBytes: number;
+  clock?: ClockPort;
+}
+
+interface Slot {
+  entry: CachedEntry;
+  size: number;
+  expiresAt: number;
+}
+
+/** Fixed per-entry bookkeeping cost: the Map slot, the entry object, its small fields. */
+const ENTRY_OVERHEAD_BYTES = 200;
+
+/** The bytes an entry costs in memory: body, headers, validators and key, plus bookkeeping. */
+export function entrySize(key: string, entry: CachedEntry): number {
+  let size = ENTRY_OVERHEAD_BYTES + key.length * 2 + entry.body.byteLength;
+  for (const name in entry.headers) size += (name.length + (entry.headers[name]?.length ?? 0)) * 2;
+  size += ((entry.etag?.length ?? 0) + (entry.lastModified?.length ?? 0)) * 2;
+  return size;
+}
+
+/**
+ * Bounded in-process cache: least recently used entries go first once `maxBytes` is reached.
+ * A Map keeps insertion order; a lookup re-inserts, so the first key is always the least recent.
+ */
+export class MemoryCache implements CachePort, CacheStatsPort {
+  readonly backend = 'memory';
+  private readonly slots = new Map<string, Slot>();
+  private bytes = 0;
+  private readonly clock: ClockPort;
+
+  constructor(private readonly options: MemoryCacheOptions) {
+    if (!Number.isFinite(options.maxBytes) || options.maxBytes <= 0) {
+      throw new RangeError('MemoryCache: maxBytes must be a positive number');
+    }
+    this.clock = options.clock ?? systemClock;
+  }
+
+  lookup(key: string): Promise<CachedEntry | undefined> {
+    return Promise.resolve(this.get(key));
+  }
+
+  store(key: string, entry: CachedEntry, ttlSeconds: number): Promise<void> {
+    this.set(key, entry, ttlSeconds);
+    return Promise.resolve();
+  }
+
+  forget(key: string): Promise<void> {
+    this.delete(key);
+    return Promise.resolve();
+  }
+
+  stats(): Promise<{ entries: number; bytes: number }> {
+    return Promise.resolve({ entries: this.slots.size, bytes: this.bytes });
+  }
+
+  /** Synchronous lookup (used by the breaker and tests). */
+  get(key: string): CachedEntry | undefined {
+    const slot = this.slots.get(key);
+    if (slot === undefined) return undefined;
+    if (slot.expiresAt <= this.clock.now()) {
+      this.delete(key);
+      return undefined;
+    }
+    this.slots.delete(key);
+    this.slots.set(key, slot);
+    return slot.entry;
+  }
+
+  set(key: string, entry: CachedEntry, ttlSeconds: number): void {
+    this.delete(key);
+    const size = entrySize(key, entry);
+    if (size > this.options.maxBytes || ttlSeconds <= 0) return;
+    this.slots.set(key, { entry, size, expiresAt: this.clock.now() + ttlSeconds * 1000 });
+    this.bytes += size;
+    this.evict();
+  }
+
+  delete(key: string): void {
+    const slot = this.slots.get(key);
+    if (slot === undefined) return;
+    this.slots.delete(key);
+    this.bytes -= slot.size;
+  }
+
+  /** Every live entry with its remaining TTL, least recent first (for snapshots). */
+  *entries(): IterableIterator<{ key: string; entry: CachedEntry; ttlMs: number }> {
+    const now = this.clock.now();
+    for (const [key, slot] of this.slots) {
+      if (slot.expiresAt > now) yield { key, entry: slot.entry, ttlMs: slot.expiresAt - now };
+    }
+  }
+
+  get size(): number {
+    return this.slots.size;
+  }
+
+  get usedBytes(): number {
+    return this.bytes;
+  }
+
+  clear(): void {
+    this.slots.clear();
+    this.bytes = 0;
+  }
+
+  private evict(): void {
+    if (this.bytes <= this.options.maxBytes) return;
+    for (const [key, slot] of this.slots) {
+      this.slots.delete(key);
+      this.bytes -= slot.size;
+      if (this.bytes <= this.options.maxBytes) return;
+    }
+  }
+}

@@ -1,0 +1,28 @@
+import { ErrorCode } from '../../domain/errors.js';
+
+/** The one place where error codes become HTTP statuses. */
+export const STATUS_BY_CODE: Record<string, number> = {
+  [ErrorCode.BAD_REQUEST_TARGET]: 400,
+  [ErrorCode.BAD_HEADER]: 400,
+  [ErrorCode.UNAUTHENTICATED]: 401,
+  [ErrorCode.FORBIDDEN_USER]: 403,
+  [ErrorCode.NOT_FOUND]: 404,
+  [ErrorCode.METHOD_NOT_ALLOWED]: 405,
+  [ErrorCode.REQUEST_BODY_TOO_LARGE]: 413,
+  [ErrorCode.UPSTREAM_UNREACHABLE]: 502,
+  [ErrorCode.UPSTREAM_BODY_TOO_LARGE]: 502,
+  [ErrorCode.SHUTTING_DOWN]: 503,
+  [ErrorCode.CACHE_UNAVAILABLE]: 503,
+  [ErrorCode.UPSTREAM_TIMEOUT]: 504,
+  [ErrorCode.UPSTREAM_OFFLINE]: 504,
+  [ErrorCode.INTERNAL]: 500,
+};
+
+export function statusForCode(code: string): number {
+  return STATUS_BY_CODE[code] ?? 500;
+}
+
+/** The JSON the mirror answers with when it refuses or fails a request itself. */
+export function errorJson(message: string, code: string): string {
+  return JSON.stringify({ message, code });
+}

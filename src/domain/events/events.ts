@@ -1,0 +1,140 @@
+import type { Outcome } from '../model.js';
+
+/**
+ * Domain events with stable names. Listeners (metrics, logs) subscribe by name; names never change.
+ * Each outcome of DESIGN §4 has its own event name: `resource.online_hit`, `resource.api_timeout_miss`, ...
+ */
+export const EventName = {
+  /** Prefix of the per-outcome events; full name is `resource.<outcome in lower case>`. */
+  resourcePrefix: 'resource.',
+  passedThrough: 'request.passed_through',
+  upstreamCalled: 'upstream.called',
+  coalesced: 'request.coalesced',
+  cacheOperation: 'cache.operation',
+  cacheError: 'cache.error',
+  cacheCorrupt: 'cache.corrupt',
+  breakerChanged: 'breaker.changed',
+  backendChanged: 'cache.backend_changed',
+  httpCompleted: 'http.request.completed',
+  snapshotCompleted: 'snapshot.completed',
+  restoreCompleted: 'snapshot.restored',
+  restoreProgress: 'snapshot.restore_progress',
+  snapshotFailed: 'snapshot.failed',
+} as const;
+
+export function resourceEventName(outcome: Outcome): string {
+  return EventName.resourcePrefix + outcome.toLowerCase();
+}
+
+/** One per resolved GET/HEAD, named after its outcome. */
+export interface ResourceResolvedEvent {
+  name: string;
+  outcome: Outcome;
+  status: number;
+  method: string;
+  /** True when this caller shared another caller's upstream call. */
+  collapsed: boolean;
+  /** Seconds since the served entry was last validated (stale answers). */
+  staleAgeSeconds?: number;
+}
+
+export interface PassedThroughEvent {
+  name: typeof EventName.passedThrough;
+  method: string;
+  status: number;
+}
+
+/** Every call to GitHub. */
+export interface UpstreamCalledEvent {
+  name: typeof EventName.upstreamCalled;
+  /** ok (an HTTP answer), timeout, connection_error, offline. */
+  result: 'ok' | 'timeout' | 'connection_error' | 'offline';
+  status?: number;
+  /** Whether the call counted against the client's hourly quota (a 304 to an authenticated client does not). */
+  countedAgainstQuota: boolean;
+  conditional: boolean;
+  durationMs: number;
+  /** x-ratelimit-remaining of the answer, when present. */
+  rateLimitRemaining?: number;
+  rateLimitResource?: string;
+}
+
+export interface CoalescedEvent {
+  name: typeof EventName.coalesced;
+  /** "local" (same process) or "shared" (across replicas). */
+  scope: 'local' | 'shared';
+}
+
+/** Timing of one cache operation, per backend (the latency Redis adds). */
+export interface CacheOperationEvent {
+  name: typeof EventName.cacheOperation;
+  backend: string;
+  operation: 'lookup' | 'store' | 'forget';
+  durationMs: number;
+  /** For lookups: whether an entry was found. */
+  found?: boolean;
+  ok: boolean;
+}
+
+export interface CacheErrorEvent {
+  name: typeof EventName.cacheError;
+  backend: string;
+  operation: string;
+  code: string;
+  message: string;
+}
+
+export interface CacheCorruptEvent {
+  name: typeof EventName.cacheCorrupt;
+  backend: string;
+  reason: string;
+}
+
+export interface BreakerChangedEvent {
+  name: typeof EventName.breakerChanged;
+  breaker: string;
+  state: 'closed' | 'open' | 'half_open';
+}
+
+export interface BackendChangedEvent {
+  name: typeof EventName.backendChanged;
+  backend: string;
+}
+
+/** Emitted by the HTTP adapter once an answer has been sent. */
+export interface HttpCompletedEvent {
+  name: typeof EventName.httpCompleted;
+  method: string;
+  status: number;
+  /** The X-Cache value, or "NONE" for reserved paths and errors the mirror made itself. */
+  outcome: string;
+  durationMs: number;
+}
+
+export interface SnapshotEvent {
+  name:
+    | typeof EventName.snapshotCompleted
+    | typeof EventName.restoreCompleted
+    | typeof EventName.restoreProgress
+    | typeof EventName.snapshotFailed;
+  store: string;
+  entries: number;
+  bytes: number;
+  durationMs: number;
+  outcome: 'ok' | 'failed' | 'skipped' | 'corrupt' | 'in_progress';
+  snapshotId?: string;
+  reason?: string;
+}
+
+export type DomainEvent =
+  | ResourceResolvedEvent
+  | PassedThroughEvent
+  | UpstreamCalledEvent
+  | CoalescedEvent
+  | CacheOperationEvent
+  | CacheErrorEvent
+  | CacheCorruptEvent
+  | BreakerChangedEvent
+  | BackendChangedEvent
+  | HttpCompletedEvent
+  | SnapshotEvent;

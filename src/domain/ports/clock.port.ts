@@ -1,0 +1,6 @@
+export interface ClockPort {
+  /** Epoch milliseconds. */
+  now(): number;
+}
+
+export const systemClock: ClockPort = { now: () => Date.now() };

@@ -1,0 +1,11 @@
+import type { ResourceKeyParts } from '../model.js';
+
+/**
+ * Turns the parts of a request into a cache key. Implementations hash the credential with a server
+ * secret: a credential is never stored, logged or exported in clear.
+ */
+export interface KeyHasherPort {
+  keyFor(parts: ResourceKeyParts): string;
+  /** A short stable identifier of a credential's partition (for logs and coalescing), never the credential. */
+  partitionOf(credential: string | undefined): string;
+}

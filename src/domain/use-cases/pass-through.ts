@@ -1,0 +1,77 @@
+import type { HeaderMap, Outcome } from '../model.js';
+import { Outcome as O } from '../model.js';
+import type { UpstreamPort } from '../ports/upstream.port.js';
+import type { ClockPort } from '../ports/clock.port.js';
+import type { EventBusPort } from '../ports/event-bus.port.js';
+import { EventName } from '../events/events.js';
+import { ErrorCode, isMirrorError } from '../errors.js';
+import { firstValue, relayableHeaders } from '../http-semantics.js';
+import { countsAgainstQuota } from './resolve-resource.js';
+import { errorBody, JSON_CONTENT_TYPE } from './resolution.js';
+
+export interface PassThroughRequest {
+  method: string;
+  target: string;
+  /** Client headers, lower-case, hop-by-hop and Host removed. */
+  headers: HeaderMap;
+  body?: AsyncIterable<Uint8Array>;
+  credential: string | undefined;
+}
+
+export interface PassThroughResult {
+  outcome: Outcome;
+  status: number;
+  headers: Record<string, string>;
+  /** Streamed upstream body (content encoding untouched), or the mirror's own JSON error. */
+  body: AsyncIterable<Uint8Array> | Uint8Array;
+  upstreamStatus?: number;
+}
+
+/** Methods that are not cached (POST, PATCH, PUT, DELETE, ...): streamed to GitHub and back, never stored. */
+export class PassThrough {
+  constructor(
+    private readonly upstream: UpstreamPort,
+    private readonly events: EventBusPort,
+    private readonly clock: ClockPort,
+  ) {}
+
+  async execute(request: PassThroughRequest): Promise<PassThroughResult> {
+    const started = this.clock.now();
+    const upstreamRequest = { method: request.method, target: request.target, headers: request.headers, ...(request.body ? { body: request.body } : {}) };
+    try {
+      const response = await this.upstream.forward(upstreamRequest);
+      const remaining = firstValue(response.headers['x-ratelimit-remaining']);
+      this.events.emit({
+        name: EventName.upstreamCalled,
+        result: 'ok',
+        status: response.status,
+        countedAgainstQuota: countsAgainstQuota(response.status, request.credential),
+        conditional: request.headers['if-none-match'] !== undefined || request.headers['if-modified-since'] !== undefined,
+        durationMs: this.clock.now() - started,
+        ...(remaining ? { rateLimitRemaining: Number(remaining) } : {}),
+      });
+      this.events.emit({ name: EventName.passedThrough, method: request.method, status: response.status });
+      const headers = relayableHeaders(response.headers);
+      const encoding = firstValue(response.headers['content-encoding']);
+      if (encoding !== undefined) headers['content-encoding'] = encoding;
+      const length = firstValue(response.headers['content-length']);
+      if (length !== undefined && encoding !== undefined) headers['content-length'] = length;
+      return { outcome: O.ONLINE_MISS, status: response.status, headers, body: response.body, upstreamStatus: response.status };
+    } catch (error) {
+      if (isMirrorError(error, ErrorCode.REQUEST_BODY_TOO_LARGE)) throw error;
+      const timeout = isMirrorError(error, ErrorCode.UPSTREAM_TIMEOUT);
+      const offline = isMirrorError(error, ErrorCode.UPSTREAM_OFFLINE);
+      this.events.emit({
+        name: EventName.upstreamCalled,
+        result: timeout ? 'timeout' : offline ? 'offline' : 'connection_error',
+        countedAgainstQuota: false,
+        conditional: false,
+        durationMs: this.clock.now() - started,
+      });
+      const outcome = timeout ? O.API_TIMEOUT_MISS : offline ? O.OFFLINE_MISS : O.API_CONNECTION_ERROR_MISS;
+      const code = timeout ? ErrorCode.UPSTREAM_TIMEOUT : offline ? ErrorCode.UPSTREAM_OFFLINE : ErrorCode.UPSTREAM_UNREACHABLE;
+      const message = timeout ? 'GitHub did not answer in time' : offline ? 'GitHub is unreachable; the mirror is answering offline' : 'Could not reach GitHub';
+      return { outcome, status: timeout || offline ? 504 : 502, headers: { 'content-type': JSON_CONTENT_TYPE }, body: errorBody(message, code) };
+    }
+  }
+}

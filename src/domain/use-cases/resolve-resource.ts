@@ -1,0 +1,410 @@
+import type { CachedEntry, HeaderMap, Outcome } from '../model.js';
+import { Outcome as O } from '../model.js';
+import type { CachePort } from '../ports/cache.port.js';
+import type { UpstreamPort, BufferedResponse } from '../ports/upstream.port.js';
+import type { ClockPort } from '../ports/clock.port.js';
+import type { EventBusPort } from '../ports/event-bus.port.js';
+import type { KeyHasherPort } from '../ports/key-hasher.port.js';
+import { EventName, resourceEventName } from '../events/events.js';
+import { ErrorCode, isMirrorError } from '../errors.js';
+import {
+  cacheControlDirectives,
+  etagMatches,
+  firstValue,
+  hasNextLink,
+  jsonArrayLength,
+  pageSizeOf,
+  perResponseHeaders,
+  relayableHeaders,
+  storableHeaders,
+  isRateLimited,
+} from '../http-semantics.js';
+import { errorBody, JSON_CONTENT_TYPE, type Resolution } from './resolution.js';
+
+export interface ResolveResourceOptions {
+  /** TTL of stored entries, seconds. */
+  ttlSeconds: number;
+  /** Largest body kept in the cache. */
+  maxEntryBytes: number;
+  /** Serve without asking upstream when validated less than this long ago (0 = always revalidate). */
+  freshnessMs: number;
+  /**
+   * After a 304, the entry's validatedAt is written back only when it is older than this (or when a
+   * freshness window is on), so the hit path costs one cache round trip, not two.
+   */
+  revalidationWriteMs?: number;
+}
+
+export interface ResolveRequest {
+  method: 'GET' | 'HEAD';
+  /** Path and raw query as forwarded upstream: "/repos/a/b?x=1". */
+  target: string;
+  path: string;
+  /** Raw query without '?'. */
+  query: string;
+  /** Client headers, lower-case, hop-by-hop and Host already removed. */
+  headers: HeaderMap;
+  credential: string | undefined;
+}
+
+/** The part of a resolution shared by coalesced callers. */
+interface SharedResult {
+  outcome: Outcome;
+  status: number;
+  headers: Record<string, string>;
+  body: Uint8Array;
+  etag: string | undefined;
+  upstreamStatus?: number;
+  staleAgeSeconds?: number;
+  ttlSeconds?: number;
+  fromCache: boolean;
+}
+
+/** Client headers the mirror replaces with its own when it asks upstream. */
+const STRIPPED_FOR_UPSTREAM = new Set(['if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since', 'if-range', 'accept-encoding', 'content-length', 'range']);
+
+/**
+ * The GET flow of DESIGN §3: look the resource up, revalidate it with a conditional request, store
+ * what changed, fall back to the cached body when upstream fails. Concurrent identical requests
+ * share one upstream call.
+ */
+export class ResolveResource {
+  private readonly inflight = new Map<string, Promise<SharedResult>>();
+  private readonly revalidationWriteMs: number;
+
+  constructor(
+    private readonly cache: CachePort,
+    private readonly upstream: UpstreamPort,
+    private readonly keys: KeyHasherPort,
+    private readonly events: EventBusPort,
+    private readonly clock: ClockPort,
+    private readonly options: ResolveResourceOptions,
+  ) {
+    this.revalidationWriteMs = options.revalidationWriteMs ?? 60_000;
+  }
+
+  /** Number of distinct keys with an upstream call in progress. */
+  get inflightCount(): number {
+    return this.inflight.size;
+  }
+
+  async execute(request: ResolveRequest): Promise<Resolution> {
+    const key = this.keys.keyFor({
+      credential: request.credential,
+      method: 'GET',
+      path: request.path,
+      query: request.query,
+      accept: firstValue(request.headers['accept']) ?? '',
+      apiVersion: firstValue(request.headers['x-github-api-version']) ?? '',
+    });
+    let shared = this.inflight.get(key);
+    let collapsed = false;
+    if (shared === undefined) {
+      shared = this.resolveShared(key, request).finally(() => this.inflight.delete(key));
+      this.inflight.set(key, shared);
+    } else {
+      collapsed = true;
+      this.events.emit({ name: EventName.coalesced, scope: 'local' });
+    }
+    const result = await shared;
+    return this.finish(request, result, collapsed);
+  }
+
+  /** Per-caller part: the client's own validators and the outcome event. */
+  private finish(request: ResolveRequest, result: SharedResult, collapsed: boolean): Resolution {
+    const resolution: Resolution = {
+      outcome: result.outcome,
+      status: result.status,
+      headers: result.headers,
+      body: result.body,
+      collapsed,
+      fromCache: result.fromCache,
+    };
+    if (result.upstreamStatus !== undefined) resolution.upstreamStatus = result.upstreamStatus;
+    if (result.staleAgeSeconds !== undefined) resolution.staleAgeSeconds = result.staleAgeSeconds;
+    if (result.ttlSeconds !== undefined) resolution.ttlSeconds = result.ttlSeconds;
+    if (result.status === 200 && etagMatches(joinHeader(request.headers['if-none-match']), result.etag)) {
+      resolution.status = 304;
+      resolution.body = EMPTY;
+      resolution.headers = withoutEntityHeaders(result.headers);
+    }
+    const event: { name: string; outcome: Outcome; status: number; method: string; collapsed: boolean; staleAgeSeconds?: number } = {
+      name: resourceEventName(result.outcome),
+      outcome: result.outcome,
+      status: resolution.status,
+      method: request.method,
+      collapsed,
+    };
+    if (result.staleAgeSeconds !== undefined) event.staleAgeSeconds = result.staleAgeSeconds;
+    this.events.emit(event);
+    return resolution;
+  }
+
+  private async resolveShared(key: string, request: ResolveRequest): Promise<SharedResult> {
+    const entry = await this.lookup(key);
+    const now = this.clock.now();
+
+    if (entry !== undefined && this.isFresh(entry, now)) {
+      const ttlMs = this.freshnessLeftMs(entry, now);
+      return {
+        outcome: O.FRESH_HIT,
+        status: entry.status,
+        headers: { ...entry.headers },
+        body: entry.body,
+        etag: entry.etag,
+        ttlSeconds: Math.max(0, Math.floor(ttlMs / 1000)),
+        fromCache: true,
+      };
+    }
+
+    const conditional = entry !== undefined && !this.fullPageGuard(entry, request.query);
+    const headers = upstreamHeaders(request.headers);
+    if (conditional && entry !== undefined) {
+      if (entry.etag !== undefined) headers['if-none-match'] = entry.etag;
+      else if (entry.lastModified !== undefined) headers['if-modified-since'] = entry.lastModified;
+    }
+
+    const started = this.clock.now();
+    let response: BufferedResponse;
+    try {
+      response = await this.upstream.fetch({ method: 'GET', target: request.target, headers });
+    } catch (error) {
+      return this.upstreamFailed(error, entry, conditional, started);
+    }
+    this.upstreamCalled(response, request, conditional, started);
+
+    const { status } = response;
+    if (status === 304 && entry !== undefined) {
+      return this.revalidated(key, entry, response);
+    }
+    if (isRateLimited(status, response.headers, response.body)) {
+      return entry !== undefined ? this.stale(O.RATE_LIMITED_HIT, entry, response) : this.passOn(O.RATE_LIMITED_MISS, response);
+    }
+    if (status >= 500) {
+      return entry !== undefined ? this.stale(O.API_ERROR_HIT, entry, response) : this.passOn(O.API_ERROR_MISS, response);
+    }
+    if (status === 200) {
+      await this.keepIfCacheable(key, response, entry);
+    } else if (entry !== undefined && (status === 404 || status === 410)) {
+      await this.forget(key);
+    }
+    return this.passOn(O.ONLINE_MISS, response);
+  }
+
+  private isFresh(entry: CachedEntry, now: number): boolean {
+    return this.options.freshnessMs > 0 && this.freshnessLeftMs(entry, now) > 0;
+  }
+
+  private freshnessLeftMs(entry: CachedEntry, now: number): number {
+    const age = now - entry.validatedAt;
+    let window = this.options.freshnessMs;
+    if (entry.maxAgeSeconds !== undefined) window = Math.min(window, entry.maxAgeSeconds * 1000);
+    return window - age;
+  }
+
+  /**
+   * GitHub answers 304 for a full first page even when a new item went to a next page; a cached
+   * array with exactly per_page items and no next link is fetched unconditionally.
+   */
+  private fullPageGuard(entry: CachedEntry, query: string): boolean {
+    return entry.arrayLength !== undefined && entry.arrayLength === pageSizeOf(query) && !hasNextLink(entry.headers['link']);
+  }
+
+  private async revalidated(key: string, entry: CachedEntry, response: BufferedResponse): Promise<SharedResult> {
+    const now = this.clock.now();
+    const previousValidation = entry.validatedAt;
+    if (this.options.freshnessMs > 0 || now - previousValidation >= this.revalidationWriteMs) {
+      await this.write(key, { ...entry, validatedAt: now });
+    }
+    return {
+      outcome: O.ONLINE_HIT,
+      status: entry.status,
+      headers: { ...entry.headers, ...refreshedHeaders(response.headers) },
+      body: entry.body,
+      etag: entry.etag,
+      upstreamStatus: 304,
+      fromCache: true,
+    };
+  }
+
+  /** A cached body served because upstream could not give a good answer. */
+  private stale(outcome: Outcome, entry: CachedEntry, response?: BufferedResponse): SharedResult {
+    const now = this.clock.now();
+    const result: SharedResult = {
+      outcome,
+      status: entry.status,
+      headers: response ? { ...entry.headers, ...perResponseHeaders(response.headers) } : { ...entry.headers },
+      body: entry.body,
+      etag: entry.etag,
+      staleAgeSeconds: Math.max(0, Math.floor((now - entry.validatedAt) / 1000)),
+      fromCache: true,
+    };
+    if (response) result.upstreamStatus = response.status;
+    return result;
+  }
+
+  private passOn(outcome: Outcome, response: BufferedResponse): SharedResult {
+    return {
+      outcome,
+      status: response.status,
+      headers: relayableHeaders(response.headers),
+      body: response.body,
+      etag: firstValue(response.headers['etag']),
+      upstreamStatus: response.status,
+      fromCache: false,
+    };
+  }
+
+  private upstreamFailed(error: unknown, entry: CachedEntry | undefined, conditional: boolean, started: number): SharedResult {
+    const durationMs = this.clock.now() - started;
+    let hit: Outcome;
+    let miss: Outcome;
+    let status: number;
+    let code: string;
+    let message: string;
+    let result: 'timeout' | 'connection_error' | 'offline';
+    if (isMirrorError(error, ErrorCode.UPSTREAM_TIMEOUT)) {
+      [hit, miss, status, code, result] = [O.API_TIMEOUT_HIT, O.API_TIMEOUT_MISS, 504, error.code, 'timeout'];
+      message = 'GitHub did not answer in time';
+    } else if (isMirrorError(error, ErrorCode.UPSTREAM_OFFLINE)) {
+      [hit, miss, status, code, result] = [O.OFFLINE_HIT, O.OFFLINE_MISS, 504, error.code, 'offline'];
+      message = 'GitHub is unreachable; the mirror is answering offline';
+    } else {
+      [hit, miss, status, code, result] = [O.API_CONNECTION_ERROR_HIT, O.API_CONNECTION_ERROR_MISS, 502, ErrorCode.UPSTREAM_UNREACHABLE, 'connection_error'];
+      message = 'Could not reach GitHub';
+    }
+    this.events.emit({ name: EventName.upstreamCalled, result, countedAgainstQuota: false, conditional, durationMs });
+    if (entry !== undefined) return this.stale(hit, entry);
+    return {
+      outcome: miss,
+      status,
+      headers: { 'content-type': JSON_CONTENT_TYPE },
+      body: errorBody(message, code),
+      etag: undefined,
+      fromCache: false,
+    };
+  }
+
+  private upstreamCalled(response: BufferedResponse, request: ResolveRequest, conditional: boolean, started: number): void {
+    const remaining = firstValue(response.headers['x-ratelimit-remaining']);
+    const resource = firstValue(response.headers['x-ratelimit-resource']);
+    const event: {
+      name: typeof EventName.upstreamCalled;
+      result: 'ok';
+      status: number;
+      countedAgainstQuota: boolean;
+      conditional: boolean;
+      durationMs: number;
+      rateLimitRemaining?: number;
+      rateLimitResource?: string;
+    } = {
+      name: EventName.upstreamCalled,
+      result: 'ok',
+      status: response.status,
+      countedAgainstQuota: countsAgainstQuota(response.status, request.credential),
+      conditional,
+      durationMs: this.clock.now() - started,
+    };
+    if (remaining !== undefined && remaining !== '') event.rateLimitRemaining = Number(remaining);
+    if (resource !== undefined) event.rateLimitResource = resource;
+    this.events.emit(event);
+  }
+
+  private async keepIfCacheable(key: string, response: BufferedResponse, previous: CachedEntry | undefined): Promise<void> {
+    const etag = firstValue(response.headers['etag']);
+    const lastModified = firstValue(response.headers['last-modified']);
+    const cacheControl = cacheControlDirectives(firstValue(response.headers['cache-control']));
+    const cacheable =
+      (etag !== undefined || lastModified !== undefined) &&
+      !cacheControl.has('no-store') &&
+      response.body.byteLength <= this.options.maxEntryBytes;
+    if (!cacheable) {
+      if (previous !== undefined) await this.forget(key);
+      return;
+    }
+    const now = this.clock.now();
+    const headers = storableHeaders(response.headers);
+    const entry: CachedEntry = { status: 200, headers, body: response.body, storedAt: now, validatedAt: now };
+    if (etag !== undefined) entry.etag = etag;
+    if (lastModified !== undefined) entry.lastModified = lastModified;
+    const arrayLength = jsonArrayLength(headers['content-type'], response.body);
+    if (arrayLength !== undefined) entry.arrayLength = arrayLength;
+    const maxAge = cacheControl.get('max-age');
+    if (typeof maxAge === 'string' && /^\d+$/.test(maxAge)) entry.maxAgeSeconds = Number(maxAge);
+    await this.write(key, entry);
+  }
+
+  private async lookup(key: string): Promise<CachedEntry | undefined> {
+    try {
+      return await this.cache.lookup(key);
+    } catch (error) {
+      this.cacheFailed('lookup', error);
+      return undefined;
+    }
+  }
+
+  private async write(key: string, entry: CachedEntry): Promise<void> {
+    try {
+      await this.cache.store(key, entry, this.options.ttlSeconds);
+    } catch (error) {
+      this.cacheFailed('store', error);
+    }
+  }
+
+  private async forget(key: string): Promise<void> {
+    try {
+      await this.cache.forget(key);
+    } catch (error) {
+      this.cacheFailed('forget', error);
+    }
+  }
+
+  private cacheFailed(operation: string, error: unknown): void {
+    this.events.emit({
+      name: EventName.cacheError,
+      backend: this.cache.backend,
+      operation,
+      code: isMirrorError(error) ? error.code : ErrorCode.CACHE_UNAVAILABLE,
+      message: error instanceof Error ? error.message : String(error),
+    });
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+function joinHeader(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(', ') : value;
+}
+
+/** Client headers as sent upstream for a cached GET: validators and encoding are the mirror's. */
+function upstreamHeaders(headers: HeaderMap): HeaderMap {
+  const out: HeaderMap = {};
+  for (const name in headers) {
+    if (!STRIPPED_FOR_UPSTREAM.has(name)) out[name] = headers[name];
+  }
+  return out;
+}
+
+/** Headers of a 304 that update the served answer: rate-limit state, date, request id, validators, caching. */
+function refreshedHeaders(headers: HeaderMap): Record<string, string> {
+  const out = perResponseHeaders(headers);
+  for (const name of ['etag', 'last-modified', 'cache-control', 'vary', 'expires']) {
+    const value = joinHeader(headers[name]);
+    if (value !== undefined) out[name] = value;
+  }
+  return out;
+}
+
+/** Entity headers dropped from a 304 sent to a client. */
+function withoutEntityHeaders(headers: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name in headers) {
+    if (name !== 'content-type' && name !== 'content-length' && name !== 'content-encoding') out[name] = headers[name] as string;
+  }
+  return out;
+}
+
+/** GitHub: a 304 to an authenticated request is free; everything else costs one unit. */
+export function countsAgainstQuota(status: number, credential: string | undefined): boolean {
+  return !(status === 304 && credential !== undefined);
+}
