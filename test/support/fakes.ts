@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import type { UpstreamPort, UpstreamRequest, BufferedResponse, StreamedResponse } from '../../src/domain/ports/upstream.port.js';
 import type { EventBusPort } from '../../src/domain/ports/event-bus.port.js';
 import type { ClockPort } from '../../src/domain/ports/clock.port.js';
@@ -55,9 +56,7 @@ export class ScriptedUpstream implements UpstreamPort {
     return {
       status: answer.status,
       headers: answer.headers,
-      body: (async function* () {
-        yield body;
-      })(),
+      body: Readable.from([body]),
     };
   }
 }

@@ -1,6 +1,6 @@
 import { Pool, errors as undiciErrors } from 'undici';
 import type { Dispatcher } from 'undici';
-import { createGunzip, createInflate, createBrotliDecompress, gunzipSync, inflateSync, brotliDecompressSync } from 'node:zlib';
+import { gunzipSync, inflateSync, brotliDecompressSync } from 'node:zlib';
 import type { UpstreamPort, UpstreamRequest, BufferedResponse, StreamedResponse } from '../../domain/ports/upstream.port.js';
 import type { HeaderMap } from '../../domain/model.js';
 import { ErrorCode, MirrorError } from '../../domain/errors.js';
@@ -45,9 +45,8 @@ export class UndiciUpstream implements UpstreamPort {
     let response: Dispatcher.ResponseData;
     try {
       response = await this.pool.request({
-        origin: undefined,
         path: this.basePath + request.target,
-        method: request.method as Dispatcher.HttpMethod,
+        method: request.method,
         headers: headers as Record<string, string | string[]>,
         signal,
       });
@@ -76,7 +75,7 @@ export class UndiciUpstream implements UpstreamPort {
     try {
       const response = await this.pool.request({
         path: this.basePath + request.target,
-        method: request.method as Dispatcher.HttpMethod,
+        method: request.method,
         headers: headers as Record<string, string | string[]>,
         body: request.body as Dispatcher.DispatchOptions['body'],
         signal: controller.signal,
@@ -129,9 +128,6 @@ function decode(raw: Buffer, encoding: string | undefined, maxBytes: number): Bu
       throw new MirrorError(ErrorCode.UPSTREAM_UNREACHABLE, `unsupported upstream content-encoding ${encoding}`);
   }
 }
-
-/** Streaming decoders, for callers that decode a forwarded body. */
-export const decoders = { gzip: createGunzip, deflate: createInflate, br: createBrotliDecompress };
 
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT']);
 

@@ -1,4 +1,4 @@
-import Fastify from 'fastify';
+import Fastify, { LogController } from 'fastify';
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifyBaseLogger } from 'fastify';
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
@@ -72,7 +72,7 @@ export function buildHttpServer(deps: HttpAdapterDeps, options: HttpAdapterOptio
 
   const app = Fastify({
     loggerInstance: deps.logger,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     exposeHeadRoutes: false,
     requestTimeout: options.requestTimeoutMs,
     bodyLimit: options.bodyLimitBytes,
@@ -94,6 +94,11 @@ export function buildHttpServer(deps: HttpAdapterDeps, options: HttpAdapterOptio
     },
   });
   app.server.headersTimeout = options.headersTimeoutMs;
+  // CONNECT (authority-form) is a tunnel request: refused, never opened.
+  app.server.on('connect', (_request: IncomingMessage, socket: Socket) => {
+    const body = errorJson('CONNECT is not supported: the mirror is not a forward proxy', ErrorCode.BAD_REQUEST_TARGET);
+    socket.end(`HTTP/1.1 405 Method Not Allowed\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  });
 
   app.decorateRequest('mirror', null as unknown as RequestState);
   app.addHook('onRequest', (request, _reply, done) => {

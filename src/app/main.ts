@@ -1,0 +1,40 @@
+import { loadConfig, ConfigError, redactedConfig } from './config.js';
+import { Mirror } from './mirror.js';
+
+/** Entry point: load and check the config, start the mirror, stop it gracefully on SIGTERM/SIGINT. */
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`github-mirror: invalid configuration\n${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+  const mirror = new Mirror(config);
+  mirror.logger.info({ config: redactedConfig(config) }, 'configuration loaded');
+  if (!config.cache.secret) mirror.logger.warn('cache.secret is not set: using the development secret; set MIRROR_CACHE_SECRET in production');
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    mirror.logger.info({ signal }, 'shutting down');
+    mirror.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        mirror.logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  await mirror.start();
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`github-mirror: failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,13 @@
+/** Injection tokens of the composition root (Symbols, one file, next to the wiring). */
+export const TOKENS = {
+  Config: Symbol('Config'),
+  Logger: Symbol('Logger'),
+  Clock: Symbol('Clock'),
+  EventBus: Symbol('EventBus'),
+  KeyHasher: Symbol('KeyHasher'),
+  Cache: Symbol('Cache'),
+  Upstream: Symbol('Upstream'),
+  ResolveResource: Symbol('ResolveResource'),
+  PassThrough: Symbol('PassThrough'),
+  Metrics: Symbol('Metrics'),
+} as const;
