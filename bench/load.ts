@@ -42,7 +42,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     return new Promise((resolve) => {
       const socket: Socket = connect(Number(target.port || 80), target.hostname);
       socket.setNoDelay(true);
-      let buffer = Buffer.alloc(0);
+      let buffer: Buffer = Buffer.alloc(0);
       let sentAt = 0;
       const send = () => {
         if (performance.now() >= deadline) {
