@@ -34,6 +34,9 @@ export class PlainKeyHasher implements KeyHasherPort {
   partitionOf(credential: string | undefined): string {
     return credential ?? 'anon';
   }
+  sealKeyFor(credential: string | undefined): Uint8Array {
+    return new TextEncoder().encode((credential ?? 'anon').padEnd(32, '.').slice(0, 32));
+  }
 }
 
 export type Responder = (request: UpstreamRequest) => BufferedResponse | Error | Promise<BufferedResponse | Error>;

@@ -18,11 +18,11 @@ export class InstrumentedCache implements CachePort {
     return this.inner.backend;
   }
 
-  async lookup(key: string): Promise<CachedEntry | undefined> {
+  async lookup(key: string, sealKey?: Uint8Array): Promise<CachedEntry | undefined> {
     const started = performance.now();
     const backend = this.inner.backend;
     try {
-      const entry = await this.inner.lookup(key);
+      const entry = await this.inner.lookup(key, sealKey);
       this.emit(backend, 'lookup', started, true, entry !== undefined);
       return entry;
     } catch (error) {
@@ -31,11 +31,11 @@ export class InstrumentedCache implements CachePort {
     }
   }
 
-  async store(key: string, entry: CachedEntry, ttlSeconds: number): Promise<void> {
+  async store(key: string, entry: CachedEntry, ttlSeconds: number, sealKey?: Uint8Array): Promise<void> {
     const started = performance.now();
     const backend = this.inner.backend;
     try {
-      await this.inner.store(key, entry, ttlSeconds);
+      await this.inner.store(key, entry, ttlSeconds, sealKey);
       this.emit(backend, 'store', started, true);
     } catch (error) {
       this.emit(backend, 'store', started, false);

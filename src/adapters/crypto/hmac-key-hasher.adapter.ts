@@ -1,18 +1,32 @@
-import { createHmac } from 'node:crypto';
+import { createHmac, hkdfSync } from 'node:crypto';
 import type { KeyHasherPort } from '../../domain/ports/key-hasher.port.js';
 import type { ResourceKeyParts } from '../../domain/model.js';
 
 const SEPARATOR = '\u0000';
+const MAX_MEMO = 10_000;
+
+interface CredentialKeys {
+  partition: string;
+  sealKey: Uint8Array;
+}
 
 /**
  * Cache keys as HMAC-SHA256 over the request's identity, keyed with the server secret. The credential
  * only ever enters the hash, so a key in Redis or a snapshot reveals nothing about the token.
  * Key layout: "<partition>:<resource>", both hex, so the entries of one credential share a prefix.
+ * Seal keys (entry encryption at rest) come from HKDF over the credential, salted with the secret:
+ * without the token, a stored entry cannot be opened even by someone who has the server secret.
  */
 export class HmacKeyHasher implements KeyHasherPort {
-  private readonly partitions = new Map<string, string>();
+  private readonly memo = new Map<string, CredentialKeys>();
+  private readonly anonymous: CredentialKeys;
 
-  constructor(private readonly secret: string | Buffer) {}
+  constructor(private readonly secret: string | Buffer) {
+    this.anonymous = {
+      partition: 'anon',
+      sealKey: new Uint8Array(hkdfSync('sha256', secret, 'github-mirror/anonymous', 'github-mirror entry seal v1', 32)),
+    };
+  }
 
   keyFor(parts: ResourceKeyParts): string {
     const partition = this.partitionOf(parts.credential);
@@ -24,13 +38,24 @@ export class HmacKeyHasher implements KeyHasherPort {
   }
 
   partitionOf(credential: string | undefined): string {
-    if (credential === undefined) return 'anon';
-    let partition = this.partitions.get(credential);
-    if (partition === undefined) {
-      partition = createHmac('sha256', this.secret).update('credential').update(SEPARATOR).update(credential).digest('hex').slice(0, 32);
-      if (this.partitions.size >= 10_000) this.partitions.clear();
-      this.partitions.set(credential, partition);
+    return this.keysOf(credential).partition;
+  }
+
+  sealKeyFor(credential: string | undefined): Uint8Array {
+    return this.keysOf(credential).sealKey;
+  }
+
+  private keysOf(credential: string | undefined): CredentialKeys {
+    if (credential === undefined) return this.anonymous;
+    let keys = this.memo.get(credential);
+    if (keys === undefined) {
+      keys = {
+        partition: createHmac('sha256', this.secret).update('credential').update(SEPARATOR).update(credential).digest('hex').slice(0, 32),
+        sealKey: new Uint8Array(hkdfSync('sha256', credential, this.secret, 'github-mirror entry seal v1', 32)),
+      };
+      if (this.memo.size >= MAX_MEMO) this.memo.clear();
+      this.memo.set(credential, keys);
     }
-    return partition;
+    return keys;
   }
 }

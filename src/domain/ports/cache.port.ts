@@ -8,8 +8,13 @@ import type { CachedEntry } from '../model.js';
 export interface CachePort {
   /** Stable backend name for events and metrics ("memory", "redis"). */
   readonly backend: string;
-  lookup(key: string): Promise<CachedEntry | undefined>;
-  store(key: string, entry: CachedEntry, ttlSeconds: number): Promise<void>;
+  /**
+   * `sealKey` is key material derived from the client's credential and the server secret
+   * (KeyHasherPort.sealKeyFor). Backends that keep entries outside the process (Redis, snapshots)
+   * encrypt and authenticate entries with it; an entry that does not open with it is a miss.
+   */
+  lookup(key: string, sealKey?: Uint8Array): Promise<CachedEntry | undefined>;
+  store(key: string, entry: CachedEntry, ttlSeconds: number, sealKey?: Uint8Array): Promise<void>;
   forget(key: string): Promise<void>;
 }
 

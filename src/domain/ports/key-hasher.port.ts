@@ -8,4 +8,9 @@ export interface KeyHasherPort {
   keyFor(parts: ResourceKeyParts): string;
   /** A short stable identifier of a credential's partition (for logs and coalescing), never the credential. */
   partitionOf(credential: string | undefined): string;
+  /**
+   * 32 bytes of key material for sealing this credential's entries at rest, derived from the
+   * credential and the server secret (anonymous entries: from the server secret alone).
+   */
+  sealKeyFor(credential: string | undefined): Uint8Array;
 }

@@ -100,7 +100,8 @@ export class ResolveResource {
     let shared = this.inflight.get(key);
     let collapsed = false;
     if (shared === undefined) {
-      shared = this.resolveShared(key, request).finally(() => this.inflight.delete(key));
+      const slot = { key, sealKey: this.keys.sealKeyFor(request.credential) };
+      shared = this.resolveShared(slot, request).finally(() => this.inflight.delete(key));
       this.inflight.set(key, shared);
     } else {
       collapsed = true;
@@ -140,7 +141,7 @@ export class ResolveResource {
     return resolution;
   }
 
-  private async resolveShared(key: string, request: ResolveRequest): Promise<SharedResult> {
+  private async resolveShared(key: Slot, request: ResolveRequest): Promise<SharedResult> {
     const entry = await this.lookup(key);
     const now = this.clock.now();
 
@@ -210,7 +211,7 @@ export class ResolveResource {
     return entry.arrayLength !== undefined && entry.arrayLength === pageSizeOf(query) && !hasNextLink(entry.headers['link']);
   }
 
-  private async revalidated(key: string, entry: CachedEntry, response: BufferedResponse): Promise<SharedResult> {
+  private async revalidated(key: Slot, entry: CachedEntry, response: BufferedResponse): Promise<SharedResult> {
     const now = this.clock.now();
     const previousValidation = entry.validatedAt;
     if (this.options.freshnessMs > 0 || now - previousValidation >= this.revalidationWriteMs) {
@@ -310,7 +311,7 @@ export class ResolveResource {
     this.events.emit(event);
   }
 
-  private async keepIfCacheable(key: string, response: BufferedResponse, previous: CachedEntry | undefined): Promise<void> {
+  private async keepIfCacheable(key: Slot, response: BufferedResponse, previous: CachedEntry | undefined): Promise<void> {
     const etag = firstValue(response.headers['etag']);
     const lastModified = firstValue(response.headers['last-modified']);
     const cacheControl = cacheControlDirectives(firstValue(response.headers['cache-control']));
@@ -334,26 +335,26 @@ export class ResolveResource {
     await this.write(key, entry);
   }
 
-  private async lookup(key: string): Promise<CachedEntry | undefined> {
+  private async lookup(slot: Slot): Promise<CachedEntry | undefined> {
     try {
-      return await this.cache.lookup(key);
+      return await this.cache.lookup(slot.key, slot.sealKey);
     } catch (error) {
       this.cacheFailed('lookup', error);
       return undefined;
     }
   }
 
-  private async write(key: string, entry: CachedEntry): Promise<void> {
+  private async write(slot: Slot, entry: CachedEntry): Promise<void> {
     try {
-      await this.cache.store(key, entry, this.options.ttlSeconds);
+      await this.cache.store(slot.key, entry, this.options.ttlSeconds, slot.sealKey);
     } catch (error) {
       this.cacheFailed('store', error);
     }
   }
 
-  private async forget(key: string): Promise<void> {
+  private async forget(slot: Slot): Promise<void> {
     try {
-      await this.cache.forget(key);
+      await this.cache.forget(slot.key);
     } catch (error) {
       this.cacheFailed('forget', error);
     }
@@ -371,6 +372,12 @@ export class ResolveResource {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** Where an entry lives: its cache key and the credential-derived key that seals it at rest. */
+interface Slot {
+  key: string;
+  sealKey: Uint8Array;
+}
 
 function joinHeader(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value.join(', ') : value;

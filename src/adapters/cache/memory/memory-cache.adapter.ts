@@ -13,6 +13,8 @@ interface Slot {
   entry: CachedEntry;
   size: number;
   expiresAt: number;
+  /** Kept so a snapshot can seal the entry for storage at rest. */
+  sealKey: Uint8Array | undefined;
 }
 
 /** Fixed per-entry bookkeeping cost: the Map slot, the entry object, its small fields. */
@@ -47,8 +49,8 @@ export class MemoryCache implements CachePort, CacheStatsPort {
     return Promise.resolve(this.get(key));
   }
 
-  store(key: string, entry: CachedEntry, ttlSeconds: number): Promise<void> {
-    this.set(key, entry, ttlSeconds);
+  store(key: string, entry: CachedEntry, ttlSeconds: number, sealKey?: Uint8Array): Promise<void> {
+    this.set(key, entry, ttlSeconds, sealKey);
     return Promise.resolve();
   }
 
@@ -74,11 +76,11 @@ export class MemoryCache implements CachePort, CacheStatsPort {
     return slot.entry;
   }
 
-  set(key: string, entry: CachedEntry, ttlSeconds: number): void {
+  set(key: string, entry: CachedEntry, ttlSeconds: number, sealKey?: Uint8Array): void {
     this.delete(key);
     const size = entrySize(key, entry);
     if (size > this.options.maxBytes || ttlSeconds <= 0) return;
-    this.slots.set(key, { entry, size, expiresAt: this.clock.now() + ttlSeconds * 1000 });
+    this.slots.set(key, { entry, size, expiresAt: this.clock.now() + ttlSeconds * 1000, sealKey });
     this.bytes += size;
     this.evict();
   }
@@ -91,10 +93,10 @@ export class MemoryCache implements CachePort, CacheStatsPort {
   }
 
   /** Every live entry with its remaining TTL, least recent first (for snapshots). */
-  *entries(): IterableIterator<{ key: string; entry: CachedEntry; ttlMs: number }> {
+  *entries(): IterableIterator<{ key: string; entry: CachedEntry; ttlMs: number; sealKey: Uint8Array | undefined }> {
     const now = this.clock.now();
     for (const [key, slot] of this.slots) {
-      if (slot.expiresAt > now) yield { key, entry: slot.entry, ttlMs: slot.expiresAt - now };
+      if (slot.expiresAt > now) yield { key, entry: slot.entry, ttlMs: slot.expiresAt - now, sealKey: slot.sealKey };
     }
   }
 

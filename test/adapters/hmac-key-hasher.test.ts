@@ -1,0 +1,26 @@
+import test from 'ava';
+import { HmacKeyHasher } from '../../src/adapters/crypto/hmac-key-hasher.adapter.js';
+
+const parts = (credential: string | undefined, path = '/repos/o/r') => ({ credential, method: 'GET', path, query: 'a=1', accept: '', apiVersion: '' });
+
+test('keys never contain the credential and differ per credential, secret and request part', (t) => {
+  const hasher = new HmacKeyHasher('secret-1');
+  const key = hasher.keyFor(parts('token ghp_abcdef123456'));
+  t.false(key.includes('ghp_abcdef123456'));
+  t.regex(key, /^[0-9a-f]{32}:[0-9a-f]{40}$/);
+  t.not(key, hasher.keyFor(parts('token other')));
+  t.not(key, new HmacKeyHasher('secret-2').keyFor(parts('token ghp_abcdef123456')));
+  t.not(key, hasher.keyFor(parts('token ghp_abcdef123456', '/repos/o/s')));
+  t.is(key, hasher.keyFor(parts('token ghp_abcdef123456')), 'stable');
+  t.true(hasher.keyFor(parts(undefined)).startsWith('anon:'));
+});
+
+test('seal keys are 32 bytes, per credential, and need the credential', (t) => {
+  const hasher = new HmacKeyHasher('secret-1');
+  const a = hasher.sealKeyFor('token a');
+  t.is(a.byteLength, 32);
+  t.notDeepEqual(Buffer.from(a), Buffer.from(hasher.sealKeyFor('token b')));
+  t.notDeepEqual(Buffer.from(a), Buffer.from(new HmacKeyHasher('secret-2').sealKeyFor('token a')));
+  t.notDeepEqual(Buffer.from(a), Buffer.from(hasher.sealKeyFor(undefined)));
+  t.deepEqual(Buffer.from(a), Buffer.from(new HmacKeyHasher('secret-1').sealKeyFor('token a')));
+});
