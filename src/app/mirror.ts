@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { DependencyContainer } from 'tsyringe';
@@ -58,6 +59,9 @@ export class Mirror {
         rewriteBodyUrls: config.rewrite.bodyUrls,
         requestTimeoutMs: config.server.requestTimeoutMs,
         headersTimeoutMs: config.server.headersTimeoutMs,
+        ...(config.server.tls.cert && config.server.tls.key
+          ? { tls: { cert: readFileSync(config.server.tls.cert), key: readFileSync(config.server.tls.key) } }
+          : {}),
       },
     );
   }
