@@ -1,26 +1,81 @@
-import { pino, type Logger, type DestinationStream } from 'pino';
+import { pino, type Logger, type DestinationStream, type LoggerOptions } from 'pino';
 
-/** Paths pino masks in every log line: credentials never reach a log. */
+export const CENSOR = '[redacted]';
+
+/**
+ * Paths pino masks in every log line (structured fields): credentials never reach a log. A second,
+ * pattern-based pass over each finished line (`redactSecrets`) catches token-like strings anywhere else.
+ */
 export const REDACT_PATHS = [
   'authorization',
   'headers.authorization',
+  'headers.cookie',
+  'headers["proxy-authorization"]',
+  '*.authorization',
+  '*.headers.authorization',
+  '*.headers.cookie',
+  '*.headers["proxy-authorization"]',
   'req.headers.authorization',
   'req.headers.cookie',
   'request.headers.authorization',
   'config.cache.secret',
   'config.cache.redis.password',
   'config.cache.redis.sentinelPassword',
+  'credential',
+  '*.credential',
   'password',
+  '*.password',
   'token',
+  '*.token',
+  'access_token',
+  '*.access_token',
   'secret',
+  '*.secret',
 ];
 
+/** JSON string fields whose value is always a secret, wherever they are nested. */
+const SECRET_FIELD =
+  /("(?:authorization|proxy-authorization|cookie|set-cookie|credential|password|passwd|secret|client_secret|token|access_token|refresh_token|private_key)"\s*:\s*")(?:[^"\\]|\\.)*"/gi;
+/**
+ * Authorization schemes followed by their credential ("token X", "Bearer X", "Basic X"). The credential
+ * must look like one (20+ characters, or 6+ with a digit or '='), so "token validation failed" stays readable.
+ */
+const SCHEME = /\b(token|bearer|basic)(\s+|%20|\+|[=:]\s*)(?!\[redacted\])(?=[^\s"'\\,;&)]{20}|[^\s"'\\,;&)]*[0-9=])[^\s"'\\,;&)]{6,}/gi;
+/** GitHub token formats: ghp_ gho_ ghu_ ghs_ ghr_, github_pat_, v1.<40 hex> installation tokens. */
+const GITHUB_TOKEN = /\b(?:gh[pousr]_[A-Za-z0-9_]{16,}|github_pat_[A-Za-z0-9_]{16,}|v1\.[0-9a-f]{40})\b/g;
+/** JSON Web Tokens (GitHub App JWTs). */
+const JWT = /\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*/g;
+/** Secret query parameters (and the same names as form fields). */
+const QUERY_SECRET = /([?&;](?:access_token|token|refresh_token|client_secret|password|sig|signature|jwt)=)[^&#\s"\\]*/gi;
+/** user:password@ in URLs (redis://:pw@host, https://x:y@host). */
+const USERINFO = /(\b[a-z][a-z0-9+.-]*:\/\/)[^/\s"@]*:[^/\s"@]*@/gi;
+/** Cheap pre-check: a line without any of these words holds nothing the patterns above would change. */
+const SUSPECT = /token|bearer|basic|gh[pousr]_|github_pat_|v1\.|eyJ|[?&;](?:sig|jwt|password|client_secret)=|signature|@|authorization|cookie|credential|passw|secret|private_key/i;
+
+/** `text` with every token-like part replaced by [redacted]. Safe on JSON text (never removes a quote). */
+export function redactSecrets(text: string): string {
+  if (!SUSPECT.test(text)) return text;
+  return text
+    .replace(SECRET_FIELD, `$1${CENSOR}"`)
+    .replace(SCHEME, `$1$2${CENSOR}`)
+    .replace(GITHUB_TOKEN, CENSOR)
+    .replace(JWT, CENSOR)
+    .replace(QUERY_SECRET, `$1${CENSOR}`)
+    .replace(USERINFO, `$1${CENSOR}@`);
+}
+
+/**
+ * The mirror's logger: JSON lines, ISO time, `service: github-mirror`. Secrets are removed twice:
+ * by path (REDACT_PATHS) before serialising, and by pattern (redactSecrets) on every finished line,
+ * so a token inside a message, an error, a URL or a nested field never reaches the output.
+ */
 export function createLogger(level: string, destination?: DestinationStream): Logger {
-  const options = {
+  const options: LoggerOptions = {
     level,
     base: { service: 'github-mirror' },
-    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    redact: { paths: REDACT_PATHS, censor: CENSOR },
     timestamp: pino.stdTimeFunctions.isoTime,
+    hooks: { streamWrite: redactSecrets },
   };
   return destination ? pino(options, destination) : pino(options);
 }

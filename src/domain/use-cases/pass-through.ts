@@ -41,6 +41,7 @@ export class PassThrough {
     try {
       const response = await this.upstream.forward(upstreamRequest);
       const remaining = firstValue(response.headers['x-ratelimit-remaining']);
+      const resource = firstValue(response.headers['x-ratelimit-resource']);
       this.events.emit({
         name: EventName.upstreamCalled,
         result: 'ok',
@@ -49,6 +50,7 @@ export class PassThrough {
         conditional: request.headers['if-none-match'] !== undefined || request.headers['if-modified-since'] !== undefined,
         durationMs: this.clock.now() - started,
         ...(remaining ? { rateLimitRemaining: Number(remaining) } : {}),
+        ...(resource ? { rateLimitResource: resource } : {}),
       });
       this.events.emit({ name: EventName.passedThrough, method: request.method, status: response.status });
       const headers = relayableHeaders(response.headers);
