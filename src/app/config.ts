@@ -468,7 +468,7 @@ export const configSchema = {
         env: 'MIRROR_UPSTREAM_BREAKER_VOLUME_THRESHOLD',
       },
       resetTimeoutMs: {
-        doc: 'Time the upstream breaker stays open before one probe request is let through.',
+        doc: 'Time the upstream breaker stays open before the mirror probes GitHub (an anonymous GET /rate_limit; any answer below 500 closes it).',
         format: 'positive-int',
         default: 10000,
         env: 'MIRROR_UPSTREAM_BREAKER_RESET_TIMEOUT_MS',
@@ -634,7 +634,7 @@ export const configSchema = {
       env: 'MIRROR_ALLOWED_USERS',
     },
     validationTtlSeconds: {
-      doc: 'Time a token that passed the user check is trusted before it is checked again.',
+      doc: 'Time a verdict of the user check (allowed, or refused by GitHub or the list) is kept before the token is checked again.',
       format: 'positive-int',
       default: 300,
       env: 'MIRROR_AUTH_VALIDATION_TTL_SECONDS',

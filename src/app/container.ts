@@ -11,9 +11,13 @@ import { HmacKeyHasher } from '../adapters/crypto/hmac-key-hasher.adapter.js';
 import { MemoryCache } from '../adapters/cache/memory/memory-cache.adapter.js';
 import { InstrumentedCache } from '../adapters/cache/instrumented-cache.adapter.js';
 import { UndiciUpstream } from '../adapters/github/undici-upstream.adapter.js';
-import { PrometheusMetrics } from '../adapters/metrics/prometheus-metrics.adapter.js';
+import { UpstreamBreaker } from '../adapters/github/upstream-breaker.adapter.js';
+import { SecondaryLimitGate } from '../adapters/github/secondary-limit-gate.adapter.js';
+import { PrometheusMetrics, cacheStatsOf } from '../adapters/metrics/prometheus-metrics.adapter.js';
 import { ResolveResource } from '../domain/use-cases/resolve-resource.js';
 import { PassThrough } from '../domain/use-cases/pass-through.js';
+import { AdmitClient } from '../domain/use-cases/admit-client.js';
+import { buildSnapshotService, SNAPSHOT_SERVICE } from './snapshot-service.js';
 
 /** Used when cache.secret is empty (development only; production with Redis refuses to start). */
 export const DEVELOPMENT_SECRET = 'github-mirror-development-secret';
@@ -30,6 +34,8 @@ export interface ContainerOverrides {
  */
 export function buildContainer(config: MirrorConfig, logger: Logger, overrides: ContainerOverrides = {}): DependencyContainer {
   const c = rootContainer.createChildContainer();
+  /** The backend behind the instrumentation wrapper: its stats() (when it has one) feeds the cache size gauges. */
+  let cacheBackend: CachePort | undefined;
   c.register(TOKENS.Config, { useValue: config });
   c.register(TOKENS.Logger, { useValue: logger });
   c.register(TOKENS.Clock, { useValue: overrides.clock ?? systemClock });
@@ -45,20 +51,26 @@ export function buildContainer(config: MirrorConfig, logger: Logger, overrides: 
     useFactory: instanceCachingFactory((r) => {
       const bus = r.resolve<EventEmitter2Bus>(TOKENS.EventBus);
       const backend = overrides.cache ?? new MemoryCache({ maxBytes: config.cache.memory.maxBytes, clock: r.resolve<ClockPort>(TOKENS.Clock) });
+      cacheBackend = backend;
       return new InstrumentedCache(backend, bus);
     }),
   });
   c.register(TOKENS.Upstream, {
-    useFactory: instanceCachingFactory(
-      () =>
-        new UndiciUpstream({
-          url: config.upstream.url,
-          timeoutMs: config.upstream.timeoutMs,
-          connectTimeoutMs: config.upstream.connectTimeoutMs,
-          connections: config.upstream.connections,
-          maxBodyBytes: config.upstream.maxBodyBytes,
-        }),
-    ),
+    // undici, wrapped by the upstream breaker (OFFLINE_* at once while GitHub is down), wrapped by the
+    // secondary-limit gate (a held credential is answered 429 without reaching GitHub or the breaker).
+    // The outermost object's close()/destroy() go down the chain.
+    useFactory: instanceCachingFactory((r) => {
+      const undici = new UndiciUpstream({
+        url: config.upstream.url,
+        timeoutMs: config.upstream.timeoutMs,
+        connectTimeoutMs: config.upstream.connectTimeoutMs,
+        connections: config.upstream.connections,
+        maxBodyBytes: config.upstream.maxBodyBytes,
+      });
+      const { enabled, ...breakerOptions } = config.upstream.breaker;
+      const guarded = enabled ? new UpstreamBreaker(undici, r.resolve(TOKENS.EventBus), breakerOptions) : undici;
+      return new SecondaryLimitGate(guarded, r.resolve(TOKENS.KeyHasher), r.resolve(TOKENS.Clock));
+    }),
   });
   c.register(TOKENS.ResolveResource, {
     useFactory: instanceCachingFactory(
@@ -70,11 +82,42 @@ export function buildContainer(config: MirrorConfig, logger: Logger, overrides: 
         }),
     ),
   });
+  if (config.auth.allowedUsers.length > 0) {
+    c.register(TOKENS.AdmitClient, {
+      useFactory: instanceCachingFactory(
+        (r) =>
+          new AdmitClient(r.resolve(TOKENS.ResolveResource), r.resolve(TOKENS.KeyHasher), r.resolve(TOKENS.Clock), {
+            allowedUsers: config.auth.allowedUsers,
+            validationTtlSeconds: config.auth.validationTtlSeconds,
+          }),
+      ),
+    });
+  }
   c.register(TOKENS.PassThrough, {
     useFactory: instanceCachingFactory((r) => new PassThrough(r.resolve(TOKENS.Upstream), r.resolve(TOKENS.EventBus), r.resolve(TOKENS.Clock))),
   });
   c.register(TOKENS.Metrics, {
-    useFactory: instanceCachingFactory((r) => new PrometheusMetrics(r.resolve(TOKENS.EventBus), { processMetrics: true })),
+    useFactory: instanceCachingFactory((r) => {
+      const cache = r.resolve<CachePort>(TOKENS.Cache);
+      return new PrometheusMetrics(r.resolve(TOKENS.EventBus), {
+        processMetrics: true,
+        cacheStats: cacheStatsOf(cacheBackend),
+        activeBackend: () => cache.backend,
+        // With Redis, the breaker may fall back to memory: both are listed (0 for the one not in use).
+        backends: config.cache.backend === 'redis' ? ['redis', 'memory'] : [cache.backend],
+        ...(config.snapshot.store === 'none' ? {} : { snapshot: { store: config.snapshot.store, intervalSeconds: config.snapshot.intervalSeconds } }),
+      });
+    }),
   });
+  if (config.snapshot.store !== 'none') {
+    // snapshots of the cache to a directory or S3, restore at start (issue 4); the service may be
+    // undefined when the backend has no snapshot support
+    c.register(SNAPSHOT_SERVICE, {
+      useFactory: instanceCachingFactory((r) => {
+        r.resolve(TOKENS.Cache);
+        return buildSnapshotService({ config, logger, events: r.resolve(TOKENS.EventBus), clock: r.resolve(TOKENS.Clock), cacheBackend }) ?? null;
+      }),
+    });
+  }
   return c;
 }

@@ -9,5 +9,7 @@ export const TOKENS = {
   Upstream: Symbol('Upstream'),
   ResolveResource: Symbol('ResolveResource'),
   PassThrough: Symbol('PassThrough'),
+  /** Registered only when auth.allowedUsers is set. */
+  AdmitClient: Symbol('AdmitClient'),
   Metrics: Symbol('Metrics'),
 } as const;

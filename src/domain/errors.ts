@@ -7,12 +7,16 @@ export const ErrorCode = {
   UPSTREAM_OFFLINE: 'UPSTREAM_OFFLINE',
   UPSTREAM_BODY_TOO_LARGE: 'UPSTREAM_BODY_TOO_LARGE',
   REQUEST_BODY_TOO_LARGE: 'REQUEST_BODY_TOO_LARGE',
+  /** The client's request body broke off (client gone, or too slow for server.requestTimeoutMs): not an upstream failure. */
+  REQUEST_BODY_INCOMPLETE: 'REQUEST_BODY_INCOMPLETE',
   BAD_REQUEST_TARGET: 'BAD_REQUEST_TARGET',
   METHOD_NOT_ALLOWED: 'METHOD_NOT_ALLOWED',
   BAD_HEADER: 'BAD_HEADER',
   NOT_FOUND: 'NOT_FOUND',
   UNAUTHENTICATED: 'UNAUTHENTICATED',
   FORBIDDEN_USER: 'FORBIDDEN_USER',
+  /** The allowlist's GET /user was answered with an error; the edge relays that answer as it is. */
+  USER_CHECK_FAILED: 'USER_CHECK_FAILED',
   CACHE_UNAVAILABLE: 'CACHE_UNAVAILABLE',
   SHUTTING_DOWN: 'SHUTTING_DOWN',
   INTERNAL: 'INTERNAL',

@@ -4,7 +4,7 @@
  */
 import test from 'ava';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { FakeGitHub } from '../support/fake-github.js';
 import { startMirror } from '../support/mirror-harness.js';
 import { rawRequest, parseRaw } from '../support/raw-http.js';
@@ -96,3 +96,72 @@ test.serial('a well-formed request still works after all that', async (t) => {
   t.is(response.status, 200);
   t.deepEqual(await response.json(), { ok: true });
 });
+
+test.serial('encoded traversal after the Enterprise prefix, and a malformed escape, get the same JSON shape', async (t) => {
+  github.resetCalls();
+  for (const target of ['/api/v3//evil.example/x', '/api/v3/%2e%2e/x', '/repos/o/%zz/x', '/repos/%E0%A4%A']) {
+    const answer = await rawRequest(mirror.url, `GET ${target} HTTP/1.1\r\nHost: ${host()}\r\nConnection: close\r\n\r\n`);
+    const { status, body } = parseRaw(answer);
+    t.is(status, 400, target);
+    t.deepEqual(Object.keys(JSON.parse(body) as object).sort(), ['code', 'message'], target);
+    t.false(body.includes('%zz'), 'the target is not echoed');
+  }
+  t.is(github.calls.length, 0);
+});
+
+test.serial('Expect: 100-continue is answered by the mirror, not forwarded', async (t) => {
+  github.resetCalls();
+  const answer = await rawRequest(
+    mirror.url,
+    `POST /repos/o/r/issues HTTP/1.1\r\nHost: ${host()}\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`,
+  );
+  t.regex(answer, /HTTP\/1\.1 201 /);
+  t.is(github.calls.length, 1);
+  t.is(github.calls[0]?.headers['expect'], undefined);
+});
+
+test.serial('slow clients: headers or a body dribbled too slowly get 408 JSON, and do not trip the upstream breaker', async (t) => {
+  const slowMirror = await startMirror(github.url, {
+    MIRROR_HEADERS_TIMEOUT_MS: '300',
+    MIRROR_REQUEST_TIMEOUT_MS: '1200',
+    // Shorter than the request timeout: the upstream deadline must measure GitHub's silence, not the client's pace.
+    MIRROR_UPSTREAM_TIMEOUT_MS: '400',
+    MIRROR_UPSTREAM_BREAKER_VOLUME_THRESHOLD: '2',
+  });
+  try {
+    const slow = (mode: 'headers' | 'body') =>
+      dribble(slowMirror.url, mode === 'headers' ? 'GET /repos/o/r HTTP/1.1\r\nHost: x\r\n' : 'POST /repos/o/r/issues HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n', mode === 'headers' ? 'X-Slow: 1\r\n' : 'a');
+    const answers = await Promise.all([slow('headers'), slow('body'), slow('body'), slow('body')]);
+    for (const answer of answers) {
+      const { status, body } = parseRaw(answer);
+      t.is(status, 408, answer.slice(0, 120));
+      t.like(JSON.parse(body), { code: 'REQUEST_TIMEOUT' });
+    }
+    const after = await fetch(`${slowMirror.url}/repos/o/r`, { headers: { authorization: 'token slow' } });
+    t.is(after.headers.get('x-cache'), 'ONLINE_MISS', 'the breaker stayed closed');
+  } finally {
+    await slowMirror.stop();
+  }
+});
+
+/** Sends `head`, then `drip` every 100 ms until the server answers and closes; returns the answer. */
+function dribble(url: string, head: string, drip: string): Promise<string> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve) => {
+    const socket = connect(Number(port), hostname);
+    const chunks: Buffer[] = [];
+    let timer: NodeJS.Timeout | undefined;
+    const guard = setTimeout(() => socket.destroy(), 15_000);
+    socket.on('connect', () => {
+      socket.write(head);
+      timer = setInterval(() => socket.write(drip), 100);
+    });
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      clearInterval(timer);
+      clearTimeout(guard);
+      resolve(Buffer.concat(chunks).toString());
+    });
+  });
+}

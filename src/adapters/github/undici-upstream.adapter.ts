@@ -72,12 +72,13 @@ export class UndiciUpstream implements UpstreamPort {
     const timer = setTimeout(() => controller.abort(new MirrorError(ErrorCode.UPSTREAM_TIMEOUT, 'upstream timeout')), this.options.timeoutMs);
     timer.unref();
     const headers = { ...request.headers, host: this.host };
+    const body = request.body === undefined || request.body instanceof Uint8Array ? request.body : restartingDeadline(request.body, timer);
     try {
       const response = await this.pool.request({
         path: this.basePath + request.target,
         method: request.method,
         headers: headers as Record<string, string | string[]>,
-        body: request.body as Dispatcher.DispatchOptions['body'],
+        body: body as Dispatcher.DispatchOptions['body'],
         signal: controller.signal,
       });
       // The deadline covers the answer's head; the body streams under undici's bodyTimeout.
@@ -97,6 +98,18 @@ export class UndiciUpstream implements UpstreamPort {
   async destroy(): Promise<void> {
     await this.pool.destroy();
   }
+}
+
+/**
+ * Restarts the deadline on every chunk of a streamed request body and once it is all sent: the
+ * deadline measures GitHub's silence, not a slow client (server.requestTimeoutMs bounds the client).
+ */
+async function* restartingDeadline(source: AsyncIterable<Uint8Array>, timer: NodeJS.Timeout): AsyncIterable<Uint8Array> {
+  for await (const chunk of source) {
+    timer.refresh();
+    yield chunk;
+  }
+  timer.refresh();
 }
 
 async function readBody(body: Dispatcher.ResponseData['body'], maxBytes: number): Promise<Buffer> {

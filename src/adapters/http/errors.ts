@@ -6,9 +6,12 @@ export const STATUS_BY_CODE: Record<string, number> = {
   [ErrorCode.BAD_HEADER]: 400,
   [ErrorCode.UNAUTHENTICATED]: 401,
   [ErrorCode.FORBIDDEN_USER]: 403,
+  /** Fallback only: the HTTP adapter relays the /user answer itself (its own status). */
+  [ErrorCode.USER_CHECK_FAILED]: 502,
   [ErrorCode.NOT_FOUND]: 404,
   [ErrorCode.METHOD_NOT_ALLOWED]: 405,
   [ErrorCode.REQUEST_BODY_TOO_LARGE]: 413,
+  [ErrorCode.REQUEST_BODY_INCOMPLETE]: 400,
   [ErrorCode.UPSTREAM_UNREACHABLE]: 502,
   [ErrorCode.UPSTREAM_BODY_TOO_LARGE]: 502,
   [ErrorCode.SHUTTING_DOWN]: 503,

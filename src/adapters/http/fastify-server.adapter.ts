@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import type { ResolveRequest } from '../../domain/use-cases/resolve-resource.js';
 import type { PassThroughRequest, PassThroughResult } from '../../domain/use-cases/pass-through.js';
 import type { Resolution } from '../../domain/use-cases/resolution.js';
+import { UserCheckFailed } from '../../domain/use-cases/admit-client.js';
 import { cacheStatusValue } from '../../domain/use-cases/resolution.js';
 import type { EventBusPort } from '../../domain/ports/event-bus.port.js';
 import { EventName } from '../../domain/events/events.js';
@@ -50,9 +51,13 @@ export interface HttpAdapterOptions {
 /** Bodies at least this large are gzipped for clients that accept it. */
 const GZIP_MIN_BYTES = 1024;
 const RESERVED = new Set(['/healthz', '/readyz', '/metrics']);
+/** pino's level numbers: a line is written when its level is at least the logger's. */
+const LEVEL_RANK: Record<string, number> & { debug: number; info: number; warn: number } = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity };
 
 interface RequestState {
   outcome: string;
+  /** Set once a pass-through answer's body is being streamed from upstream. */
+  streamingUpstream?: boolean;
 }
 
 declare module 'fastify' {
@@ -80,6 +85,17 @@ export function buildHttpServer(deps: HttpAdapterDeps, options: HttpAdapterOptio
     forceCloseConnections: 'idle',
     ...(options.tls ? { https: { cert: options.tls.cert, key: options.tls.key } } : {}),
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 10_000 },
+    // Targets the router itself refuses (malformed percent-encoding, over-long parameters): the same
+    // {"message","code"} JSON as every other error the mirror makes, without echoing the target.
+    frameworkErrors(error, request, reply) {
+      request.mirror ??= { outcome: 'NONE' };
+      const badUrl = error.code === 'FST_ERR_BAD_URL';
+      const status = typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 400;
+      void (reply as FastifyReply)
+        .code(status)
+        .type('application/json; charset=utf-8')
+        .send(errorJson(badUrl ? 'request path has a malformed percent-encoding' : 'request target refused', badUrl ? ErrorCode.BAD_REQUEST_TARGET : error.code));
+    },
     clientErrorHandler(error: Error & { code?: string }, socket: Socket) {
       const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
       const message = status === 431 ? 'Request headers too large' : status === 408 ? 'Request timed out' : 'Malformed HTTP request';
@@ -94,6 +110,9 @@ export function buildHttpServer(deps: HttpAdapterDeps, options: HttpAdapterOptio
     },
   });
   app.server.headersTimeout = options.headersTimeoutMs;
+  // Node enforces headersTimeout / requestTimeout only when it checks connections (every 30 s by
+  // default): check often enough that a slow client gets its 408 close to the configured time.
+  (app.server as { connectionsCheckingInterval?: number }).connectionsCheckingInterval = Math.max(50, Math.min(1000, Math.floor(Math.min(options.headersTimeoutMs, options.requestTimeoutMs) / 4)));
   // CONNECT (authority-form) is a tunnel request: refused, never opened.
   app.server.on('connect', (_request: IncomingMessage, socket: Socket) => {
     const body = errorJson('CONNECT is not supported: the mirror is not a forward proxy', ErrorCode.BAD_REQUEST_TARGET);
@@ -113,11 +132,23 @@ export function buildHttpServer(deps: HttpAdapterDeps, options: HttpAdapterOptio
       outcome: request.mirror.outcome,
       durationMs: reply.elapsedTime,
     });
-    if (request.log.level !== 'silent') {
-      request.log.info(
-        { method: request.method, path: safePath(request.raw.url), status: reply.statusCode, cache: request.mirror.outcome, ms: Math.round(reply.elapsedTime * 100) / 100 },
-        'request',
-      );
+    // One line per answer: 5xx at warn, the rest at info (log.level=warn keeps only the failures);
+    // probes and scrapes of the reserved paths at debug.
+    const status = reply.statusCode;
+    const level = RESERVED.has(request.routeOptions.url ?? '') ? 'debug' : status >= 500 ? 'warn' : 'info';
+    if ((LEVEL_RANK[request.log.level] ?? 0) <= LEVEL_RANK[level]) {
+      const line: Record<string, unknown> = {
+        method: request.method,
+        path: safePath(request.raw.url),
+        status,
+        outcome: request.mirror.outcome,
+        ms: Math.round(reply.elapsedTime * 100) / 100,
+      };
+      const length = reply.getHeader('content-length');
+      if (length !== undefined) line.bytes = Number(length);
+      const staleAge = reply.getHeader('x-cache-stale-age');
+      if (staleAge !== undefined) line.staleAgeSeconds = Number(staleAge);
+      request.log[level](line, 'request');
     }
     done();
   });
@@ -129,6 +160,30 @@ export function buildHttpServer(deps: HttpAdapterDeps, options: HttpAdapterOptio
   });
 
   app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, request, reply) => {
+    if (error instanceof UserCheckFailed) {
+      // The allowlist's GET /user answer (GitHub's 401, a rate limit, an upstream error) relayed as it is.
+      const answer = error.answer;
+      request.mirror.outcome = answer.outcome;
+      const out: Record<string, string> = { ...answer.headers, 'x-cache': answer.outcome, 'cache-status': cacheStatusValue(answer) };
+      if (answer.staleAgeSeconds !== undefined) out['x-cache-stale-age'] = String(answer.staleAgeSeconds);
+      void reply.code(answer.status).headers(out).send(Buffer.from(answer.body.buffer, answer.body.byteOffset, answer.body.byteLength));
+      return;
+    }
+    if (request.mirror.streamingUpstream === true && !isMirrorError(error)) {
+      // The upstream body broke before a byte reached the client (after that, fastify cuts the client
+      // connection itself, so a partial body never looks complete): an upstream failure, not a mirror bug.
+      const timeout = error.code === 'UND_ERR_BODY_TIMEOUT';
+      const outcome = timeout ? 'API_TIMEOUT_MISS' : 'API_CONNECTION_ERROR_MISS';
+      const code = timeout ? ErrorCode.UPSTREAM_TIMEOUT : ErrorCode.UPSTREAM_UNREACHABLE;
+      request.mirror.outcome = outcome;
+      for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name);
+      void reply
+        .code(statusForCode(code))
+        .headers({ 'x-cache': outcome, 'cache-status': cacheStatusValue({ outcome, collapsed: false, fromCache: false }) })
+        .type('application/json; charset=utf-8')
+        .send(errorJson(timeout ? 'GitHub did not answer in time' : 'GitHub closed the connection in the middle of the answer', code));
+      return;
+    }
     if (isMirrorError(error)) {
       void reply.code(statusForCode(error.code)).type('application/json; charset=utf-8').send(errorJson(error.message, error.code));
       return;
@@ -149,7 +204,7 @@ export function buildHttpServer(deps: HttpAdapterDeps, options: HttpAdapterOptio
   });
   app.get('/readyz', (_request, reply) => {
     const report = deps.readiness();
-    void reply.code(report.ready ? 200 : 503).send(report);
+    void reply.code(report.ready ? 200 : 503).header('cache-control', 'no-store').send(report);
   });
   app.get('/metrics', async (_request, reply) => {
     const { contentType, body } = await deps.metrics();
@@ -238,7 +293,7 @@ export function buildHttpServer(deps: HttpAdapterDeps, options: HttpAdapterOptio
     }
     const hasBody = (declared !== undefined && declared !== '0') || request.headers['transfer-encoding'] !== undefined;
     const passRequest: PassThroughRequest = { method: request.method, target: target.forward, headers, credential };
-    if (hasBody) passRequest.body = limited(request.raw, options.bodyLimitBytes);
+    if (hasBody) passRequest.body = limited(request.raw, options.bodyLimitBytes, declared === undefined ? undefined : Number(declared));
     const result = await deps.passThrough.execute(passRequest);
     request.mirror.outcome = result.outcome;
     const out: Record<string, string> = { ...result.headers, 'x-cache': result.outcome };
@@ -250,6 +305,7 @@ export function buildHttpServer(deps: HttpAdapterDeps, options: HttpAdapterOptio
       await reply.send(Buffer.from(result.body));
       return;
     }
+    request.mirror.streamingUpstream = true;
     await reply.send(result.body);
   }
 
@@ -258,13 +314,16 @@ export function buildHttpServer(deps: HttpAdapterDeps, options: HttpAdapterOptio
   return app;
 }
 
-/** Client headers as forwarded: hop-by-hop, Connection-listed and Host removed. */
+/**
+ * Client headers as forwarded: hop-by-hop, Connection-listed, Host and Expect removed (the mirror's own
+ * server answers `Expect: 100-continue`; the expectation is about this hop, and undici refuses to send it).
+ */
 export function forwardableHeaders(headers: FastifyRequest['headers']): HeaderMap {
   const out: HeaderMap = {};
   const connection = headers.connection;
   const listed = typeof connection === 'string' ? new Set(connection.toLowerCase().split(',').map((s) => s.trim())) : undefined;
   for (const name in headers) {
-    if (name === 'host' || HOP_BY_HOP.has(name) || listed?.has(name)) continue;
+    if (name === 'host' || name === 'expect' || HOP_BY_HOP.has(name) || listed?.has(name)) continue;
     out[name] = headers[name];
   }
   return out;
@@ -305,13 +364,25 @@ function addVary(vary: string | undefined, name: string): string {
   return vary.toLowerCase().split(',').some((v) => v.trim() === name.toLowerCase()) ? vary : `${vary}, ${name}`;
 }
 
-/** A request body stream that refuses to grow past the limit. */
-async function* limited(source: AsyncIterable<Uint8Array>, limit: number): AsyncIterable<Uint8Array> {
+/**
+ * A request body stream that refuses to grow past the limit. A body that breaks off (client gone, or
+ * cut by server.requestTimeoutMs) fails with REQUEST_BODY_INCOMPLETE, so the upstream call it feeds
+ * is not mistaken for an upstream failure (the upstream breaker ignores it).
+ */
+async function* limited(source: AsyncIterable<Uint8Array>, limit: number, declared: number | undefined): AsyncIterable<Uint8Array> {
   let total = 0;
-  for await (const chunk of source) {
-    total += chunk.byteLength;
-    if (total > limit) throw new MirrorError(ErrorCode.REQUEST_BODY_TOO_LARGE, `request body larger than ${limit} bytes`);
-    yield chunk;
+  try {
+    for await (const chunk of source) {
+      total += chunk.byteLength;
+      if (total > limit) throw new MirrorError(ErrorCode.REQUEST_BODY_TOO_LARGE, `request body larger than ${limit} bytes`);
+      yield chunk;
+    }
+  } catch (error) {
+    if (isMirrorError(error)) throw error;
+    throw new MirrorError(ErrorCode.REQUEST_BODY_INCOMPLETE, 'the client request body broke off', { cause: error });
+  }
+  if (declared !== undefined && Number.isFinite(declared) && total < declared) {
+    throw new MirrorError(ErrorCode.REQUEST_BODY_INCOMPLETE, 'the client request body is shorter than its Content-Length');
   }
 }
 

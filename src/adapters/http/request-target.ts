@@ -34,6 +34,8 @@ export function parseTarget(raw: string): TargetCheck {
   if (path === ENTERPRISE_PREFIX || path.startsWith(ENTERPRISE_PREFIX + '/')) {
     prefix = ENTERPRISE_PREFIX;
     path = path.slice(ENTERPRISE_PREFIX.length) || '/';
+    // "/api/v3//host/x" would go upstream as "//host/x", a network-path reference to some proxies.
+    if (path.startsWith('//')) return { ok: false, reason: 'request path must not start with //' };
   }
   if (path.includes('%') || path.includes('.')) {
     for (const segment of path.split('/')) {

@@ -124,6 +124,14 @@ export interface SnapshotEvent {
   outcome: 'ok' | 'failed' | 'skipped' | 'corrupt' | 'in_progress';
   snapshotId?: string;
   reason?: string;
+  /** Restore: entries in the snapshot being restored (for progress). */
+  total?: number;
+  /** Restore: entries written into the cache (`entries` counts every entry read). */
+  restored?: number;
+  /** Restore: entries skipped because their TTL ran out since the snapshot. */
+  expired?: number;
+  /** Restore: entries skipped because the cache already held that key (never overwritten). */
+  present?: number;
 }
 
 export type DomainEvent =

@@ -100,6 +100,22 @@ export class MemoryCache implements CachePort, CacheStatsPort {
     }
   }
 
+  /**
+   * The keys held now, least recent first (for snapshots: a fixed list to walk while lookups keep
+   * reordering the map; it holds references to the key strings, not the entries).
+   */
+  keys(): string[] {
+    return Array.from(this.slots.keys());
+  }
+
+  /** A live entry with its remaining TTL, without touching the LRU order (for snapshots and restores). */
+  peek(key: string): { entry: CachedEntry; ttlMs: number; sealKey: Uint8Array | undefined } | undefined {
+    const slot = this.slots.get(key);
+    if (slot === undefined) return undefined;
+    const ttlMs = slot.expiresAt - this.clock.now();
+    return ttlMs > 0 ? { entry: slot.entry, ttlMs, sealKey: slot.sealKey } : undefined;
+  }
+
   get size(): number {
     return this.slots.size;
   }
