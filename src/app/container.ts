@@ -10,6 +10,8 @@ import { EventEmitter2Bus } from '../adapters/events/eventemitter2-bus.adapter.j
 import { HmacKeyHasher } from '../adapters/crypto/hmac-key-hasher.adapter.js';
 import { MemoryCache } from '../adapters/cache/memory/memory-cache.adapter.js';
 import { InstrumentedCache } from '../adapters/cache/instrumented-cache.adapter.js';
+import { RedisCache } from '../adapters/cache/redis/redis-cache.adapter.js';
+import { BreakerCache } from '../adapters/cache/breaker/breaker-cache.adapter.js';
 import { UndiciUpstream } from '../adapters/github/undici-upstream.adapter.js';
 import { UpstreamBreaker } from '../adapters/github/upstream-breaker.adapter.js';
 import { SecondaryLimitGate } from '../adapters/github/secondary-limit-gate.adapter.js';
@@ -17,10 +19,16 @@ import { PrometheusMetrics, cacheStatsOf } from '../adapters/metrics/prometheus-
 import { ResolveResource } from '../domain/use-cases/resolve-resource.js';
 import { PassThrough } from '../domain/use-cases/pass-through.js';
 import { AdmitClient } from '../domain/use-cases/admit-client.js';
-import { buildSnapshotService, SNAPSHOT_SERVICE } from './snapshot-service.js';
+import { buildSnapshotService, redisConnectionOptions, SNAPSHOT_SERVICE } from './snapshot-service.js';
 
 /** Used when cache.secret is empty (development only; production with Redis refuses to start). */
 export const DEVELOPMENT_SECRET = 'github-mirror-development-secret';
+
+/** Opens and closes the cache backend's connections (Mirror.start / Mirror.stop). */
+export interface CacheLifecycle {
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
 
 export interface ContainerOverrides {
   clock?: ClockPort;
@@ -47,13 +55,45 @@ export function buildContainer(config: MirrorConfig, logger: Logger, overrides: 
   c.register(TOKENS.KeyHasher, {
     useFactory: instanceCachingFactory(() => new HmacKeyHasher(config.cache.secret || DEVELOPMENT_SECRET)),
   });
+  let lifecycle: CacheLifecycle = { start: () => Promise.resolve(), close: () => Promise.resolve() };
   c.register(TOKENS.Cache, {
     useFactory: instanceCachingFactory((r) => {
       const bus = r.resolve<EventEmitter2Bus>(TOKENS.EventBus);
-      const backend = overrides.cache ?? new MemoryCache({ maxBytes: config.cache.memory.maxBytes, clock: r.resolve<ClockPort>(TOKENS.Clock) });
+      const clock = r.resolve<ClockPort>(TOKENS.Clock);
+      const memory = new MemoryCache({ maxBytes: config.cache.memory.maxBytes, clock });
+      let backend: CachePort = overrides.cache ?? memory;
+      if (overrides.cache === undefined && config.cache.backend === 'redis') {
+        // Redis shared by every replica, behind a breaker that falls back to this replica's memory.
+        const redis = new RedisCache({
+          ...redisConnectionOptions(config),
+          commandTimeoutMs: config.cache.redis.commandTimeoutMs,
+          scaleReads: config.cache.redis.scaleReads,
+          ...(config.cache.redis.readerUrl ? { readerUrl: config.cache.redis.readerUrl } : {}),
+          keyPrefix: config.cache.redis.keyPrefix,
+          events: bus,
+          logger,
+          clock,
+        });
+        const breaker = new BreakerCache(redis, memory, { ...config.cache.breaker, events: bus, logger, clock });
+        backend = breaker;
+        lifecycle = {
+          // never throws: an unreachable Redis starts the mirror on memory, the breaker switches later
+          start: () => redis.start(),
+          close: async () => {
+            await breaker.close();
+            await redis.close();
+          },
+        };
+      }
       cacheBackend = backend;
       return new InstrumentedCache(backend, bus);
     }),
+  });
+  c.register(TOKENS.CacheLifecycle, {
+    useFactory: (r) => {
+      r.resolve(TOKENS.Cache);
+      return lifecycle;
+    },
   });
   c.register(TOKENS.Upstream, {
     // undici, wrapped by the upstream breaker (OFFLINE_* at once while GitHub is down), wrapped by the

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { DependencyContainer } from 'tsyringe';
-import { buildContainer, type ContainerOverrides } from './container.js';
+import { buildContainer, type CacheLifecycle, type ContainerOverrides } from './container.js';
 import { TOKENS } from './tokens.js';
 import type { MirrorConfig } from './config.js';
 import { createLogger } from './logger.js';
@@ -45,6 +45,7 @@ export class Mirror {
   /** Snapshots and restore (undefined with snapshot.store = none). */
   readonly snapshots: SnapshotService | undefined;
   private readonly upstream: UndiciUpstream;
+  private readonly cacheLifecycle: CacheLifecycle;
   private readonly readinessParts = new Map<string, () => ReadinessContribution>();
   private state: MirrorState = 'starting';
   private address = '';
@@ -59,6 +60,7 @@ export class Mirror {
     this.cache = this.container.resolve<CachePort>(TOKENS.Cache);
     this.upstream = this.container.resolve<UndiciUpstream>(TOKENS.Upstream);
     this.metrics = this.container.resolve<PrometheusMetrics>(TOKENS.Metrics);
+    this.cacheLifecycle = this.container.resolve<CacheLifecycle>(TOKENS.CacheLifecycle);
     this.status = new StatusTracker(this.bus);
     this.snapshots = this.container.isRegistered(SNAPSHOT_SERVICE) ? (this.container.resolve<SnapshotService | null>(SNAPSHOT_SERVICE) ?? undefined) : undefined;
     if (this.snapshots !== undefined) {
@@ -134,6 +136,8 @@ export class Mirror {
   }
 
   async start(): Promise<string> {
+    // connect Redis first (bounded wait; an unreachable Redis starts the mirror on memory)
+    await this.cacheLifecycle.start();
     const address = await this.server.listen({ port: this.config.server.port, host: this.config.server.host });
     this.address = address.replace('[::1]', '127.0.0.1');
     // restore the cache from a snapshot when it is empty: /healthz answers meanwhile, /readyz says 503 with progress
@@ -159,6 +163,7 @@ export class Mirror {
       // after the last request: the memory backend's final snapshot, then the snapshot clients close
       await this.snapshots?.stop();
       await this.upstream.close();
+      await this.cacheLifecycle.close();
     } finally {
       clearTimeout(grace);
       this.metrics.close();

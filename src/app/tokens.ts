@@ -12,4 +12,6 @@ export const TOKENS = {
   /** Registered only when auth.allowedUsers is set. */
   AdmitClient: Symbol('AdmitClient'),
   Metrics: Symbol('Metrics'),
+  /** start()/close() of the cache backend's connections (Redis); no-ops for memory. */
+  CacheLifecycle: Symbol('CacheLifecycle'),
 } as const;
