@@ -2,10 +2,13 @@ import type { CacheDumpPort, DumpedEntry } from '../../domain/ports/cache-dump.p
 import type { MemoryCache } from '../cache/memory/memory-cache.adapter.js';
 import { CODEC_VERSION, decodeEntry, encodeEntry } from '../cache/redis/entry-codec.js';
 import { CorruptEntryError } from '../cache/redis/entry-codec.errors.js';
+import { writeValue } from '../cache/sealed-value.js';
+import { isSealed } from '../crypto/entry-sealer.js';
 
 /**
- * Payloads are the entry codec's bytes (the same codec Redis values use), so a snapshot taken from one
- * backend restores into the other.
+ * Payloads are what Redis values are: the entry codec's bytes sealed (AES-256-GCM) with the entry's
+ * credential-derived key, so a snapshot reveals no body without the token, and a snapshot taken from
+ * one backend restores into the other. Entries stored without a seal key (tools, tests) stay plain.
  */
 export const ENTRY_FORMAT = `mirror-entry-v${CODEC_VERSION}`;
 
@@ -17,8 +20,8 @@ export interface MemoryCacheDumpOptions {
 /**
  * The memory cache as a CacheDumpPort. Walks a copy of the key list (lookups reorder the LRU map
  * while a snapshot runs, which would make a live iteration visit entries twice or never end) and
- * reads each entry without touching its LRU position. Bodies go into the payload uncompressed: the
- * snapshot compresses whole blocks, which does better than entry by entry.
+ * reads each entry without touching its LRU position. Bodies are compressed entry by entry before
+ * sealing (ciphertext does not compress); restored entries stay sealed until their credential asks.
  */
 export class MemoryCacheDump implements CacheDumpPort {
   readonly backend = 'memory';
@@ -47,7 +50,11 @@ export class MemoryCacheDump implements CacheDumpPort {
         const key = keys[i]!;
         const live = this.cache.peek(key);
         if (live === undefined) continue;
-        batch.push({ key, payload: encodeEntry(live.entry, { compression: 'none' }), ttlMs: live.ttlMs });
+        let payload: Uint8Array | undefined = live.sealed;
+        if (live.entry !== undefined) {
+          payload = live.sealKey === undefined ? encodeEntry(live.entry, { compression: 'none' }) : writeValue(live.entry, key, live.sealKey);
+        }
+        if (payload !== undefined) batch.push({ key, payload, ttlMs: live.ttlMs });
       }
       if (batch.length > 0) yield batch;
       // let requests run between batches: a snapshot must not stall the event loop
@@ -59,6 +66,12 @@ export class MemoryCacheDump implements CacheDumpPort {
     let written = 0;
     for (const { key, payload, ttlMs } of entries) {
       if (ttlMs <= 0 || this.cache.peek(key) !== undefined) continue;
+      if (isSealed(payload)) {
+        // a copy: the payload is a view into a whole decoded block, which must not stay alive with it
+        this.cache.setSealed(key, Buffer.from(payload), ttlMs / 1000);
+        written += 1;
+        continue;
+      }
       let entry;
       try {
         // a copy: the payload is a view into a whole decoded block, which must not stay alive with it

@@ -2,6 +2,7 @@ import type { CachePort, CacheStatsPort } from '../../../domain/ports/cache.port
 import type { ClockPort } from '../../../domain/ports/clock.port.js';
 import { systemClock } from '../../../domain/ports/clock.port.js';
 import type { CachedEntry } from '../../../domain/model.js';
+import { readValue } from '../sealed-value.js';
 
 export interface MemoryCacheOptions {
   /** Upper bound of the bytes held (body + headers + key + a fixed overhead per entry). */
@@ -10,7 +11,10 @@ export interface MemoryCacheOptions {
 }
 
 interface Slot {
-  entry: CachedEntry;
+  /** Undefined while the slot holds only `sealed` bytes (restored from a snapshot, not yet looked up). */
+  entry: CachedEntry | undefined;
+  /** A restored entry, still sealed: opened by the first lookup that brings its credential's seal key. */
+  sealed: Uint8Array | undefined;
   size: number;
   expiresAt: number;
   /** Kept so a snapshot can seal the entry for storage at rest. */
@@ -45,8 +49,11 @@ export class MemoryCache implements CachePort, CacheStatsPort {
     this.clock = options.clock ?? systemClock;
   }
 
-  lookup(key: string): Promise<CachedEntry | undefined> {
-    return Promise.resolve(this.get(key));
+  /** Restored entries that did not open or decode at their first lookup (dropped, counted). */
+  unreadable = 0;
+
+  lookup(key: string, sealKey?: Uint8Array): Promise<CachedEntry | undefined> {
+    return Promise.resolve(this.get(key, sealKey));
   }
 
   store(key: string, entry: CachedEntry, ttlSeconds: number, sealKey?: Uint8Array): Promise<void> {
@@ -64,25 +71,50 @@ export class MemoryCache implements CachePort, CacheStatsPort {
   }
 
   /** Synchronous lookup (used by the breaker and tests). */
-  get(key: string): CachedEntry | undefined {
+  get(key: string, sealKey?: Uint8Array): CachedEntry | undefined {
     const slot = this.slots.get(key);
     if (slot === undefined) return undefined;
     if (slot.expiresAt <= this.clock.now()) {
       this.delete(key);
       return undefined;
     }
+    if (slot.entry === undefined) return this.openRestored(key, slot, sealKey);
     this.slots.delete(key);
     this.slots.set(key, slot);
     return slot.entry;
   }
 
   set(key: string, entry: CachedEntry, ttlSeconds: number, sealKey?: Uint8Array): void {
+    this.place(key, { entry, sealed: undefined, size: entrySize(key, entry), expiresAt: 0, sealKey }, ttlSeconds);
+  }
+
+  /**
+   * Keeps a restored entry as the sealed bytes a snapshot carries: the credential that can open it is
+   * only known when a client asks for it again.
+   */
+  setSealed(key: string, sealed: Uint8Array, ttlSeconds: number): void {
+    this.place(key, { entry: undefined, sealed, size: ENTRY_OVERHEAD_BYTES + key.length * 2 + sealed.byteLength, expiresAt: 0, sealKey: undefined }, ttlSeconds);
+  }
+
+  private place(key: string, slot: Slot, ttlSeconds: number): void {
     this.delete(key);
-    const size = entrySize(key, entry);
-    if (size > this.options.maxBytes || ttlSeconds <= 0) return;
-    this.slots.set(key, { entry, size, expiresAt: this.clock.now() + ttlSeconds * 1000, sealKey });
-    this.bytes += size;
+    if (slot.size > this.options.maxBytes || ttlSeconds <= 0) return;
+    slot.expiresAt = this.clock.now() + ttlSeconds * 1000;
+    this.slots.set(key, slot);
+    this.bytes += slot.size;
     this.evict();
+  }
+
+  private openRestored(key: string, slot: Slot, sealKey: Uint8Array | undefined): CachedEntry | undefined {
+    if (slot.sealed === undefined || sealKey === undefined) return undefined;
+    const opened = readValue(slot.sealed, key, sealKey);
+    if (!opened.ok) {
+      this.unreadable += 1;
+      this.delete(key);
+      return undefined;
+    }
+    this.place(key, { entry: opened.entry, sealed: undefined, size: entrySize(key, opened.entry), expiresAt: 0, sealKey }, (slot.expiresAt - this.clock.now()) / 1000);
+    return opened.entry;
   }
 
   delete(key: string): void {
@@ -96,7 +128,7 @@ export class MemoryCache implements CachePort, CacheStatsPort {
   *entries(): IterableIterator<{ key: string; entry: CachedEntry; ttlMs: number; sealKey: Uint8Array | undefined }> {
     const now = this.clock.now();
     for (const [key, slot] of this.slots) {
-      if (slot.expiresAt > now) yield { key, entry: slot.entry, ttlMs: slot.expiresAt - now, sealKey: slot.sealKey };
+      if (slot.expiresAt > now && slot.entry !== undefined) yield { key, entry: slot.entry, ttlMs: slot.expiresAt - now, sealKey: slot.sealKey };
     }
   }
 
@@ -109,11 +141,11 @@ export class MemoryCache implements CachePort, CacheStatsPort {
   }
 
   /** A live entry with its remaining TTL, without touching the LRU order (for snapshots and restores). */
-  peek(key: string): { entry: CachedEntry; ttlMs: number; sealKey: Uint8Array | undefined } | undefined {
+  peek(key: string): { entry: CachedEntry | undefined; sealed: Uint8Array | undefined; ttlMs: number; sealKey: Uint8Array | undefined } | undefined {
     const slot = this.slots.get(key);
     if (slot === undefined) return undefined;
     const ttlMs = slot.expiresAt - this.clock.now();
-    return ttlMs > 0 ? { entry: slot.entry, ttlMs, sealKey: slot.sealKey } : undefined;
+    return ttlMs > 0 ? { entry: slot.entry, sealed: slot.sealed, ttlMs, sealKey: slot.sealKey } : undefined;
   }
 
   get size(): number {

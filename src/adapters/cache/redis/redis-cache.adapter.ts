@@ -19,8 +19,8 @@ import type { CachePort, CacheStatsPort } from '../../../domain/ports/cache.port
 import type { ClockPort } from '../../../domain/ports/clock.port.js';
 import { systemClock } from '../../../domain/ports/clock.port.js';
 import type { EventBusPort } from '../../../domain/ports/event-bus.port.js';
-import { isSealed, open, seal, SealError } from '../../crypto/entry-sealer.js';
-import { CorruptEntryError, CorruptReason, encodeEntry, tryDecodeEntry, type DecodeResult, type EncodeOptions } from './entry-codec.js';
+import type { EncodeOptions } from './entry-codec.js';
+import { readValue, writeValue } from '../sealed-value.js';
 import { createRedisClients, reconnectDelay, type RedisConnectionOptions, type RedisTopology } from './redis-client.js';
 
 /** pino-compatible subset. */
@@ -203,8 +203,7 @@ export class RedisCache implements CachePort, CacheStatsPort {
 
   async store(key: string, entry: CachedEntry, ttlSeconds: number, sealKey?: Uint8Array): Promise<void> {
     if (!(ttlSeconds > 0)) return this.forget(key);
-    const encoded = encodeEntry(entry, this.options.codec);
-    const value = sealKey === undefined ? encoded : seal(encoded, sealKey, key);
+    const value = writeValue(entry, key, sealKey, this.options.codec);
     const ttlMs = Math.max(1, Math.round(ttlSeconds * 1000));
     try {
       await this.writer.set(this.prefix + key, value, 'PX', ttlMs);
@@ -344,24 +343,6 @@ export class RedisCache implements CachePort, CacheStatsPort {
       this.logger.error({ backend: this.backend, event: event.name, err: errorSummary(err) }, 'event listener failed');
     }
   }
-}
-
-/** Open (when sealed) and decode a stored value; every failure is a CorruptEntryError result. */
-export function readValue(value: Buffer, key: string, sealKey: Uint8Array | undefined): DecodeResult {
-  const sealed = isSealed(value);
-  if (sealKey === undefined) {
-    if (sealed) return { ok: false, error: new CorruptEntryError(CorruptReason.ENCRYPTED, 'sealed entry looked up without a seal key') };
-    return tryDecodeEntry(value);
-  }
-  if (!sealed) return { ok: false, error: new CorruptEntryError(CorruptReason.UNSEALED, 'unsealed entry refused: a seal key was given') };
-  let plain: Buffer;
-  try {
-    plain = open(value, sealKey, key);
-  } catch (err) {
-    if (!(err instanceof SealError)) throw err;
-    return { ok: false, error: new CorruptEntryError(CorruptReason.SEAL, 'sealed entry does not open with this key', { cause: err }) };
-  }
-  return tryDecodeEntry(plain);
 }
 
 /** An error's message, bounded (ioredis messages hold host:port at most, never credentials). */

@@ -1,0 +1,160 @@
+/**
+ * Cached data at rest reveals nothing without the client's token: after traffic with known tokens,
+ * a full dump of Redis (SCAN + GET) and the snapshot files hold no token and no plaintext body; a
+ * value written by someone without the key is a miss. Also: a snapshot taken from Redis restores into
+ * a memory-backed mirror, whose entries open with the client's token at its first request.
+ */
+import test from 'ava';
+import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { gunzipSync, inflateRawSync, inflateSync, brotliDecompressSync } from 'node:zlib';
+import { Redis } from 'ioredis';
+import { FakeGitHub } from '../support/fake-github.js';
+import { startMirror, fetchText } from '../support/mirror-harness.js';
+import { startRedis, type RedisProcess } from '../support/redis-harness.js';
+import { SnapshotDecoder, MAGIC } from '../../src/adapters/snapshot/snapshot-format.js';
+import type { Mirror } from '../../src/app/mirror.js';
+
+let github: FakeGitHub;
+let redis: RedisProcess;
+const mirrors: Mirror[] = [];
+const TOKENS = ['token ghp_SECRETalpha0000000000000000000000', 'Bearer github_pat_SECRETbeta111111111', 'token gho_SECRETgamma22222222222222222'];
+const MARKER = 'PLAINTEXT-BODY-MARKER';
+const dir = mkdtempSync(join(tmpdir(), 'ghm-confidential-'));
+
+test.before(async () => {
+  github = await FakeGitHub.start();
+  redis = await startRedis();
+  for (let i = 0; i < 20; i++) github.setResource(`/repos/o/secret-${i}`, { body: { note: `${MARKER}-${i}`, filler: 'x'.repeat(2000) } });
+});
+
+test.after.always(async () => {
+  for (const m of mirrors) await m.stop();
+  await redis?.stop();
+  await github?.close();
+});
+
+async function start(env: Record<string, string>): Promise<Mirror> {
+  const mirror = await startMirror(github.url, env);
+  mirrors.push(mirror);
+  return mirror;
+}
+
+async function traffic(mirror: Mirror): Promise<void> {
+  for (const token of TOKENS) {
+    for (let i = 0; i < 20; i++) {
+      const answer = await fetchText(`${mirror.url}/repos/o/secret-${i}`, { headers: { authorization: token } });
+      if (!answer.text.includes(MARKER)) throw new Error('traffic failed');
+    }
+  }
+}
+
+/** Every secret-bearing string to look for, also the bare token values without their scheme. */
+const needles = [MARKER, ...TOKENS, ...TOKENS.map((t) => t.split(' ')[1] as string)];
+
+function assertClean(t: import('ava').ExecutionContext, bytes: Buffer, where: string): void {
+  for (const needle of needles) t.is(bytes.indexOf(needle), -1, `${where} contains ${needle.slice(0, 12)}…`);
+}
+
+/** Every payload and key of every snapshot under `root`, decoded (blocks are compressed on disk). */
+async function snapshotRecords(root: string): Promise<Buffer[]> {
+  const out: Buffer[] = [];
+  const walk = (d: string): string[] => readdirSync(d).flatMap((n) => (statSync(join(d, n)).isDirectory() ? walk(join(d, n)) : [join(d, n)]));
+  for (const file of walk(root)) {
+    const bytes = readFileSync(file);
+    out.push(bytes);
+    if (bytes.subarray(0, MAGIC.length).equals(MAGIC)) {
+      const decoder = new SnapshotDecoder(Readable.from([bytes]));
+      for await (const batch of decoder.batches()) for (const e of batch) out.push(Buffer.from(e.key), Buffer.from(e.payload));
+    }
+  }
+  return out;
+}
+
+/** Opens a payload that may be compressed, to be sure no compressed plaintext hides in it. */
+function inflations(payload: Buffer): Buffer[] {
+  const tries = [gunzipSync, inflateSync, inflateRawSync, brotliDecompressSync];
+  const out: Buffer[] = [];
+  for (const inflate of tries) {
+    try {
+      out.push(inflate(payload));
+    } catch {
+      // not that encoding
+      continue;
+    }
+  }
+  return out;
+}
+
+test.serial('Redis dump and snapshot files hold no token and no plaintext body', async (t) => {
+  const snapshotDir = join(dir, 'redis');
+  const mirror = await start({ MIRROR_CACHE_BACKEND: 'redis', MIRROR_REDIS_URL: redis.url, MIRROR_SNAPSHOT_STORE: 'file', MIRROR_SNAPSHOT_DIR: snapshotDir });
+  await traffic(mirror);
+  const client = new Redis(redis.url);
+  try {
+    const keys: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, batch] = await client.scan(cursor, 'COUNT', 1000);
+      cursor = next;
+      keys.push(...batch);
+    } while (cursor !== '0');
+    t.true(keys.length >= 60, `${keys.length} keys`);
+    for (const key of keys) {
+      assertClean(t, Buffer.from(key), 'a Redis key');
+      const value = await client.getBuffer(key);
+      if (value === null) continue;
+      assertClean(t, value, 'a Redis value');
+      for (const inflated of inflations(value)) assertClean(t, inflated, 'an inflated Redis value');
+    }
+
+    // Someone with write access to Redis but not the token: a forged value is a miss, never served.
+    const entryKeys = keys.filter((k) => !k.includes('__'));
+    const forged = entryKeys[0] as string;
+    await client.set(forged, Buffer.from('GM forged entry'));
+    const outcomes: Record<string, number> = {};
+    for (const token of TOKENS) {
+      for (let i = 0; i < 20; i++) {
+        const answer = await fetchText(`${mirror.url}/repos/o/secret-${i}`, { headers: { authorization: token } });
+        t.true(answer.text.includes(`${MARKER}-${i}`), 'every answer is the real body');
+        const outcome = answer.headers.get('x-cache') ?? '';
+        outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
+      }
+    }
+    t.deepEqual(outcomes, { ONLINE_HIT: 59, ONLINE_MISS: 1 }, 'the forged entry is a miss');
+  } finally {
+    client.disconnect();
+  }
+
+  const result = await mirror.snapshots?.snapshotNow();
+  t.truthy(result);
+  const records = await snapshotRecords(snapshotDir);
+  t.true(records.length > 60);
+  for (const record of records) {
+    assertClean(t, record, 'a snapshot record');
+    for (const inflated of inflations(record)) assertClean(t, inflated, 'an inflated snapshot record');
+  }
+});
+
+test.serial('a memory-backed snapshot is sealed too, and restores into a new mirror that opens entries with the token', async (t) => {
+  const snapshotDir = join(dir, 'memory');
+  const env = { MIRROR_CACHE_BACKEND: 'memory', MIRROR_SNAPSHOT_STORE: 'file', MIRROR_SNAPSHOT_DIR: snapshotDir };
+  const first = await start(env);
+  await traffic(first);
+  await first.stop(); // graceful stop: the memory backend's final snapshot
+  for (const record of await snapshotRecords(snapshotDir)) {
+    assertClean(t, record, 'a snapshot record');
+    for (const inflated of inflations(record)) assertClean(t, inflated, 'an inflated snapshot record');
+  }
+  const second = await start(env);
+  github.resetCalls();
+  const hit = await fetchText(`${second.url}/repos/o/secret-3`, { headers: { authorization: TOKENS[1] as string } });
+  t.is(hit.headers.get('x-cache'), 'ONLINE_HIT');
+  t.true(hit.text.includes(`${MARKER}-3`));
+  t.is(github.quotaSpent(TOKENS[1]), 0);
+  // another token never opens it: its own partition, its own miss
+  const other = await fetchText(`${second.url}/repos/o/secret-3`, { headers: { authorization: 'token someone-else' } });
+  t.is(other.headers.get('x-cache'), 'ONLINE_MISS');
+});
