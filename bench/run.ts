@@ -11,6 +11,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { runLoad } from './load.js';
+import { measureCacheOps } from './cache-ops.js';
+import { startRedis, freePort, type RedisProcess } from '../test/support/redis-harness.js';
 import { BENCH_RESOURCE, BENCH_TOKEN } from './scenario.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -41,7 +43,16 @@ function startServer(...args: string[]): Promise<string> {
   children.push(child);
   return new Promise((resolve, reject) => {
     const lines = createInterface({ input: child.stdout });
-    lines.once('line', (line) => resolve((JSON.parse(line) as { url: string }).url));
+    // the server's own log lines may come first: wait for the line that announces the URL
+    lines.on('line', (line) => {
+      try {
+        const parsed = JSON.parse(line) as { url?: string; level?: number };
+        if (parsed.url !== undefined && parsed.level === undefined) resolve(parsed.url);
+      } catch {
+        // not JSON: a log line of another shape
+        return;
+      }
+    });
     child.once('exit', (code) => reject(new Error(`bench server ${args[0]} exited with ${code}`)));
   });
 }
@@ -98,13 +109,37 @@ async function main(): Promise<void> {
     const mirror = await startServer('mirror', upstream, 'memory');
     rows.push(await load('mirror-memory-hit', mirror + BENCH_RESOURCE, auth));
   }
+  const needsRedis = ['mirror-redis-hit', 'cache-ops'].some(wanted);
+  const redis: RedisProcess | undefined = needsRedis ? await startRedis() : undefined;
+  try {
+    if (redis && wanted('mirror-redis-hit')) {
+      const mirror = await startServer('mirror', upstream, 'redis', redis.url);
+      rows.push(await load('mirror-redis-hit', mirror + BENCH_RESOURCE, auth));
+    }
+    if (wanted('mirror-redis-breaker-open')) {
+      // Redis unreachable: the breaker is open from the start and every lookup goes to memory.
+      const mirror = await startServer('mirror', upstream, 'redis', `redis://127.0.0.1:${await freePort()}`);
+      rows.push(await load('mirror-redis-breaker-open', mirror + BENCH_RESOURCE, auth));
+    }
+    if (redis && wanted('cache-ops')) rows.push(...(await measureCacheOps(redis.url)).map((r) => ({ ...r, errors: 0, non2xx: 0 })));
+  } finally {
+    await redis?.stop();
+  }
 
   printTable(rows);
-  const proxy = rows.find((r) => r.scenario === 'bare-proxy');
-  const hit = rows.find((r) => r.scenario === 'mirror-memory-hit');
+  const find = (name: string) => rows.find((r) => r.scenario === name);
+  const proxy = find('bare-proxy');
+  const hit = find('mirror-memory-hit');
+  const redisHit = find('mirror-redis-hit');
   if (proxy && hit) {
     console.log(`\nmirror hit throughput = ${Math.round((hit.rps / proxy.rps) * 100)}% of the bare proxy; p50 overhead = ${(hit.p50_ms - proxy.p50_ms).toFixed(2)} ms`);
   }
+  if (hit && redisHit) {
+    console.log(`redis adds ${(redisHit.p50_ms - hit.p50_ms).toFixed(3)} ms p50, ${(redisHit.p99_ms - hit.p99_ms).toFixed(3)} ms p99 per request over memory`);
+  }
+  const memOp = find('op: memory lookup');
+  const redisOp = find('op: redis lookup (sealed)');
+  if (memOp && redisOp) console.log(`cache lookup: redis ${redisOp.p50_ms} ms p50 vs memory ${memOp.p50_ms} ms`);
   const out = join(here, 'results', 'bench.json');
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, JSON.stringify(rows, null, 2) + '\n');

@@ -126,7 +126,8 @@ export class BreakerCache implements CachePort, CacheStatsPort {
 
     if (hasReadiness(primary)) {
       if (!primary.isReady()) {
-        this.logger.warn({ breaker: this.name, backend: primary.backend }, 'cache primary not ready at start; starting on the fallback');
+        // usual at construction: the primary connects later (start()); it closes the breaker when ready
+        this.logger.info({ breaker: this.name, backend: primary.backend }, 'cache primary not connected yet; serving from the fallback until it is');
         this.breaker.open();
       }
       this.unsubscribe = primary.onReadyChange((ready) => this.onPrimaryReadiness(ready));

@@ -108,6 +108,12 @@ export class RedisCache implements CachePort, CacheStatsPort {
   private readerSuspendedUntil = 0;
   /** Timers that restart a connection ioredis gave up on (see `revive`). */
   private readonly reviveTimers = new Set<NodeJS.Timeout>();
+  /**
+   * The last decoded entries, by key, with the exact bytes they came from: a hit whose value has not
+   * changed skips opening and decompressing it (the hot path is one GET and a byte comparison).
+   */
+  private readonly decoded = new Map<string, { raw: Buffer; sealKey: Uint8Array | undefined; entry: CachedEntry }>();
+  private decodedBytes = 0;
 
   constructor(private readonly options: RedisCacheOptions) {
     if (typeof options.keyPrefix !== 'string') throw new TypeError('RedisCache: keyPrefix is required (may be "")');
@@ -194,8 +200,13 @@ export class RedisCache implements CachePort, CacheStatsPort {
       throw this.failure('lookup', err);
     }
     if (value === null) return undefined;
+    const memo = this.decoded.get(key);
+    if (memo !== undefined && memo.raw.equals(value) && sameKey(memo.sealKey, sealKey)) return memo.entry;
     const decoded = readValue(value, key, sealKey);
-    if (decoded.ok) return decoded.entry;
+    if (decoded.ok) {
+      this.remember(key, value, sealKey, decoded.entry);
+      return decoded.entry;
+    }
     this.emit({ name: EventName.cacheCorrupt, backend: this.backend, reason: decoded.error.reason });
     this.logger.warn({ backend: this.backend, reason: decoded.error.reason, bytes: value.length }, 'unreadable cache entry treated as a miss');
     return undefined;
@@ -244,6 +255,8 @@ export class RedisCache implements CachePort, CacheStatsPort {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.decoded.clear();
+    this.decodedBytes = 0;
     for (const timer of this.reviveTimers) clearTimeout(timer);
     this.reviveTimers.clear();
     const quit = async (client: Redis | Cluster): Promise<void> => {
@@ -261,6 +274,23 @@ export class RedisCache implements CachePort, CacheStatsPort {
     await Promise.all(pending);
     this.setReady(false);
     this.readiness.removeAllListeners();
+  }
+
+  private remember(key: string, raw: Buffer, sealKey: Uint8Array | undefined, entry: CachedEntry): void {
+    const previous = this.decoded.get(key);
+    if (previous !== undefined) {
+      this.decoded.delete(key);
+      this.decodedBytes -= previous.raw.byteLength + previous.entry.body.byteLength;
+    }
+    const size = raw.byteLength + entry.body.byteLength;
+    if (size > DECODED_MEMO_BYTES / 16) return;
+    this.decoded.set(key, { raw, sealKey, entry });
+    this.decodedBytes += size;
+    for (const [oldest, slot] of this.decoded) {
+      if (this.decodedBytes <= DECODED_MEMO_BYTES) break;
+      this.decoded.delete(oldest);
+      this.decodedBytes -= slot.raw.byteLength + slot.entry.body.byteLength;
+    }
   }
 
   private readClient(): Redis | Cluster {
@@ -343,6 +373,14 @@ export class RedisCache implements CachePort, CacheStatsPort {
       this.logger.error({ backend: this.backend, event: event.name, err: errorSummary(err) }, 'event listener failed');
     }
   }
+}
+
+/** Bytes of raw values and decoded bodies kept by the decode memo. */
+const DECODED_MEMO_BYTES = 16 * 1024 * 1024;
+
+function sameKey(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return a.byteLength === b.byteLength && Buffer.compare(a, b) === 0;
 }
 
 /** An error's message, bounded (ioredis messages hold host:port at most, never credentials). */
