@@ -69,6 +69,7 @@ export interface MirrorConfig {
     ttlSeconds: number;
     maxEntryBytes: number;
     freshnessMs: number;
+    coalesce: { waitMs: number };
     secret: string;
     redis: {
       url: string;
@@ -509,6 +510,17 @@ export const configSchema = {
       format: 'non-negative-int',
       default: 0,
       env: 'MIRROR_CACHE_FRESHNESS_MS',
+    },
+    coalesce: {
+      waitMs: {
+        doc:
+          'Cross-replica coalescing (Redis backend): on a cold miss one replica takes a short lease on the key ' +
+          'and calls GitHub; the others wait up to this long for its entry instead of spending quota on the ' +
+          'same resource, then call GitHub themselves. 0 = off.',
+        format: 'non-negative-int',
+        default: 2000,
+        env: 'MIRROR_CACHE_COALESCE_WAIT_MS',
+      },
     },
     secret: {
       doc:

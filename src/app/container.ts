@@ -12,6 +12,9 @@ import { MemoryCache } from '../adapters/cache/memory/memory-cache.adapter.js';
 import { InstrumentedCache } from '../adapters/cache/instrumented-cache.adapter.js';
 import { RedisCache } from '../adapters/cache/redis/redis-cache.adapter.js';
 import { BreakerCache } from '../adapters/cache/breaker/breaker-cache.adapter.js';
+import { BreakerAwareLease } from '../adapters/cache/breaker/breaker-lease.adapter.js';
+import { RedisLease } from '../adapters/cache/redis/redis-lease.adapter.js';
+import type { LeasePort } from '../domain/ports/lease.port.js';
 import { UndiciUpstream } from '../adapters/github/undici-upstream.adapter.js';
 import { UpstreamBreaker } from '../adapters/github/upstream-breaker.adapter.js';
 import { SecondaryLimitGate } from '../adapters/github/secondary-limit-gate.adapter.js';
@@ -56,6 +59,8 @@ export function buildContainer(config: MirrorConfig, logger: Logger, overrides: 
     useFactory: instanceCachingFactory(() => new HmacKeyHasher(config.cache.secret || DEVELOPMENT_SECRET)),
   });
   let lifecycle: CacheLifecycle = { start: () => Promise.resolve(), close: () => Promise.resolve() };
+  /** Shared flight leases for cross-replica coalescing (Redis backend only). */
+  let flights: LeasePort | undefined;
   c.register(TOKENS.Cache, {
     useFactory: instanceCachingFactory((r) => {
       const bus = r.resolve<EventEmitter2Bus>(TOKENS.EventBus);
@@ -76,6 +81,7 @@ export function buildContainer(config: MirrorConfig, logger: Logger, overrides: 
         });
         const breaker = new BreakerCache(redis, memory, { ...config.cache.breaker, events: bus, logger, clock });
         backend = breaker;
+        flights = new BreakerAwareLease(new RedisLease({ client: redis.client, keyPrefix: config.cache.redis.keyPrefix }), () => breaker.breakerState === 'closed');
         lifecycle = {
           // never throws: an unreachable Redis starts the mirror on memory, the breaker switches later
           start: () => redis.start(),
@@ -113,14 +119,23 @@ export function buildContainer(config: MirrorConfig, logger: Logger, overrides: 
     }),
   });
   c.register(TOKENS.ResolveResource, {
-    useFactory: instanceCachingFactory(
-      (r) =>
-        new ResolveResource(r.resolve(TOKENS.Cache), r.resolve(TOKENS.Upstream), r.resolve(TOKENS.KeyHasher), r.resolve(TOKENS.EventBus), r.resolve(TOKENS.Clock), {
+    useFactory: instanceCachingFactory((r) => {
+      const cache = r.resolve<CachePort>(TOKENS.Cache);
+      return new ResolveResource(
+        cache,
+        r.resolve(TOKENS.Upstream),
+        r.resolve(TOKENS.KeyHasher),
+        r.resolve(TOKENS.EventBus),
+        r.resolve(TOKENS.Clock),
+        {
           ttlSeconds: config.cache.ttlSeconds,
           maxEntryBytes: config.cache.maxEntryBytes,
           freshnessMs: config.cache.freshnessMs,
-        }),
-    ),
+          coalesceWaitMs: config.cache.coalesce.waitMs,
+        },
+        flights,
+      );
+    }),
   });
   if (config.auth.allowedUsers.length > 0) {
     c.register(TOKENS.AdmitClient, {

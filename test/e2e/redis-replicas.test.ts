@@ -162,3 +162,18 @@ test.serial('Redis slow (DEBUG SLEEP): the same', async (t) => {
   }
   await waitFor('back on redis', async () => (await get(b, paths[0] as string)).status === 200 && b.cache.backend === 'redis', 15_000, 200);
 });
+
+test.serial('cross-replica coalescing: a cold burst over both replicas costs one quota unit', async (t) => {
+  await waitFor('both on redis', () => a.cache.backend === 'redis' && b.cache.backend === 'redis', 15_000);
+  github.setResource('/repos/o/burst', { body: { burst: true } });
+  github.setLatency(100);
+  try {
+    const before = github.quotaSpent(TOKEN);
+    const answers = await Promise.all(Array.from({ length: 40 }, (_, i) => get(i % 2 === 0 ? a : b, '/repos/o/burst')));
+    t.true(answers.every((r) => r.status === 200 && (JSON.parse(r.text) as { burst: boolean }).burst));
+    t.is(github.quotaSpent(TOKEN) - before, 1);
+    t.true(answers.some((r) => (r.headers.get('cache-status') ?? '').includes('collapsed')));
+  } finally {
+    github.setLatency(0);
+  }
+});

@@ -5,6 +5,7 @@ import type { UpstreamPort, BufferedResponse } from '../ports/upstream.port.js';
 import type { ClockPort } from '../ports/clock.port.js';
 import type { EventBusPort } from '../ports/event-bus.port.js';
 import type { KeyHasherPort } from '../ports/key-hasher.port.js';
+import type { LeasePort } from '../ports/lease.port.js';
 import { EventName, resourceEventName } from '../events/events.js';
 import { ErrorCode, isMirrorError } from '../errors.js';
 import {
@@ -33,6 +34,14 @@ export interface ResolveResourceOptions {
    * freshness window is on), so the hit path costs one cache round trip, not two.
    */
   revalidationWriteMs?: number;
+  /**
+   * Cross-replica coalescing of cold misses: with a shared lease, the replica that takes a key's
+   * flight lease calls upstream; the others wait up to this long for its entry, then call upstream
+   * themselves (0 = off).
+   */
+  coalesceWaitMs?: number;
+  /** How often a waiting replica looks for the winner's entry (default 20 ms). */
+  coalescePollMs?: number;
 }
 
 export interface ResolveRequest {
@@ -58,6 +67,8 @@ interface SharedResult {
   staleAgeSeconds?: number;
   ttlSeconds?: number;
   fromCache: boolean;
+  /** Served from the entry another replica fetched while this one waited (cross-replica coalescing). */
+  sharedFlight?: boolean;
 }
 
 /** Client headers the mirror replaces with its own when it asks upstream. */
@@ -79,6 +90,8 @@ export class ResolveResource {
     private readonly events: EventBusPort,
     private readonly clock: ClockPort,
     private readonly options: ResolveResourceOptions,
+    /** Shared leases (Redis) for cross-replica coalescing; absent = this process only. */
+    private readonly flights?: LeasePort,
   ) {
     this.revalidationWriteMs = options.revalidationWriteMs ?? 60_000;
   }
@@ -118,7 +131,7 @@ export class ResolveResource {
       status: result.status,
       headers: result.headers,
       body: result.body,
-      collapsed,
+      collapsed: collapsed || result.sharedFlight === true,
       fromCache: result.fromCache,
     };
     if (result.upstreamStatus !== undefined) resolution.upstreamStatus = result.upstreamStatus;
@@ -134,7 +147,7 @@ export class ResolveResource {
       outcome: result.outcome,
       status: resolution.status,
       method: request.method,
-      collapsed,
+      collapsed: resolution.collapsed,
     };
     if (result.staleAgeSeconds !== undefined) event.staleAgeSeconds = result.staleAgeSeconds;
     this.events.emit(event);
@@ -143,6 +156,55 @@ export class ResolveResource {
 
   private async resolveShared(key: Slot, request: ResolveRequest): Promise<SharedResult> {
     const entry = await this.lookup(key);
+    if (entry === undefined && this.flights?.shared === true && (this.options.coalesceWaitMs ?? 0) > 0) {
+      return this.coalesceAcrossReplicas(key, request);
+    }
+    return this.resolveWith(key, request, entry);
+  }
+
+  /**
+   * A cold miss with other replicas around: one replica per key calls upstream (it holds the key's
+   * flight lease); the others wait for its entry instead of spending quota on the same resource.
+   * Any trouble with the lease, or a winner that takes too long, means calling upstream ourselves.
+   */
+  private async coalesceAcrossReplicas(slot: Slot, request: ResolveRequest): Promise<SharedResult> {
+    const flights = this.flights as LeasePort;
+    const waitMs = this.options.coalesceWaitMs ?? 0;
+    const pollMs = this.options.coalescePollMs ?? 20;
+    const flight = `flight:${slot.key}`;
+    const lead = async (entry: CachedEntry | undefined): Promise<SharedResult> => {
+      try {
+        return await this.resolveWith(slot, request, entry);
+      } finally {
+        flights.release(flight).catch(() => undefined);
+      }
+    };
+    const acquire = async (): Promise<boolean> => {
+      try {
+        return await flights.acquire(flight, waitMs);
+      } catch {
+        return true; // no lease to be had: behave as a lone replica
+      }
+    };
+    if (await acquire()) return lead(undefined);
+    for (let polls = Math.ceil(waitMs / pollMs); polls > 0; polls--) {
+      await this.sleep(pollMs);
+      const entry = await this.lookup(slot);
+      if (entry !== undefined) {
+        this.events.emit({ name: EventName.coalesced, scope: 'shared' });
+        return { outcome: O.ONLINE_MISS, status: entry.status, headers: { ...entry.headers }, body: entry.body, etag: entry.etag, fromCache: true, sharedFlight: true };
+      }
+      // the winner finished without leaving an entry (an error, a 404, not cacheable): our turn
+      if (await acquire()) return lead(undefined);
+    }
+    return this.resolveWith(slot, request, await this.lookup(slot));
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => setTimeout(resolve, ms));
+  }
+
+  private async resolveWith(key: Slot, request: ResolveRequest, entry: CachedEntry | undefined): Promise<SharedResult> {
     const now = this.clock.now();
 
     if (entry !== undefined && this.isFresh(entry, now)) {

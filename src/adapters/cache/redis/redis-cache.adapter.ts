@@ -183,6 +183,11 @@ export class RedisCache implements CachePort, CacheStatsPort {
   }
 
   /** Called with true when the primary becomes ready, false when it loses its connection. Returns an unsubscribe. */
+  /** The fail-fast request-path connection (for short leases on the same Redis, e.g. coalescing). */
+  get client(): Redis | Cluster {
+    return this.writer;
+  }
+
   onReadyChange(listener: (ready: boolean) => void): () => void {
     this.readiness.on('change', listener);
     return () => {
