@@ -282,8 +282,8 @@ test('the runtime stage, replayed: production dependencies only; starts with the
   const ready = await fetch(`${base}/readyz`);
   t.is(ready.status, 200, 'ready');
   const readiness = (await ready.json()) as { cache?: { backend?: string } };
-  // The breaker reports memory until Redis answers (and for as long as the composition root does not wire Redis).
-  t.log(`/readyz: cache backend ${readiness.cache?.backend ?? '?'}`);
+  // start() connects Redis before listening: the production image serves from the shared cache
+  t.is(readiness.cache?.backend, 'redis');
 
   // A GET through the built image: fetched, then revalidated.
   const headers = { authorization: 'token runtime-image' };

@@ -4,8 +4,8 @@
  * every credential with a body naming that credential shows any leak: zero answers may carry another
  * credential's data (or another resource's).
  *
- * The replicas share one cache object (the memory backend passed to both), standing for the shared
- * Redis; once `cache.backend = redis` is wired, the same property should run against a real Redis.
+ * The replicas share one real Redis (cache.backend = redis), as in production: entries written by
+ * one replica are read, sealed with each credential's key, by the other.
  */
 import test from 'ava';
 import fc from 'fast-check';
@@ -14,7 +14,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Pool } from 'undici';
 import { startMirror } from '../support/mirror-harness.js';
-import { MemoryCache } from '../../src/adapters/cache/memory/memory-cache.adapter.js';
+import { startRedis, type RedisProcess } from '../support/redis-harness.js';
 import type { Mirror } from '../../src/app/mirror.js';
 
 const TOKENS = ['token alpha', 'token bravo', 'Bearer charlie', 'token delta', undefined] as const;
@@ -26,6 +26,7 @@ let upstreamCalls = 0;
 const versions = new Map<string, number>();
 let replicas: Mirror[] = [];
 let pools: Pool[] = [];
+let redis: RedisProcess;
 
 /** The body an upstream gives `credential` for `path` at `version`: it names both. */
 function bodyFor(credential: string, path: string, version: number): string {
@@ -48,8 +49,9 @@ test.before(async () => {
   });
   await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
-  const shared = new MemoryCache({ maxBytes: 16 * 1024 * 1024 });
-  replicas = await Promise.all([startMirror(url, {}, { cache: shared }), startMirror(url, {}, { cache: shared })]);
+  redis = await startRedis();
+  const env = { MIRROR_CACHE_BACKEND: 'redis', MIRROR_REDIS_URL: redis.url };
+  replicas = await Promise.all([startMirror(url, env), startMirror(url, env)]);
   pools = replicas.map((replica) => new Pool(replica.url, { connections: 8 }));
 });
 
@@ -57,6 +59,7 @@ test.after.always(async () => {
   await Promise.all(pools.map((pool) => pool.close()));
   await Promise.all(replicas.map((replica) => replica.stop()));
   await new Promise((resolve) => upstream?.close(resolve));
+  await redis?.stop();
 });
 
 type Step = { kind: 'get'; token: number; path: number; replica: number } | { kind: 'change'; path: number };
