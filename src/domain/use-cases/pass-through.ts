@@ -7,7 +7,7 @@ import { EventName } from '../events/events.js';
 import { ErrorCode, isMirrorError } from '../errors.js';
 import { firstValue, relayableHeaders } from '../http-semantics.js';
 import { countsAgainstQuota } from './resolve-resource.js';
-import { errorBody, JSON_CONTENT_TYPE } from './resolution.js';
+import { classifyUpstreamFailure, errorBody, JSON_CONTENT_TYPE } from './resolution.js';
 
 export interface PassThroughRequest {
   method: string;
@@ -61,19 +61,9 @@ export class PassThrough {
       return { outcome: O.ONLINE_MISS, status: response.status, headers, body: response.body, upstreamStatus: response.status };
     } catch (error) {
       if (isMirrorError(error, ErrorCode.REQUEST_BODY_TOO_LARGE)) throw error;
-      const timeout = isMirrorError(error, ErrorCode.UPSTREAM_TIMEOUT);
-      const offline = isMirrorError(error, ErrorCode.UPSTREAM_OFFLINE);
-      this.events.emit({
-        name: EventName.upstreamCalled,
-        result: timeout ? 'timeout' : offline ? 'offline' : 'connection_error',
-        countedAgainstQuota: false,
-        conditional: false,
-        durationMs: this.clock.now() - started,
-      });
-      const outcome = timeout ? O.API_TIMEOUT_MISS : offline ? O.OFFLINE_MISS : O.API_CONNECTION_ERROR_MISS;
-      const code = timeout ? ErrorCode.UPSTREAM_TIMEOUT : offline ? ErrorCode.UPSTREAM_OFFLINE : ErrorCode.UPSTREAM_UNREACHABLE;
-      const message = timeout ? 'GitHub did not answer in time' : offline ? 'GitHub is unreachable; the mirror is answering offline' : 'Could not reach GitHub';
-      return { outcome, status: timeout || offline ? 504 : 502, headers: { 'content-type': JSON_CONTENT_TYPE }, body: errorBody(message, code) };
+      const failure = classifyUpstreamFailure(error);
+      this.events.emit({ name: EventName.upstreamCalled, result: failure.result, countedAgainstQuota: false, conditional: false, durationMs: this.clock.now() - started });
+      return { outcome: failure.miss, status: failure.status, headers: { 'content-type': JSON_CONTENT_TYPE }, body: errorBody(failure.message, failure.code) };
     }
   }
 }

@@ -1,4 +1,5 @@
 import type { Outcome } from '../model.js';
+import { ErrorCode, isMirrorError } from '../errors.js';
 
 /** What a use case hands back to the edge for one client request. */
 export interface Resolution {
@@ -49,4 +50,41 @@ export function cacheStatusValue(resolution: Pick<Resolution, 'outcome' | 'upstr
   }
   if (resolution.collapsed) parts.push('collapsed');
   return parts.join('; ');
+}
+
+/** How an upstream failure (a rejected call, no HTTP answer) is reported: outcomes, status, JSON error. */
+export interface UpstreamFailure {
+  hit: Outcome;
+  miss: Outcome;
+  /** Status of the mirror's own answer when nothing cached can be served. */
+  status: number;
+  code: string;
+  message: string;
+  /** The `upstream.called` event's result. */
+  result: 'timeout' | 'connection_error' | 'offline';
+}
+
+/** Maps an UpstreamPort rejection to DESIGN §4's outcomes: timeout, breaker open (offline), anything else unreachable. */
+export function classifyUpstreamFailure(error: unknown): UpstreamFailure {
+  if (isMirrorError(error, ErrorCode.UPSTREAM_TIMEOUT)) {
+    return { hit: 'API_TIMEOUT_HIT', miss: 'API_TIMEOUT_MISS', status: 504, code: ErrorCode.UPSTREAM_TIMEOUT, message: 'GitHub did not answer in time', result: 'timeout' };
+  }
+  if (isMirrorError(error, ErrorCode.UPSTREAM_OFFLINE)) {
+    return {
+      hit: 'OFFLINE_HIT',
+      miss: 'OFFLINE_MISS',
+      status: 504,
+      code: ErrorCode.UPSTREAM_OFFLINE,
+      message: 'GitHub is unreachable; the mirror is answering offline',
+      result: 'offline',
+    };
+  }
+  return {
+    hit: 'API_CONNECTION_ERROR_HIT',
+    miss: 'API_CONNECTION_ERROR_MISS',
+    status: 502,
+    code: ErrorCode.UPSTREAM_UNREACHABLE,
+    message: 'Could not reach GitHub',
+    result: 'connection_error',
+  };
 }

@@ -20,7 +20,7 @@ import {
   storableHeaders,
   isRateLimited,
 } from '../http-semantics.js';
-import { errorBody, JSON_CONTENT_TYPE, type Resolution } from './resolution.js';
+import { classifyUpstreamFailure, errorBody, JSON_CONTENT_TYPE, type Resolution } from './resolution.js';
 
 export interface ResolveResourceOptions {
   /** TTL of stored entries, seconds. */
@@ -319,30 +319,14 @@ export class ResolveResource {
   }
 
   private upstreamFailed(error: unknown, entry: CachedEntry | undefined, conditional: boolean, started: number): SharedResult {
-    const durationMs = this.clock.now() - started;
-    let hit: Outcome;
-    let miss: Outcome;
-    let status: number;
-    let code: string;
-    let message: string;
-    let result: 'timeout' | 'connection_error' | 'offline';
-    if (isMirrorError(error, ErrorCode.UPSTREAM_TIMEOUT)) {
-      [hit, miss, status, code, result] = [O.API_TIMEOUT_HIT, O.API_TIMEOUT_MISS, 504, error.code, 'timeout'];
-      message = 'GitHub did not answer in time';
-    } else if (isMirrorError(error, ErrorCode.UPSTREAM_OFFLINE)) {
-      [hit, miss, status, code, result] = [O.OFFLINE_HIT, O.OFFLINE_MISS, 504, error.code, 'offline'];
-      message = 'GitHub is unreachable; the mirror is answering offline';
-    } else {
-      [hit, miss, status, code, result] = [O.API_CONNECTION_ERROR_HIT, O.API_CONNECTION_ERROR_MISS, 502, ErrorCode.UPSTREAM_UNREACHABLE, 'connection_error'];
-      message = 'Could not reach GitHub';
-    }
-    this.events.emit({ name: EventName.upstreamCalled, result, countedAgainstQuota: false, conditional, durationMs });
-    if (entry !== undefined) return this.stale(hit, entry);
+    const failure = classifyUpstreamFailure(error);
+    this.events.emit({ name: EventName.upstreamCalled, result: failure.result, countedAgainstQuota: false, conditional, durationMs: this.clock.now() - started });
+    if (entry !== undefined) return this.stale(failure.hit, entry);
     return {
-      outcome: miss,
-      status,
+      outcome: failure.miss,
+      status: failure.status,
       headers: { 'content-type': JSON_CONTENT_TYPE },
-      body: errorBody(message, code),
+      body: errorBody(failure.message, failure.code),
       etag: undefined,
       fromCache: false,
     };
