@@ -172,9 +172,11 @@ export class ResolveResource {
     const waitMs = this.options.coalesceWaitMs ?? 0;
     const pollMs = this.options.coalescePollMs ?? 20;
     const flight = `flight:${slot.key}`;
-    const lead = async (entry: CachedEntry | undefined): Promise<SharedResult> => {
+    const lead = async (): Promise<SharedResult> => {
       try {
-        return await this.resolveWith(slot, request, entry);
+        // look again under the lease: a winner may have stored the entry and released it between our
+        // first lookup and now; with the entry, the call is a (free) revalidation, not a second fetch
+        return await this.resolveWith(slot, request, await this.lookup(slot));
       } finally {
         flights.release(flight).catch(() => undefined);
       }
@@ -186,7 +188,7 @@ export class ResolveResource {
         return true; // no lease to be had: behave as a lone replica
       }
     };
-    if (await acquire()) return lead(undefined);
+    if (await acquire()) return lead();
     for (let polls = Math.ceil(waitMs / pollMs); polls > 0; polls--) {
       await this.sleep(pollMs);
       const entry = await this.lookup(slot);
@@ -195,7 +197,7 @@ export class ResolveResource {
         return { outcome: O.ONLINE_MISS, status: entry.status, headers: { ...entry.headers }, body: entry.body, etag: entry.etag, fromCache: true, sharedFlight: true };
       }
       // the winner finished without leaving an entry (an error, a 404, not cacheable): our turn
-      if (await acquire()) return lead(undefined);
+      if (await acquire()) return lead();
     }
     return this.resolveWith(slot, request, await this.lookup(slot));
   }
