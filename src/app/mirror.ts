@@ -6,6 +6,7 @@ import { buildContainer, type CacheLifecycle, type ContainerOverrides } from './
 import { TOKENS } from './tokens.js';
 import type { MirrorConfig } from './config.js';
 import { createLogger } from './logger.js';
+import { EventName } from '../domain/events/events.js';
 import { buildHttpServer } from '../adapters/http/fastify-server.adapter.js';
 import type { EventEmitter2Bus } from '../adapters/events/eventemitter2-bus.adapter.js';
 import type { UndiciUpstream } from '../adapters/github/undici-upstream.adapter.js';
@@ -66,6 +67,11 @@ export class Mirror {
     if (this.snapshots !== undefined) {
       const snapshots = this.snapshots;
       this.addReadiness('snapshot', () => ({ ...snapshots.readiness() }));
+      // Redis back after an outage: restore it at once if it came back empty
+      this.bus.on(EventName.backendChanged, (event) => {
+        if (this.state !== 'ready' || !('backend' in event) || event.backend !== 'redis') return;
+        snapshots.primaryBack().catch((error: unknown) => this.logger.warn({ err: error }, 'restore after reconnect failed'));
+      });
     }
     this.server = buildHttpServer(
       {
@@ -158,12 +164,23 @@ export class Mirror {
       void this.upstream.destroy();
     }, this.config.server.shutdownGraceMs);
     grace.unref();
-    try {
-      await this.server.close();
+    // Every step runs whatever the previous one did: a failed or forced step must not leave a
+    // connection open behind it (e.g. upstream.close() rejects once the grace period destroyed it).
+    const steps: Array<[string, () => Promise<unknown>]> = [
+      ['http server', () => this.server.close()],
       // after the last request: the memory backend's final snapshot, then the snapshot clients close
-      await this.snapshots?.stop();
-      await this.upstream.close();
-      await this.cacheLifecycle.close();
+      ['snapshots', () => this.snapshots?.stop() ?? Promise.resolve()],
+      ['upstream pool', () => this.upstream.close()],
+      ['cache connections', () => this.cacheLifecycle.close()],
+    ];
+    try {
+      for (const [name, step] of steps) {
+        try {
+          await step();
+        } catch (error) {
+          this.logger.warn({ err: error, step: name }, 'shutdown step failed; continuing');
+        }
+      }
     } finally {
       clearTimeout(grace);
       this.metrics.close();

@@ -172,6 +172,17 @@ export class SnapshotService {
     return this.exclusive(() => this.restore('manual'));
   }
 
+  /**
+   * The shared cache is reachable again (the cache breaker closed): if it came back empty (a restart
+   * without persistence, a failover to an empty node), restore it now rather than at the next interval,
+   * before misses refill it at the cost of one quota unit per resource per client.
+   */
+  async primaryBack(): Promise<RestoreSnapshotResult | undefined> {
+    if (!this.deps.lease.shared || this.stopping || !(this.options.restoreOnStart ?? true)) return undefined;
+    await this.open();
+    return this.exclusive(() => this.restore('reconnect'));
+  }
+
   readiness(): SnapshotReadiness {
     const report: SnapshotReadiness = {
       ready: !this.restoringAtStart,
