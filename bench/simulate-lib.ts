@@ -687,6 +687,13 @@ class SimulationRun {
     if (taken?.outcome !== 'ok') throw new Error(`simulate: snapshot not taken (${taken === undefined ? 'lease held elsewhere' : taken.outcome})`);
     this.o.progress(`${this.label} redis-restore: snapshot of ${taken.info.entries} entries (${taken.info.bytes} bytes) taken`);
     const changed = this.change(this.o.restoreChanges);
+    // the replicas restore an empty Redis by themselves when they reconnect; count those restores too
+    let restoredByReconnect: { entries: number } | undefined;
+    const unsubscribe = fleet.slots.map((m) =>
+      m.bus.on('snapshot.restored', (event) => {
+        if ('outcome' in event && event.outcome === 'ok' && 'entries' in event) restoredByReconnect = { entries: event.entries };
+      }),
+    );
     redis.kill('SIGKILL');
     await redis.exited();
     await waitFor('every replica on memory', () => fleet.slots.every((m) => m.cache.backend === 'memory'), 20_000, 10);
@@ -696,6 +703,10 @@ class SimulationRun {
     // the snapshot connection reconnects on its own schedule: ask until the restore has run
     const deadline = Date.now() + 30_000;
     for (;;) {
+      if (restoredByReconnect !== undefined) {
+        this.o.progress(`${this.label} redis-restore: Redis restarted empty, ${restoredByReconnect.entries} entries restored by a replica on reconnect`);
+        break;
+      }
       const result = await snapshots.restoreNow();
       if (result?.outcome === 'ok') {
         this.o.progress(`${this.label} redis-restore: Redis restarted empty, ${result.restored} entries restored (${result.expired} expired, ${result.present} present) in ${Math.round(result.durationMs)} ms`);
@@ -705,6 +716,7 @@ class SimulationRun {
       if (Date.now() > deadline) throw new Error('simulate: the restore did not run within 30 s');
       await sleep(50);
     }
+    for (const off of unsubscribe) off();
     for (let i = 0; i < this.o.outagePasses; i++) await this.pass(stats, this.passCounter++);
     return changed;
   }
