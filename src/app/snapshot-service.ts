@@ -180,6 +180,16 @@ export class SnapshotService {
   async primaryBack(): Promise<RestoreSnapshotResult | undefined> {
     if (!this.deps.lease.shared || this.stopping || !(this.options.restoreOnStart ?? true)) return undefined;
     await this.open();
+    // the snapshot service's own connection reconnects on its own schedule: wait (bounded) until it
+    // can tell whether the cache is empty, instead of giving up on the first refused command
+    for (let attempt = 0; attempt < 50 && !this.stopping; attempt++) {
+      try {
+        await this.deps.dump.isEmpty();
+        break;
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, 200).unref());
+      }
+    }
     return this.exclusive(() => this.restore('reconnect'));
   }
 
