@@ -4,10 +4,13 @@
  * - Every snapshot.intervalSeconds (±5 % jitter) a replica tries to take a snapshot. With Redis the
  *   replicas share one cache, so a lease in Redis (expiring after 90 % of the interval) lets one
  *   replica per interval do it; with the memory backend each replica snapshots its own cache.
- * - At start, when the cache is empty, the newest usable snapshot is restored (with Redis: by the one
- *   replica that gets the restore lease; the others serve meanwhile). While a restore runs at start
- *   this replica reports not ready, with progress, in /readyz. With Redis an interval that finds the
- *   cache empty (flushed, failed over to an empty node) restores instead of snapshotting.
+ * - At start, when the cache has lost its data, the newest usable snapshot is restored (with Redis: by
+ *   the one replica that gets the restore lease; the others serve meanwhile). "Lost its data" means
+ *   empty, or without the mark a finished restore leaves in the cache: a Redis that restarted empty
+ *   while replicas kept writing misses into it is restored too, not only one found exactly empty.
+ *   While a restore runs at start this replica reports not ready, with progress, in /readyz. With
+ *   Redis, a reconnect or an interval that finds the data lost (flushed, failed over to an empty node)
+ *   restores instead of snapshotting.
  * - On a graceful stop the memory backend takes a final snapshot (its cache dies with the process);
  *   with Redis a snapshot in progress is abandoned (nothing is committed) and Redis keeps the cache.
  */
@@ -111,13 +114,13 @@ export class SnapshotService {
     return this.deps.dump;
   }
 
-  /** Restores (when the cache is empty and restoreOnStart), then starts the schedule. Never throws. */
+  /** Restores (when the cache lost its data and restoreOnStart), then starts the schedule. Never throws. */
   async start(): Promise<void> {
     await this.open();
     if (this.options.restoreOnStart ?? true) {
       this.restoringAtStart = true;
       try {
-        await this.restoreIfEmpty('start');
+        await this.exclusive(() => this.restore('start'));
       } finally {
         this.restoringAtStart = false;
       }
@@ -167,24 +170,24 @@ export class SnapshotService {
     return this.exclusive(() => this.snapshot('manual'));
   }
 
-  /** Restores now if the cache is empty and no other replica is restoring. */
+  /** Restores now if the cache lost its data and no other replica is restoring. */
   restoreNow(): Promise<RestoreSnapshotResult | undefined> {
     return this.exclusive(() => this.restore('manual'));
   }
 
   /**
-   * The shared cache is reachable again (the cache breaker closed): if it came back empty (a restart
-   * without persistence, a failover to an empty node), restore it now rather than at the next interval,
-   * before misses refill it at the cost of one quota unit per resource per client.
+   * The shared cache is reachable again (the cache breaker closed): if it came back without its data
+   * (a restart without persistence, a failover to an empty node), restore it now rather than at the
+   * next interval, before misses refill it at the cost of one quota unit per resource per client.
    */
   async primaryBack(): Promise<RestoreSnapshotResult | undefined> {
     if (!this.deps.lease.shared || this.stopping || !(this.options.restoreOnStart ?? true)) return undefined;
     await this.open();
     // the snapshot service's own connection reconnects on its own schedule: wait (bounded) until it
-    // can tell whether the cache is empty, instead of giving up on the first refused command
+    // can tell whether the cache lost its data, instead of giving up on the first refused command
     for (let attempt = 0; attempt < 50 && !this.stopping; attempt++) {
       try {
-        await this.deps.dump.isEmpty();
+        await this.deps.dump.isMarkedRestored();
         break;
       } catch {
         await new Promise((resolve) => setTimeout(resolve, 200).unref());
@@ -223,10 +226,6 @@ export class SnapshotService {
     return this.opened;
   }
 
-  private restoreIfEmpty(trigger: string): Promise<RestoreSnapshotResult | undefined> {
-    return this.exclusive(() => this.restore(trigger));
-  }
-
   /** One snapshot or restore at a time in this process. */
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.work.catch(() => undefined).then(fn);
@@ -246,8 +245,8 @@ export class SnapshotService {
     try {
       await this.exclusive(async () => {
         if (this.stopping) return;
-        // a shared cache that came back empty (flushed, failed over to an empty node) is restored, not snapshotted
-        if (this.deps.lease.shared && (this.options.restoreOnStart ?? true) && (await this.isEmptySafe())) {
+        // a shared cache that lost its data (flushed, failed over to an empty node) is restored, not snapshotted
+        if (this.deps.lease.shared && (this.options.restoreOnStart ?? true) && (await this.lostDataSafe())) {
           await this.restore('interval');
           return;
         }
@@ -260,9 +259,15 @@ export class SnapshotService {
     }
   }
 
-  private async isEmptySafe(): Promise<boolean> {
+  /** Empty, or without the mark of a finished restore: the cache lost its data since. */
+  private async lostData(): Promise<boolean> {
+    const { dump } = this.deps;
+    return !(await dump.isMarkedRestored()) || (await dump.isEmpty());
+  }
+
+  private async lostDataSafe(): Promise<boolean> {
     try {
-      return await this.deps.dump.isEmpty();
+      return await this.lostData();
     } catch {
       // unreachable: the snapshot attempt that follows reports it
       return false;
@@ -317,15 +322,13 @@ export class SnapshotService {
 
   private async restore(trigger: string): Promise<RestoreSnapshotResult | undefined> {
     const { dump, lease, logger, store } = this.deps;
-    let empty: boolean;
-    try {
-      empty = await dump.isEmpty();
-    } catch (error) {
-      logger.warn({ err: error, trigger }, 'restore skipped: cannot tell whether the cache is empty (cache unreachable)');
+    const lost = await this.lostData().catch((error: unknown) => {
+      logger.warn({ err: error, trigger }, 'restore skipped: cannot tell whether the cache lost its data (cache unreachable)');
       return undefined;
-    }
-    if (!empty) {
-      if (trigger !== 'interval') logger.info({ trigger, backend: dump.backend }, 'cache not empty: no restore');
+    });
+    if (lost === undefined) return undefined;
+    if (!lost) {
+      if (trigger !== 'interval') logger.info({ trigger, backend: dump.backend }, 'cache holds its data: no restore');
       return undefined;
     }
     const leaseMs = this.options.restoreLeaseMs ?? 30_000;
@@ -343,8 +346,13 @@ export class SnapshotService {
     this.restoring = true;
     this.restoreProgress = undefined;
     const renew = this.keepLease(RESTORE_LEASE, leaseMs);
-    logger.info({ trigger, store: store.name, backend: dump.backend }, 'cache is empty: restoring the newest snapshot');
     try {
+      // another replica may have finished a restore between the check above and this lease
+      if (!(await this.lostData())) {
+        logger.info({ trigger }, 'restore skipped: another replica has just restored the shared cache');
+        return undefined;
+      }
+      logger.info({ trigger, store: store.name, backend: dump.backend }, 'cache lost its data: restoring the newest snapshot');
       const result = await this.restoreSnapshot.execute({
         cancel: this.restoreAbort.signal,
         onProgress: (progress) => {
@@ -377,7 +385,15 @@ export class SnapshotService {
         if (this.restoreAbort.signal.aborted) this.restoreCutShort = true;
         logger.error({ store: store.name, reason: result.reason, rejected: result.rejected.length }, `restore failed: ${result.reason}; starting with the cache as it is`);
       }
+      // settled (restored, nothing to restore, every snapshot refused): leave the mark, so this data
+      // is not restored again until it is lost again; otherwise the next check tries again
+      if (result.outcome !== 'failed' || result.exhausted) {
+        await dump.markRestored().catch((error: unknown) => logger.warn({ err: error }, 'the restored mark could not be written; the next check restores again'));
+      }
       return result;
+    } catch (error) {
+      logger.warn({ err: error, trigger }, 'restore skipped: cannot tell whether the cache lost its data (cache unreachable)');
+      return undefined;
     } finally {
       clearInterval(renew);
       this.restoring = false;

@@ -178,3 +178,33 @@ test.serial('a memory snapshot restores into Redis and back: same entry codec', 
   t.is(await new MemoryCacheDump(back).restoreIfAbsent(await collect(dump)), 30);
   t.is(body(back.get('m29')), body(entry(29)));
 });
+
+test.serial('standalone: the restored mark is a reserved key without TTL, gone with a FLUSHALL, not dumped', async (t) => {
+  const client = standaloneClient();
+  await client.flushall();
+  const dump = new RedisCacheDump({ client, keyPrefix: PREFIX });
+  t.false(await dump.isMarkedRestored());
+  await dump.markRestored();
+  t.true(await dump.isMarkedRestored());
+  const marks = await client.keys(`${PREFIX}__restored*`);
+  t.is(marks.length, 1);
+  t.is(await client.pttl(marks[0]!), -1);
+  t.true(await dump.isEmpty(), 'the mark is not an entry');
+  t.is((await collect(dump)).length, 0);
+  await client.flushall();
+  t.false(await dump.isMarkedRestored());
+});
+
+test.serial('cluster: one mark per master, so a master that lost its data alone is noticed', async (t) => {
+  const client = await clusterClient();
+  await Promise.all(client.nodes('master').map((node) => node.flushall()));
+  const dump = new RedisCacheDump({ client, keyPrefix: PREFIX });
+  await dump.markRestored();
+  t.true(await dump.isMarkedRestored());
+  const perMaster = await Promise.all(client.nodes('master').map((node) => node.dbsize()));
+  t.deepEqual(perMaster, [1, 1, 1], 'each master holds its own mark');
+  await client.nodes('master')[1]!.flushall();
+  t.false(await dump.isMarkedRestored());
+  await dump.markRestored();
+  t.true(await dump.isMarkedRestored());
+});

@@ -36,6 +36,16 @@ export class FakeDump implements CacheDumpPort {
   isEmpty(): Promise<boolean> {
     return Promise.resolve(this.items.size === 0);
   }
+  /** The mark markRestored leaves; a test clears it to play a cache that lost its data. */
+  marked = false;
+  isMarkedRestored(): Promise<boolean> {
+    return Promise.resolve(this.marked);
+  }
+  markRestored(): Promise<void> {
+    if (this.failWrites) return Promise.reject(new Error('cache down'));
+    this.marked = true;
+    return Promise.resolve();
+  }
   async *entries(): AsyncGenerator<DumpedEntry[]> {
     const keys = [...this.items.keys()];
     for (let i = 0; i < keys.length; i += 3) {

@@ -1,7 +1,8 @@
 /**
  * The snapshot scheduler with fakes: one snapshot per interval across replicas sharing a lease, the
  * memory backend's final snapshot at stop, restore at start (not ready meanwhile), a shared cache
- * that turns empty restored at the next interval, the restore lease respected.
+ * that turns empty restored at the next interval, the restore lease respected, the mark that tells a
+ * cache that lost its data (restored even with a few new entries) from one that holds it.
  */
 import test from 'ava';
 import { SnapshotService, RESTORE_LEASE, type SnapshotServiceOptions } from '../../src/app/snapshot-service.js';
@@ -104,10 +105,11 @@ test('start restores an empty cache and is not ready meanwhile; stop during it c
   resume();
   await Promise.all([stopping, pending]);
   t.true(again.items.size < 9, 'cut short');
+  t.false(again.marked, 'a cut-short restore leaves no mark: another replica restores the rest');
   t.is(store.snapshots.length, 1, 'no final snapshot of a half-restored cache');
 });
 
-test('start leaves a cache that is not empty alone', async (t) => {
+test('start leaves a cache that holds its data (marked by an earlier restore) alone', async (t) => {
   const clock = new FakeClock();
   const store = new FakeStore();
   const dump = new FakeDump(clock);
@@ -115,8 +117,63 @@ test('start leaves a cache that is not empty alone', async (t) => {
   await service(dump, store, new LocalLease(clock), clock).snapshotNow();
   const target = new FakeDump(clock);
   target.put('live', 'x', 600_000);
+  target.marked = true;
   await service(target, store, new LocalLease(clock), clock).start();
   t.is(target.value('a'), undefined);
+});
+
+test('a cache that lost its data is restored even when a few entries were written into it since; they are kept', async (t) => {
+  const clock = new FakeClock();
+  const store = new FakeStore();
+  const dump = new FakeDump(clock);
+  dump.put('a', 'old', 600_000);
+  dump.put('b', '2', 600_000);
+  await service(dump, store, new LocalLease(clock), clock).snapshotNow();
+  const target = new FakeDump(clock); // a Redis back without its data: no mark
+  target.put('a', 'new', 600_000); // a miss some replica stored before the restore began
+  const result = await service(target, store, new SharedFakeLease(clock, 'r1'), clock).primaryBack();
+  t.is(result?.outcome, 'ok');
+  t.is(target.value('a'), 'new');
+  t.is(target.value('b'), '2');
+  t.true(target.marked);
+});
+
+test('after a restore the mark stays: the next interval snapshots instead of restoring again', async (t) => {
+  const clock = new FakeClock();
+  const store = new FakeStore();
+  const dump = new FakeDump(clock);
+  dump.put('a', '1', 600_000);
+  await service(dump, store, new LocalLease(clock), clock).snapshotNow();
+  const target = new FakeDump(clock);
+  const s = service(target, store, new SharedFakeLease(clock, 'r1'), clock, { intervalMs: 20, jitter: 0 });
+  await s.start();
+  t.true(target.marked);
+  await waitFor(() => store.snapshots.length >= 2, 'a scheduled snapshot of the restored cache');
+  await s.stop();
+  t.is(await s.restoreNow(), undefined, 'marked and not empty: nothing to restore');
+});
+
+test('the mark: left when there is nothing to restore or every snapshot is refused, not when the store is unreachable', async (t) => {
+  const clock = new FakeClock();
+  const none = new FakeDump(clock);
+  await service(none, new FakeStore(), new LocalLease(clock), clock).start();
+  t.true(none.marked, 'no snapshot at all: settled');
+
+  const corrupt = new FakeStore();
+  const source = new FakeDump(clock);
+  source.put('a', '1', 600_000);
+  await service(source, corrupt, new LocalLease(clock), clock).snapshotNow();
+  corrupt.snapshots[0]!.corruptAfter = 0;
+  const refused = new FakeDump(clock);
+  const result = await service(refused, corrupt, new LocalLease(clock), clock).restoreNow();
+  t.is(result?.outcome, 'failed');
+  t.true(refused.marked, 'every snapshot refused: trying again every interval would find the same ones');
+
+  const down = new FakeStore();
+  down.listFails = true;
+  const unreachable = new FakeDump(clock);
+  await service(unreachable, down, new LocalLease(clock), clock).start();
+  t.false(unreachable.marked, 'the store did not answer: the next check tries again');
 });
 
 test('another replica holding the restore lease: this one serves without restoring', async (t) => {

@@ -29,6 +29,8 @@ export class MemoryCacheDump implements CacheDumpPort {
   /** Payloads that did not decode during restores (skipped). */
   unreadable = 0;
   private readonly batchEntries: number;
+  /** A memory cache loses its data only with its process, and this object with it. */
+  private marked = false;
 
   constructor(
     private readonly cache: MemoryCache,
@@ -39,6 +41,15 @@ export class MemoryCacheDump implements CacheDumpPort {
 
   isEmpty(): Promise<boolean> {
     return Promise.resolve(this.cache.size === 0);
+  }
+
+  isMarkedRestored(): Promise<boolean> {
+    return Promise.resolve(this.marked);
+  }
+
+  markRestored(): Promise<void> {
+    this.marked = true;
+    return Promise.resolve();
   }
 
   async *entries(): AsyncGenerator<DumpedEntry[]> {

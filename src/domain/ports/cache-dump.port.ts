@@ -27,6 +27,17 @@ export interface CacheDumpPort {
   /** True when the cache holds no entry of ours (memory: nothing stored; Redis: no key under our prefix). */
   isEmpty(): Promise<boolean>;
   /**
+   * Whether the cache still carries the mark `markRestored` left in it. A shared cache that restarted
+   * or failed over without its data has lost the mark, even when replicas wrote a few entries into it
+   * since: the restore decision does not hang on the cache being exactly empty.
+   */
+  isMarkedRestored(): Promise<boolean>;
+  /**
+   * Leaves the mark in the cache: it has been restored (or there was nothing to restore) since it was
+   * last found without its data. Rejects when the backend is unreachable.
+   */
+  markRestored(): Promise<void>;
+  /**
    * Every live entry, in batches, each with its remaining TTL. Streams: at no time does it hold the
    * whole cache. Entries written or expiring while it runs may or may not appear; an entry may
    * appear twice (restore keeps the first).

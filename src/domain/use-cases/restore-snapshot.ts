@@ -40,7 +40,18 @@ export interface RejectedSnapshot {
 export type RestoreSnapshotResult =
   | ({ outcome: 'ok' } & RestoreProgress & { rejected: RejectedSnapshot[] })
   | { outcome: 'skipped'; reason: string; rejected: RejectedSnapshot[]; durationMs: number }
-  | { outcome: 'failed'; reason: string; error: unknown; rejected: RejectedSnapshot[]; durationMs: number };
+  | {
+      outcome: 'failed';
+      reason: string;
+      error: unknown;
+      rejected: RejectedSnapshot[];
+      durationMs: number;
+      /**
+       * True when every snapshot there was got refused: trying again finds the same ones. False when
+       * the store or the cache did not answer, or the restore was cancelled: a later try may succeed.
+       */
+      exhausted: boolean;
+    };
 
 export interface RestoreSnapshotOptions {
   /** Least time between two progress events (default 250 ms). */
@@ -91,14 +102,14 @@ export class RestoreSnapshot {
     } catch (error) {
       const reason = `cannot list snapshots: ${messageOf(error)}`;
       this.events.emit({ name: EventName.restoreCompleted, store, entries: 0, bytes: 0, durationMs: elapsed(), outcome: 'failed', reason });
-      return { outcome: 'failed', reason, error, rejected, durationMs: elapsed() };
+      return { outcome: 'failed', reason, error, rejected, durationMs: elapsed(), exhausted: false };
     }
     if (request.snapshotId !== undefined) {
       candidates = candidates.filter((c) => c.id === request.snapshotId);
       if (candidates.length === 0) {
         const reason = `no snapshot ${request.snapshotId}`;
         this.events.emit({ name: EventName.restoreCompleted, store, entries: 0, bytes: 0, durationMs: elapsed(), outcome: 'failed', reason });
-        return { outcome: 'failed', reason, error: new Error(reason), rejected, durationMs: elapsed() };
+        return { outcome: 'failed', reason, error: new Error(reason), rejected, durationMs: elapsed(), exhausted: false };
       }
     }
     if (candidates.length === 0) {
@@ -139,12 +150,12 @@ export class RestoreSnapshot {
       } catch (error) {
         if (error instanceof RestoreCancelledError) {
           this.emitEnd(store, progress, elapsed(), 'failed', 'cancelled');
-          return { outcome: 'failed', reason: 'cancelled', error, rejected, durationMs: elapsed() };
+          return { outcome: 'failed', reason: 'cancelled', error, rejected, durationMs: elapsed(), exhausted: false };
         }
         if (error instanceof CacheWriteError) {
           const reason = `cache write failed: ${error.message}`;
           this.emitEnd(store, progress, elapsed(), 'failed', reason);
-          return { outcome: 'failed', reason, error: error.original, rejected, durationMs: elapsed() };
+          return { outcome: 'failed', reason, error: error.original, rejected, durationMs: elapsed(), exhausted: false };
         }
         const refusal: RejectedSnapshot = {
           snapshotId: candidate.id,
@@ -157,8 +168,9 @@ export class RestoreSnapshot {
         request.onRejected?.(refusal);
       }
     }
-    const reason = request.cancel?.aborted ? 'cancelled' : `no usable snapshot (${rejected.length} refused)`;
-    return { outcome: 'failed', reason, error: new Error(reason), rejected, durationMs: elapsed() };
+    const cancelled = request.cancel?.aborted ?? false;
+    const reason = cancelled ? 'cancelled' : `no usable snapshot (${rejected.length} refused)`;
+    return { outcome: 'failed', reason, error: new Error(reason), rejected, durationMs: elapsed(), exhausted: !cancelled };
   }
 
   private emitEnd(store: string, progress: RestoreProgress, durationMs: number, outcome: 'failed' | 'corrupt', reason: string): void {

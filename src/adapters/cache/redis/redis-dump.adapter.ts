@@ -6,6 +6,7 @@
  * Payloads are the values exactly as Redis holds them (entry-codec bytes, sealed or not): nothing is
  * decoded here, so a snapshot carries what Redis carries.
  */
+import calculateSlot from 'cluster-key-slot';
 import type { Cluster, Redis } from 'ioredis';
 import type { CacheDumpPort, DumpedEntry } from '../../../domain/ports/cache-dump.port.js';
 import { CODEC_VERSION } from './entry-codec.js';
@@ -95,6 +96,41 @@ export class RedisCacheDump implements CacheDumpPort {
         }
       } while (cursor !== '0');
     }
+  }
+
+  async isMarkedRestored(): Promise<boolean> {
+    const found = await Promise.all(this.markKeys().map((key) => this.client.exists(key)));
+    return found.every((n) => n === 1);
+  }
+
+  async markRestored(): Promise<void> {
+    const at = new Date().toISOString();
+    // no TTL: the mark lives as long as the data it vouches for
+    await Promise.all(this.markKeys().map((key) => this.client.set(key, at)));
+  }
+
+  /**
+   * One mark per master, so a cluster shard that lost its data alone is noticed too: the key's hash
+   * tag is chosen so that its slot is served by that master (the client routes it there).
+   */
+  private markKeys(): string[] {
+    const base = `${this.prefix}${RESERVED_KEY_MARK}restored`;
+    if (!isCluster(this.client)) return [base];
+    const cluster = this.client;
+    const keys = new Set<string>();
+    for (const node of cluster.nodes('master')) {
+      const id = `${node.options.host}:${node.options.port}`;
+      let key = base; // no slot found for it (an address mapping hides the owner): one shared mark
+      for (let tag = 0; tag < 4 * 16384; tag += 1) {
+        const candidate = `${base}{${tag}}`;
+        if (cluster.slots[calculateSlot(candidate)]?.[0] === id) {
+          key = candidate;
+          break;
+        }
+      }
+      keys.add(key);
+    }
+    return keys.size > 0 ? [...keys] : [base];
   }
 
   async restoreIfAbsent(entries: readonly DumpedEntry[]): Promise<number> {
