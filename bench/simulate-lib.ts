@@ -38,6 +38,7 @@ import { FakeGitHub } from '../test/support/fake-github.js';
 import { startMirror } from '../test/support/mirror-harness.js';
 import { startRedis, sleep, waitFor, type RedisProcess } from '../test/support/redis-harness.js';
 import type { Mirror } from '../src/app/mirror.js';
+import { RESERVED_KEY_MARK } from '../src/adapters/cache/redis/redis-dump.adapter.js';
 import { EventName, type BreakerChangedEvent } from '../src/domain/events/events.js';
 
 export type Backend = 'memory' | 'redis';
@@ -111,7 +112,7 @@ export interface PhaseRow {
   /** cache.coalesce.waitMs of the replicas; 0 = cross-replica coalescing off (always 0 for the memory backend). */
   coalesce_wait_ms: number;
   duration_ms: number;
-  /** Redis keys and used_memory at the end of the phase (Redis backend, Redis up). */
+  /** Cache entries in Redis (bookkeeping keys — leases, the restored mark — left out) and used_memory at the end of the phase (Redis backend, Redis up). */
   redis_keys: number | null;
   redis_used_memory_bytes: number | null;
   /** Commands Redis processed during the phase (lookups, stores, leases, polls, snapshot reads; null when Redis went down). */
@@ -552,7 +553,9 @@ class SimulationRun {
     const redis = this.redis;
     if (redis === undefined || !redis.alive) return undefined;
     try {
-      const keys = Number(await redis.cli('DBSIZE'));
+      // every key is the mirror's (the default prefix); its bookkeeping keys are not entries
+      const bookkeeping = (await redis.cli('--scan', '--pattern', `ghm:${RESERVED_KEY_MARK}*`)).split('\n').filter((line) => line !== '').length;
+      const keys = Number(await redis.cli('DBSIZE')) - bookkeeping;
       const info = await redis.cli('INFO', 'memory');
       const usedMemory = Number(/^used_memory:(\d+)/m.exec(info)?.[1] ?? NaN);
       const stats = await redis.cli('INFO', 'stats');

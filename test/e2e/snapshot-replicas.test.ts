@@ -13,6 +13,7 @@ import { startMirror } from '../support/mirror-harness.js';
 import { freePort, startRedis, waitFor, type RedisProcess } from '../support/redis-harness.js';
 import { RedisCache } from '../../src/adapters/cache/redis/redis-cache.adapter.js';
 import { RedisLease } from '../../src/adapters/cache/redis/redis-lease.adapter.js';
+import { RedisCacheDump } from '../../src/adapters/cache/redis/redis-dump.adapter.js';
 import { RESTORE_LEASE } from '../../src/app/snapshot-service.js';
 import type { Mirror } from '../../src/app/mirror.js';
 import { capturingLogger, replay, resourcePaths, setResources, TOKENS } from './snapshot-traffic.js';
@@ -65,7 +66,7 @@ test.serial('two replicas, one interval: only one of them takes the snapshot', a
   t.is((await a.snapshots!.store.list()).length, 1);
   t.regex((await admin.get('rep:__lease:snapshot')) ?? '', /:/, 'the lease names its holder');
   const [, reserved] = await admin.scan('0', 'MATCH', 'rep:__*', 'COUNT', 10_000);
-  t.deepEqual(reserved, ['rep:__lease:snapshot'], 'the only bookkeeping key');
+  t.deepEqual([...reserved].sort(), ['rep:__lease:snapshot', 'rep:__restored'], 'the only bookkeeping keys: the lease and the restored mark');
   await Promise.all([a.stop(), b.stop()]);
 });
 
@@ -88,9 +89,11 @@ test.serial('while one replica restores (lease held), another starts at once wit
   const served = await replay(serving.url, paths.slice(0, 10), TOKENS.slice(0, 1));
   t.is(served.errors, 0);
 
+  // the other replica finishes: it leaves the restored mark and releases the lease
+  await new RedisCacheDump({ client: admin, keyPrefix: 'rep:' }).markRestored();
   await other.release(RESTORE_LEASE);
   const result = await serving.snapshots!.restoreNow();
-  t.is(result, undefined, 'not empty any more (10 fresh entries): a restore would be pointless');
+  t.is(result, undefined, 'restored elsewhere (marked): this replica does not restore again');
   await serving.stop();
 });
 
