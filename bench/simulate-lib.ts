@@ -109,6 +109,8 @@ export interface PhaseRow {
   coalesced_across_replicas: number;
   /** Cache breaker transitions to open, summed over the replicas. */
   breaker_opens: number;
+  /** Failed cache operations over all replicas (a failed lookup is a miss: an upstream call that may cost quota). */
+  cache_errors: number;
   /** cache.coalesce.waitMs of the replicas; 0 = cross-replica coalescing off (always 0 for the memory backend). */
   coalesce_wait_ms: number;
   duration_ms: number;
@@ -226,6 +228,8 @@ class Fleet {
   private readonly inflight = new Map<Mirror, number>();
   coalesced = 0;
   breakerOpens = 0;
+  /** Cache operations that failed (timeouts, refused commands): each failed lookup is a miss. */
+  cacheErrors = 0;
 
   constructor(
     private readonly startReplica: () => Promise<Mirror>,
@@ -293,6 +297,9 @@ class Fleet {
     mirror.bus.on(EventName.breakerChanged, (event) => {
       const changed = event as BreakerChangedEvent;
       if (changed.breaker === 'cache' && changed.state === 'open') this.breakerOpens += 1;
+    });
+    mirror.bus.on(EventName.cacheError, () => {
+      this.cacheErrors += 1;
     });
     return mirror;
   }
@@ -363,7 +370,9 @@ export function targetFor(row: Pick<PhaseRow, 'backend' | 'replicas' | 'phase' |
     parts.push(`≤ 0.01 + changed (${round(limit, 4)})`);
     met &&= q <= limit + 1e-9;
   } else if (row.phase === 'redis-restore') {
-    parts.push('≤ 0.05');
+    // resources changed between the snapshot and the restart cost one unit per client whatever the
+    // mirror does: shown beside the target, so a small run with a large changed share reads right
+    parts.push(`≤ 0.05 (changed since the snapshot: ${round(row.changed_resources / row.resources, 4)})`);
     met &&= q <= 0.05;
   }
   if (row.replicas >= 100) {
@@ -425,6 +434,12 @@ class SimulationRun {
     const snapshotDir = this.snapshotDir;
     const env: Record<string, string> = {
       MIRROR_LOG_LEVEL: 'silent',
+      // every replica shares this process's one event loop: at R = 100 its lag reaches a second, and
+      // a timer-based 250 ms cache timeout then fires before replies that have already arrived are
+      // read (a lookup "fails", the request misses, quota is spent). A real replica has its own loop;
+      // these give the shared one the slack. Overridable (MIRROR_* of the environment) to see the effect.
+      MIRROR_CACHE_BREAKER_TIMEOUT_MS: '2000',
+      MIRROR_REDIS_COMMAND_TIMEOUT_MS: '1500',
       ...o.env,
       MIRROR_CACHE_BACKEND: o.backend,
       MIRROR_REDIS_URL: redisUrl,
@@ -491,6 +506,7 @@ class SimulationRun {
     this.commandsBase = (await this.redisInfo())?.commands ?? 0;
     const coalescedBefore = fleet.coalesced;
     const opensBefore = fleet.breakerOpens;
+    const cacheErrorsBefore = fleet.cacheErrors;
     const started = performance.now();
     const ticker = setInterval(() => {
       o.progress(`${this.label} ${phase}: ${stats.requests} requests, ${gh.totalQuotaSpent() - quotaBefore} quota units so far`);
@@ -525,6 +541,7 @@ class SimulationRun {
       errors: stats.errors,
       coalesced_across_replicas: fleet.coalesced - coalescedBefore,
       breaker_opens: fleet.breakerOpens - opensBefore,
+      cache_errors: fleet.cacheErrors - cacheErrorsBefore,
       // the flight lease lives in Redis: the memory backend coalesces within a replica only
       coalesce_wait_ms: o.backend === 'redis' ? (fleet.slots[0]?.config.cache.coalesce.waitMs ?? 0) : 0,
       duration_ms: Math.round(durationMs),
@@ -542,7 +559,7 @@ class SimulationRun {
     o.progress(
       `${this.label} ${phase}: ${row.requests} requests in ${(durationMs / 1000).toFixed(1)} s, quota ${quotaSpent} ` +
         `(${row.quota_per_resource_client} per resource·client, ${changed} changed), ${row.rate_limited_clients} rate-limited clients, ` +
-        `p50 ${row.p50_ms} ms, p99 ${row.p99_ms} ms, ${row.upstream_calls} upstream calls (${row.refused_upstream_calls} refused), ${row.coalesced_across_replicas} coalesced across replicas` +
+        `p50 ${row.p50_ms} ms, p99 ${row.p99_ms} ms, ${row.upstream_calls} upstream calls (${row.refused_upstream_calls} refused), ${row.coalesced_across_replicas} coalesced across replicas, ${row.cache_errors} cache errors` +
         (row.errors > 0 ? `, ${row.errors} errors` : '') +
         (target === null ? '' : ` — target ${target}: ${met ? 'met' : 'MISSED'}`),
     );

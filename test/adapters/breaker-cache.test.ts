@@ -75,6 +75,24 @@ const body = (e: CachedEntry | undefined): string | undefined => (e === undefine
 // ---------------------------------------------------------------------------------------------
 // with a fake primary
 
+test('a primary call cut short by the timeout is served by memory and reported as a cache error', async (t) => {
+  const { cache, primary, memory, bus } = makeSut({ timeoutMs: 30, volumeThreshold: 100 });
+  await memory.store('k', makeEntry('k|memory'), 60);
+  primary.mode = 'hang';
+  t.is(body(await cache.lookup('k')), 'k|memory');
+  await cache.store('other', makeEntry('other|1'), 60);
+  const errors = bus.named('cache.error') as Array<{ backend: string; operation: string; code: string; message: string }>;
+  t.deepEqual(
+    errors.map((e) => [e.backend, e.operation, e.code]),
+    [
+      ['redis', 'lookup', 'BREAKER_TIMEOUT'],
+      ['redis', 'store', 'BREAKER_TIMEOUT'],
+    ],
+  );
+  t.regex(errors[0]!.message, /within 30 ms; served by the memory cache/);
+  t.is(cache.breakerState, 'closed', 'two slow calls under the volume threshold do not open it');
+});
+
 test('each failed call is served by memory; the breaker opens, probes once half-open, closes', async (t) => {
   const { cache, primary, memory, bus, logger } = makeSut();
   t.is(cache.backend, 'redis');

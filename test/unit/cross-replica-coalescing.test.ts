@@ -1,7 +1,7 @@
 /**
  * Cross-replica coalescing in the use case: several ResolveResource instances ("replicas") sharing
  * one cache and one lease make one upstream call for a cold key; a winner that leaves no entry hands
- * the turn to the next replica instead of making everyone wait.
+ * the turn to the next replica instead of making everyone wait; a slow winner keeps its lease.
  */
 import test from 'ava';
 import { ResolveResource } from '../../src/domain/use-cases/resolve-resource.js';
@@ -16,13 +16,21 @@ import { systemClock } from '../../src/domain/ports/clock.port.js';
 class SharedLease implements LeasePort {
   readonly shared = true;
   readonly held = new Map<string, number>();
-  acquire(name: string, ttlMs: number): Promise<boolean> {
+  async acquire(name: string, ttlMs: number): Promise<boolean> {
+    if (this.acquireDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.acquireDelayMs));
     const until = this.held.get(name);
-    if (until !== undefined && until > Date.now()) return Promise.resolve(false);
+    if (until !== undefined && until > Date.now()) return false;
     this.held.set(name, Date.now() + ttlMs);
-    return Promise.resolve(true);
+    return true;
   }
-  renew(): Promise<boolean> {
+  renewals = 0;
+  /** Time each acquire takes, as a round trip to Redis would. */
+  acquireDelayMs = 0;
+  renew(name: string, ttlMs: number): Promise<boolean> {
+    const until = this.held.get(name);
+    if (until === undefined || until <= Date.now()) return Promise.resolve(false);
+    this.renewals += 1;
+    this.held.set(name, Date.now() + ttlMs);
     return Promise.resolve(true);
   }
   release(name: string): Promise<void> {
@@ -72,4 +80,24 @@ test('a lease that cannot be had (Redis trouble) means calling upstream as a lon
   const answers = await Promise.all(list.map((r) => r.execute(get('/repos/o/x'))));
   t.true(answers.every((a) => a.status === 200));
   t.is(upstream.requests.length, 2);
+});
+
+test('a winner slower than the lease ttl renews it: the waiting replicas never make a second call', async (t) => {
+  // lease ttl 200 ms, the winner's call 300 ms; each waiting round (poll + lookup + a 15 ms acquire)
+  // lasts over 20 ms, so the waiters' 40 rounds outlast the winner: only an expired lease could
+  // hand the key to a second caller
+  const { list, upstream, lease } = replicas(
+    3,
+    async () => {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      return json(200, { v: 1 }, { etag: '"a"' });
+    },
+    200,
+  );
+  lease.acquireDelayMs = 15;
+  const answers = await Promise.all(list.map((r) => r.execute(get('/repos/o/slow'))));
+  t.true(answers.every((a) => a.status === 200));
+  t.is(upstream.requests.length, 1);
+  t.true(lease.renewals >= 2, `renewed ${lease.renewals} times`);
+  t.is(lease.held.size, 0, 'released once done');
 });

@@ -172,12 +172,26 @@ export class ResolveResource {
     const waitMs = this.options.coalesceWaitMs ?? 0;
     const pollMs = this.options.coalescePollMs ?? 20;
     const flight = `flight:${slot.key}`;
+    const waitingSince = this.clock.now();
+    const shared = (entry: CachedEntry): SharedResult => {
+      this.events.emit({ name: EventName.coalesced, scope: 'shared' });
+      return { outcome: O.ONLINE_MISS, status: entry.status, headers: { ...entry.headers }, body: entry.body, etag: entry.etag, fromCache: true, sharedFlight: true };
+    };
     const lead = async (): Promise<SharedResult> => {
+      // keep the lease while our call runs: a winner that is slow, not gone, must not see its key
+      // handed to a second caller when the lease's ttl runs out (a gone one stops renewing)
+      const renewal = setInterval(() => {
+        flights.renew(flight, waitMs).catch(() => undefined);
+      }, Math.max(10, Math.floor(waitMs / 3)));
       try {
         // look again under the lease: a winner may have stored the entry and released it between our
-        // first lookup and now; with the entry, the call is a (free) revalidation, not a second fetch
-        return await this.resolveWith(slot, request, await this.lookup(slot));
+        // first lookup and now. Validated since we began to wait: the winner's answer, served as is;
+        // older: the call is a (free) revalidation, not a second fetch
+        const entry = await this.lookup(slot);
+        if (entry !== undefined && entry.validatedAt >= waitingSince) return shared(entry);
+        return await this.resolveWith(slot, request, entry);
       } finally {
+        clearInterval(renewal);
         flights.release(flight).catch(() => undefined);
       }
     };
@@ -192,10 +206,7 @@ export class ResolveResource {
     for (let polls = Math.ceil(waitMs / pollMs); polls > 0; polls--) {
       await this.sleep(pollMs);
       const entry = await this.lookup(slot);
-      if (entry !== undefined) {
-        this.events.emit({ name: EventName.coalesced, scope: 'shared' });
-        return { outcome: O.ONLINE_MISS, status: entry.status, headers: { ...entry.headers }, body: entry.body, etag: entry.etag, fromCache: true, sharedFlight: true };
-      }
+      if (entry !== undefined) return shared(entry);
       // the winner finished without leaving an entry (an error, a 404, not cacheable): our turn
       if (await acquire()) return lead();
     }

@@ -59,6 +59,7 @@ export interface BreakerCacheOptions {
 export type BreakerState = 'closed' | 'open' | 'half_open';
 
 interface Call {
+  operation: 'lookup' | 'store' | 'forget';
   primary: () => Promise<unknown>;
   fallback: () => Promise<unknown>;
 }
@@ -123,6 +124,20 @@ export class BreakerCache implements CachePort, CacheStatsPort {
     this.breaker.on('open', () => this.transition('open'));
     this.breaker.on('halfOpen', () => this.transition('half_open'));
     this.breaker.on('close', () => this.transition('closed'));
+    // a primary call cut short by the timeout never reaches the primary's own error reporting (its
+    // answer may still come, too late): count it here, it was served by the fallback
+    // opossum passes (error, latency, args); its typings only declare the error
+    const onTimeout = (_error: Error, _latency?: number, args?: unknown): void => {
+      const call = Array.isArray(args) ? (args[0] as Call | undefined) : undefined;
+      this.emit({
+        name: EventName.cacheError,
+        backend: this.primary.backend,
+        operation: call?.operation ?? 'unknown',
+        code: 'BREAKER_TIMEOUT',
+        message: `no answer within ${this.options.timeoutMs} ms; served by the ${this.fallback.backend} cache`,
+      });
+    };
+    this.breaker.on('timeout', onTimeout);
 
     if (hasReadiness(primary)) {
       if (!primary.isReady()) {
@@ -145,6 +160,7 @@ export class BreakerCache implements CachePort, CacheStatsPort {
 
   async lookup(key: string, sealKey?: Uint8Array): Promise<CachedEntry | undefined> {
     const result = await this.breaker.fire({
+      operation: 'lookup',
       primary: async () => ({ [PRIMARY]: true, entry: await this.primary.lookup(key, sealKey) }),
       fallback: async () => ({ [PRIMARY]: false, entry: await this.fallback.lookup(key, sealKey) }),
     });
@@ -156,6 +172,7 @@ export class BreakerCache implements CachePort, CacheStatsPort {
 
   async store(key: string, entry: CachedEntry, ttlSeconds: number, sealKey?: Uint8Array): Promise<void> {
     await this.breaker.fire({
+      operation: 'store',
       primary: async () => {
         await this.primary.store(key, entry, ttlSeconds, sealKey);
         // the primary has the newest version now: the fallback must not keep an older one
@@ -167,7 +184,7 @@ export class BreakerCache implements CachePort, CacheStatsPort {
 
   async forget(key: string): Promise<void> {
     await Promise.all([
-      this.breaker.fire({ primary: () => this.primary.forget(key), fallback: () => Promise.resolve() }),
+      this.breaker.fire({ operation: 'forget', primary: () => this.primary.forget(key), fallback: () => Promise.resolve() }),
       this.fallback.forget(key),
     ]);
   }
