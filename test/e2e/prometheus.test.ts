@@ -135,7 +135,7 @@ test('the dashboard is Grafana JSON on a Prometheus datasource variable, with th
 test('promtool check rules passes on deploy/prometheus/alerts.yml', (t) => {
   const result = promtool(['check', 'rules', ALERTS]);
   t.is(result.status, 0, result.stdout + result.stderr);
-  t.regex(result.stdout, /SUCCESS: 5 rules found/);
+  t.regex(result.stdout, /SUCCESS: 6 rules found/);
 });
 
 test('the PrometheusRule holds the same groups as alerts.yml, and they check', (t) => {
@@ -237,6 +237,25 @@ tests:
           - exp_labels: { severity: warning, job: m, resource: core }
   - interval: 1m
     input_series:
+      # 100 Redis operations a minute: instance a fails 2 of them (2%), instance b 1 of 200 (0.5%)
+      - series: 'github_mirror_cache_operation_seconds_count{job="m", instance="a", backend="redis", operation="lookup"}'
+        values: '0+100x30'
+      - series: 'github_mirror_cache_errors_total{job="m", instance="a", backend="redis", operation="lookup"}'
+        values: '0+2x30'
+      - series: 'github_mirror_cache_operation_seconds_count{job="m", instance="b", backend="redis", operation="lookup"}'
+        values: '0+200x30'
+      - series: 'github_mirror_cache_errors_total{job="m", instance="b", backend="redis", operation="lookup"}'
+        values: '0+1x30'
+    alert_rule_test:
+      - eval_time: 10m
+        alertname: GitHubMirrorCacheErrors
+        exp_alerts: []
+      - eval_time: 20m
+        alertname: GitHubMirrorCacheErrors
+        exp_alerts:
+          - exp_labels: { severity: warning, job: m, instance: a }
+  - interval: 1m
+    input_series:
       - series: 'http_request_total{job="m", instance="a", cache="ONLINE_HIT", status="200", method="GET"}'
         values: '0+600x30'
       - series: 'http_request_total{job="m", instance="a", cache="API_TIMEOUT_MISS", status="504", method="GET"}'
@@ -319,10 +338,11 @@ test.serial('a real Prometheus scraping the mirror answers the dashboard’s p99
   const rules = await server.poll(async () => {
     const r = (await server.get('/api/v1/rules')) as { data?: { groups?: Array<{ rules: Array<{ name: string; health: string; lastError?: string }> }> } };
     const all = r.data?.groups?.flatMap((g) => g.rules) ?? [];
-    return all.length === 5 && all.every((rule) => rule.health === 'ok') ? all : undefined;
+    return all.length === 6 && all.every((rule) => rule.health === 'ok') ? all : undefined;
   }, 30_000);
   t.deepEqual(rules.map((r) => r.name).sort(), [
     'GitHubMirrorBreakerOpen',
+    'GitHubMirrorCacheErrors',
     'GitHubMirrorHigh5xxRate',
     'GitHubMirrorQuotaLow',
     'GitHubMirrorSnapshotMissing',
