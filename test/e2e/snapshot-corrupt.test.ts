@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { FakeGitHub } from '../support/fake-github.js';
 import { startMirror, fetchText } from '../support/mirror-harness.js';
+import { parseMetrics, total } from '../support/prometheus-harness.js';
 import type { Mirror } from '../../src/app/mirror.js';
 import { MAGIC } from '../../src/adapters/snapshot/snapshot-format.js';
 import { capturingLogger, replay, resourcePaths, setResources, TOKENS } from './snapshot-traffic.js';
@@ -55,8 +56,7 @@ async function twoSnapshots(dir: string): Promise<{ older: string; newer: string
 }
 
 function metric(text: string, name: string, outcome: string): number {
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes(`outcome="${outcome}"`));
-  return line === undefined ? 0 : Number(line.split(' ').at(-1));
+  return total(parseMetrics(text), name, { outcome });
 }
 
 test.serial('a corrupted newest snapshot: clear error, metric, and the older one is restored', async (t) => {

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { FakeGitHub } from '../support/fake-github.js';
 import { startMirror, fetchText } from '../support/mirror-harness.js';
 import { startRedis, waitFor, type RedisProcess } from '../support/redis-harness.js';
+import { parseMetrics, total } from '../support/prometheus-harness.js';
 import type { Mirror } from '../../src/app/mirror.js';
 
 let github: FakeGitHub;
@@ -105,8 +106,7 @@ test.serial('a Redis that lost its data but holds a few entries written since is
 
 async function restoresOk(of: Mirror = mirror): Promise<number> {
   const text = (await fetchText(`${of.url}/metrics`)).text;
-  const line = text.split('\n').find((l) => l.startsWith('github_mirror_restore_total{') && l.includes('outcome="ok"'));
-  return line === undefined ? 0 : Number(line.split(' ').at(-1));
+  return total(parseMetrics(text), 'github_mirror_restore_total', { outcome: 'ok' });
 }
 
 async function runId(): Promise<string> {
