@@ -39,7 +39,7 @@ import { startMirror } from '../test/support/mirror-harness.js';
 import { startRedis, sleep, waitFor, type RedisProcess } from '../test/support/redis-harness.js';
 import type { Mirror } from '../src/app/mirror.js';
 import { RESERVED_KEY_MARK } from '../src/adapters/cache/redis/redis-dump.adapter.js';
-import { EventName, type BreakerChangedEvent } from '../src/domain/events/events.js';
+import { EventName } from '../src/domain/events/events.js';
 
 export type Backend = 'memory' | 'redis';
 export type Balancer = 'round-robin' | 'random';
@@ -295,7 +295,7 @@ class Fleet {
       if ((event as { scope?: string }).scope === 'shared') this.coalesced += 1;
     });
     mirror.bus.on(EventName.breakerChanged, (event) => {
-      const changed = event as BreakerChangedEvent;
+      const changed = event;
       if (changed.breaker === 'cache' && changed.state === 'open') this.breakerOpens += 1;
     });
     mirror.bus.on(EventName.cacheError, () => {

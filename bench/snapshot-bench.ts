@@ -24,7 +24,7 @@ import { RedisCacheDump } from '../src/adapters/cache/redis/redis-dump.adapter.j
 import { encodeEntry } from '../src/adapters/cache/redis/entry-codec.js';
 import { TakeSnapshot } from '../src/domain/use-cases/take-snapshot.js';
 import { RestoreSnapshot } from '../src/domain/use-cases/restore-snapshot.js';
-import { systemClock } from '../src/domain/ports/clock.port.js';
+import { systemClock } from '../src/adapters/clock/system-clock.adapter.js';
 import type { CacheDumpPort } from '../src/domain/ports/cache-dump.port.js';
 import type { CachedEntry } from '../src/domain/model.js';
 import { REDIS_SERVER_BIN, startRedis, type RedisProcess } from '../test/support/redis-harness.js';

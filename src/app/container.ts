@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { TOKENS } from './tokens.js';
 import type { MirrorConfig } from './config.js';
 import type { ClockPort } from '../domain/ports/clock.port.js';
-import { systemClock } from '../domain/ports/clock.port.js';
+import { systemClock } from '../adapters/clock/system-clock.adapter.js';
 import type { CachePort } from '../domain/ports/cache.port.js';
 import { EventEmitter2Bus } from '../adapters/events/eventemitter2-bus.adapter.js';
 import { HmacKeyHasher } from '../adapters/crypto/hmac-key-hasher.adapter.js';

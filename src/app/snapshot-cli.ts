@@ -31,7 +31,7 @@ import { SnapshotFileSource } from '../adapters/snapshot/snapshot-file-source.ad
 import type { BlobSnapshotStore } from '../adapters/snapshot/blob-snapshot-store.adapter.js';
 import { TakeSnapshot } from '../domain/use-cases/take-snapshot.js';
 import { RestoreSnapshot } from '../domain/use-cases/restore-snapshot.js';
-import { systemClock } from '../domain/ports/clock.port.js';
+import { systemClock } from '../adapters/clock/system-clock.adapter.js';
 import type { SnapshotStorePort } from '../domain/ports/snapshot-store.port.js';
 
 const USAGE = `usage: npm run snapshot -- <command> [arguments]     (image: node dist/app/snapshot-cli.js <command> ...)

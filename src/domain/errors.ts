@@ -18,6 +18,22 @@ export const ErrorCode = {
   /** The allowlist's GET /user was answered with an error; the edge relays that answer as it is. */
   USER_CHECK_FAILED: 'USER_CHECK_FAILED',
   CACHE_UNAVAILABLE: 'CACHE_UNAVAILABLE',
+  /** A stored entry that does not decode or does not open with its seal key: read as a miss. */
+  CACHE_ENTRY_CORRUPT: 'CACHE_ENTRY_CORRUPT',
+  /** The cache breaker gave up on a call that took longer than its timeout (the call was answered from the fallback). */
+  BREAKER_TIMEOUT: 'BREAKER_TIMEOUT',
+  /** A snapshot that cannot be used (corrupt, truncated, foreign, another format). */
+  SNAPSHOT_REJECTED: 'SNAPSHOT_REJECTED',
+  /** A snapshot or restore stopped because the mirror is stopping or lost its lease. */
+  SNAPSHOT_CANCELLED: 'SNAPSHOT_CANCELLED',
+  /** A snapshot store object that is not there. */
+  BLOB_NOT_FOUND: 'BLOB_NOT_FOUND',
+  /** The client did not send its request in time (server.requestTimeoutMs / headersTimeoutMs). */
+  REQUEST_TIMEOUT: 'REQUEST_TIMEOUT',
+  /** The client's request headers are larger than the server accepts. */
+  HEADERS_TOO_LARGE: 'HEADERS_TOO_LARGE',
+  /** A request the HTTP parser refused (malformed). */
+  BAD_REQUEST: 'BAD_REQUEST',
   SHUTTING_DOWN: 'SHUTTING_DOWN',
   INTERNAL: 'INTERNAL',
 } as const;

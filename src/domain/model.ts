@@ -46,11 +46,6 @@ export type Outcome = (typeof Outcome)[keyof typeof Outcome];
 
 export const ALL_OUTCOMES: readonly Outcome[] = Object.values(Outcome);
 
-/** True when the outcome served a cached body. */
-export function isHit(outcome: Outcome): boolean {
-  return outcome.endsWith('_HIT');
-}
-
 /** The parts of a request that identify a cached resource (DESIGN §3, cache key). */
 export interface ResourceKeyParts {
   /** The Authorization header as sent; undefined = the anonymous partition. */

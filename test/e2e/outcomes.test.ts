@@ -13,7 +13,7 @@ import { startMirror, fetchText } from '../support/mirror-harness.js';
 import { FakeClock } from '../support/fakes.js';
 import type { Mirror } from '../../src/app/mirror.js';
 import { ALL_OUTCOMES } from '../../src/domain/model.js';
-import { EventName, type BreakerChangedEvent } from '../../src/domain/events/events.js';
+import { EventName } from '../../src/domain/events/events.js';
 
 let github: FakeGitHub;
 /** Breaker off, short upstream timeout, fake clock (exact stale ages, Retry-After holds). */
@@ -45,7 +45,7 @@ test.before(async () => {
     }),
   ]);
   offline.bus.on(EventName.breakerChanged, (event) => {
-    breakerStates.push((event as BreakerChangedEvent).state);
+    breakerStates.push((event).state);
   });
 });
 

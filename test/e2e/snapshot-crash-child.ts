@@ -12,7 +12,7 @@ import { buildSnapshotStore } from '../../src/app/snapshot-service.js';
 import { MemoryCache } from '../../src/adapters/cache/memory/memory-cache.adapter.js';
 import { MemoryCacheDump } from '../../src/adapters/snapshot/memory-cache-dump.adapter.js';
 import { TakeSnapshot } from '../../src/domain/use-cases/take-snapshot.js';
-import { systemClock } from '../../src/domain/ports/clock.port.js';
+import { systemClock } from '../../src/adapters/clock/system-clock.adapter.js';
 import type { DumpedEntry } from '../../src/domain/ports/cache-dump.port.js';
 
 const config = loadConfig({ env: process.env, args: [] });

@@ -6,13 +6,51 @@ import type { KeyHasherPort } from '../../src/domain/ports/key-hasher.port.js';
 import type { DomainEvent } from '../../src/domain/events/events.js';
 import type { ResourceKeyParts } from '../../src/domain/model.js';
 
+/**
+ * A clock that moves only when told. sleep() and every() wait on it: advance(ms) moves time and runs
+ * what fell due (in time order); run(ms) does the same in steps, letting awaiting code go on between.
+ */
 export class FakeClock implements ClockPort {
+  private timers: Array<{ at: number; fire: () => void; everyMs?: number; cancelled?: boolean }> = [];
   constructor(public time = 1_700_000_000_000) {}
   now(): number {
     return this.time;
   }
+  sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.timers.push({ at: this.time + Math.max(0, ms), fire: resolve });
+    });
+  }
+  every(ms: number, task: () => void): () => void {
+    const timer = { at: this.time + Math.max(1, ms), fire: task, everyMs: Math.max(1, ms), cancelled: false };
+    this.timers.push(timer);
+    return () => {
+      timer.cancelled = true;
+    };
+  }
+  /** Timers waiting (sleeps not yet resolved, repeating tasks not cancelled). */
+  get pending(): number {
+    return this.timers.filter((t) => !t.cancelled).length;
+  }
   advance(ms: number): void {
-    this.time += ms;
+    const until = this.time + ms;
+    for (;;) {
+      this.timers = this.timers.filter((t) => !t.cancelled);
+      const due = this.timers.filter((t) => t.at <= until).sort((a, b) => a.at - b.at)[0];
+      if (due === undefined) break;
+      this.time = Math.max(this.time, due.at);
+      if (due.everyMs !== undefined) due.at += due.everyMs;
+      else this.timers.splice(this.timers.indexOf(due), 1);
+      due.fire();
+    }
+    this.time = until;
+  }
+  /** Advances `ms` in steps of `stepMs`, letting promises settle after each step. */
+  async run(ms: number, stepMs = 1): Promise<void> {
+    for (let done = 0; done < ms; done += stepMs) {
+      this.advance(Math.min(stepMs, ms - done));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
   }
 }
 

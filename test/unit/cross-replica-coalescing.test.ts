@@ -10,7 +10,7 @@ import type { LeasePort } from '../../src/domain/ports/lease.port.js';
 import { EventName } from '../../src/domain/events/events.js';
 import { RecordingBus, PlainKeyHasher, ScriptedUpstream, json, dec } from '../support/fakes.js';
 import { get } from '../support/use-case-suite.js';
-import { systemClock } from '../../src/domain/ports/clock.port.js';
+import { systemClock } from '../../src/adapters/clock/system-clock.adapter.js';
 
 /** A lease shared by every replica of the test, like one Redis. */
 class SharedLease implements LeasePort {

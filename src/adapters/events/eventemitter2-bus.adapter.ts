@@ -1,17 +1,18 @@
+/** The event bus over eventemitter2: delivers domain events by name to typed listeners. */
 import EventEmitter2Module from 'eventemitter2';
 import type { EventBusPort } from '../../domain/ports/event-bus.port.js';
-import type { DomainEvent } from '../../domain/events/events.js';
+import type { DomainEvent, DomainEventMap, DomainEventName } from '../../domain/events/events.js';
 
 const { EventEmitter2 } = EventEmitter2Module;
 
-export type DomainEventListener = (event: DomainEvent) => void;
+export type DomainEventListener<N extends DomainEventName = DomainEventName> = (event: DomainEventMap[N]) => void;
 
 /**
- * Delivers domain events by name. Listeners subscribe to a name or a wildcard ("resource.*").
+ * Delivers domain events by exact name (no wildcards: a name lookup per emit, nothing to search).
  * A listener that throws is reported through `onListenerError`; it never breaks the request that emitted.
  */
 export class EventEmitter2Bus implements EventBusPort {
-  private readonly emitter = new EventEmitter2({ wildcard: true, delimiter: '.', maxListeners: 50 });
+  private readonly emitter = new EventEmitter2({ wildcard: false, maxListeners: 50 });
 
   constructor(private readonly onListenerError: (error: unknown, event: DomainEvent) => void = () => undefined) {}
 
@@ -23,19 +24,11 @@ export class EventEmitter2Bus implements EventBusPort {
     }
   }
 
-  on(name: string, listener: DomainEventListener): () => void {
+  /** Subscribes to one event name; returns the unsubscribe function. */
+  on<N extends DomainEventName>(name: N, listener: DomainEventListener<N>): () => void {
     this.emitter.on(name, listener);
     return () => {
       this.emitter.off(name, listener);
-    };
-  }
-
-  /** Every event, whatever its name. */
-  onAny(listener: DomainEventListener): () => void {
-    const wrapped = (_name: string | string[], event: DomainEvent) => listener(event);
-    this.emitter.onAny(wrapped);
-    return () => {
-      this.emitter.offAny(wrapped);
     };
   }
 

@@ -1,17 +1,14 @@
 import { Registry, Histogram, Counter, Gauge, collectDefaultMetrics } from 'prom-client';
 import {
   EventName,
-  type BackendChangedEvent,
   type BreakerChangedEvent,
-  type CacheCorruptEvent,
-  type CacheErrorEvent,
   type CacheOperationEvent,
-  type CoalescedEvent,
-  type DomainEvent,
+  type DomainEventName,
   type HttpCompletedEvent,
   type SnapshotEvent,
   type UpstreamCalledEvent,
 } from '../../domain/events/events.js';
+import type { DomainEventListener, EventEmitter2Bus } from '../events/eventemitter2-bus.adapter.js';
 import { ALL_OUTCOMES } from '../../domain/model.js';
 import type { CacheStatsPort } from '../../domain/ports/cache.port.js';
 import { SlidingMinimum } from './sliding-minimum.js';
@@ -39,9 +36,8 @@ export const RATE_LIMIT_WINDOW_MS = 5 * 60_000;
 type CacheStats = Awaited<ReturnType<CacheStatsPort['stats']>>;
 
 /** The part of the event bus the metrics need (the eventemitter2 adapter has it). */
-export interface EventSubscriber {
-  on(name: string, listener: (event: DomainEvent) => void): () => void;
-}
+/** What the metrics and readiness adapters need of the bus: typed subscription by name. */
+export type EventSubscriber = Pick<EventEmitter2Bus, 'on'>;
 
 export interface PrometheusMetricsOptions {
   /** Collect Node process metrics (CPU, heap, event loop lag, GC) into this registry. */
@@ -323,29 +319,29 @@ export class PrometheusMetrics {
   }
 
   private subscribe(bus: EventSubscriber): void {
-    const on = (name: string, listener: (event: DomainEvent) => void) => this.unsubscribe.push(bus.on(name, listener));
-    on(EventName.httpCompleted, (event) => this.onHttpCompleted(event as HttpCompletedEvent));
-    on(EventName.cacheOperation, (event) => this.onCacheOperation(event as CacheOperationEvent));
-    on(EventName.upstreamCalled, (event) => this.onUpstreamCalled(event as UpstreamCalledEvent));
+    const on = <N extends DomainEventName>(name: N, listener: DomainEventListener<N>) => this.unsubscribe.push(bus.on(name, listener));
+    on(EventName.httpCompleted, (event) => this.onHttpCompleted(event));
+    on(EventName.cacheOperation, (event) => this.onCacheOperation(event));
+    on(EventName.upstreamCalled, (event) => this.onUpstreamCalled(event));
     on(EventName.coalesced, (event) => {
-      this.coalesced.inc({ scope: (event as CoalescedEvent).scope === 'shared' ? 'shared' : 'local' });
+      this.coalesced.inc({ scope: event.scope === 'shared' ? 'shared' : 'local' });
     });
     on(EventName.cacheError, (event) => {
-      const e = event as CacheErrorEvent;
+      const e = event;
       this.cacheErrors.inc({ backend: this.bounded('backend', e.backend), operation: this.bounded('operation', e.operation) });
     });
     on(EventName.cacheCorrupt, (event) => {
-      this.cacheCorrupt.inc({ backend: this.bounded('backend', (event as CacheCorruptEvent).backend) });
+      this.cacheCorrupt.inc({ backend: this.bounded('backend', event.backend) });
     });
-    on(EventName.breakerChanged, (event) => this.onBreakerChanged(event as BreakerChangedEvent));
+    on(EventName.breakerChanged, (event) => this.onBreakerChanged(event));
     on(EventName.backendChanged, (event) => {
-      this.lastBackend = this.bounded('backend', (event as BackendChangedEvent).backend);
+      this.lastBackend = this.bounded('backend', event.backend);
     });
-    on(EventName.snapshotCompleted, (event) => this.onSnapshot(event as SnapshotEvent));
-    on(EventName.snapshotFailed, (event) => this.onSnapshot(event as SnapshotEvent));
-    on(EventName.restoreCompleted, (event) => this.onRestore(event as SnapshotEvent));
+    on(EventName.snapshotCompleted, (event) => this.onSnapshot(event));
+    on(EventName.snapshotFailed, (event) => this.onSnapshot(event));
+    on(EventName.restoreCompleted, (event) => this.onRestore(event));
     on(EventName.restoreProgress, (event) => {
-      this.restoreInProgress.set({ store: this.bounded('store', (event as SnapshotEvent).store) }, 1);
+      this.restoreInProgress.set({ store: this.bounded('store', event.store) }, 1);
     });
   }
 

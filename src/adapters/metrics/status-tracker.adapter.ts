@@ -1,4 +1,5 @@
-import { EventName, type BreakerChangedEvent, type SnapshotEvent, type UpstreamCalledEvent, type DomainEvent } from '../../domain/events/events.js';
+import { EventName, type BreakerChangedEvent, type DomainEventName, type SnapshotEvent, type UpstreamCalledEvent } from '../../domain/events/events.js';
+import type { DomainEventListener } from '../events/eventemitter2-bus.adapter.js';
 import type { EventSubscriber } from './prometheus-metrics.adapter.js';
 
 export type UpstreamState = 'unknown' | 'ok' | 'erroring' | 'timeout' | 'unreachable' | 'offline';
@@ -49,21 +50,21 @@ export class StatusTracker {
     bus: EventSubscriber,
     private readonly now: () => number = Date.now,
   ) {
-    const on = (name: string, listener: (event: DomainEvent) => void) => this.unsubscribe.push(bus.on(name, listener));
+    const on = <N extends DomainEventName>(name: N, listener: DomainEventListener<N>) => this.unsubscribe.push(bus.on(name, listener));
     on(EventName.breakerChanged, (event) => {
-      const e = event as BreakerChangedEvent;
+      const e = event;
       if (this.breakerStates.has(e.breaker) || this.breakerStates.size < 16) this.breakerStates.set(e.breaker, e.state);
     });
-    on(EventName.upstreamCalled, (event) => this.onUpstream(event as UpstreamCalledEvent));
+    on(EventName.upstreamCalled, (event) => this.onUpstream(event));
     on(EventName.backendChanged, (event) => {
-      this.backendName = (event as { backend: string }).backend;
+      this.backendName = event.backend;
     });
     on(EventName.restoreProgress, (event) => {
-      this.restoreState = restoreStatus('in_progress', event as SnapshotEvent);
+      this.restoreState = restoreStatus('in_progress', event);
       this.restoreFinishedAt = undefined;
     });
     on(EventName.restoreCompleted, (event) => {
-      const e = event as SnapshotEvent;
+      const e = event;
       this.restoreState = restoreStatus(e.outcome === 'in_progress' ? 'ok' : e.outcome, e);
       this.restoreFinishedAt = this.now();
     });

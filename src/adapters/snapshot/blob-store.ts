@@ -2,6 +2,7 @@
  * Byte-level storage of snapshot files: a directory or an S3 bucket. The snapshot store (format,
  * manifests, ids) sits on top; a blob store only knows names and bytes.
  */
+import { ErrorCode } from '../../domain/errors.js';
 
 export interface BlobInfo {
   name: string;
@@ -37,7 +38,7 @@ export interface BlobStore {
 
 export class BlobNotFoundError extends Error {
   override readonly name = 'BlobNotFoundError';
-  readonly code = 'BLOB_NOT_FOUND';
+  readonly code = ErrorCode.BLOB_NOT_FOUND;
   constructor(readonly blob: string) {
     super(`no such snapshot object: ${blob}`);
   }

@@ -1,6 +1,6 @@
 import type { LeasePort } from '../../domain/ports/lease.port.js';
 import type { ClockPort } from '../../domain/ports/clock.port.js';
-import { systemClock } from '../../domain/ports/clock.port.js';
+import { systemClock } from '../clock/system-clock.adapter.js';
 
 /**
  * LeasePort for one process (the memory backend: every replica has its own cache, so each may snapshot

@@ -1,13 +1,12 @@
 import type { Outcome } from '../model.js';
 
 /**
- * Domain events with stable names. Listeners (metrics, logs) subscribe by name; names never change.
- * Each outcome of DESIGN §4 has its own event name: `resource.online_hit`, `resource.api_timeout_miss`, ...
+ * Domain events with stable names. Listeners (metrics, readiness, logs) subscribe by name through the
+ * bus adapter's typed `on(name, listener)`: DomainEventMap says which event each name carries.
  */
 export const EventName = {
-  /** Prefix of the per-outcome events; full name is `resource.<outcome in lower case>`. */
-  resourcePrefix: 'resource.',
-  passedThrough: 'request.passed_through',
+  /** One per answered GET/HEAD, whatever its outcome (DESIGN §4). */
+  resourceResolved: 'resource.resolved',
   upstreamCalled: 'upstream.called',
   coalesced: 'request.coalesced',
   cacheOperation: 'cache.operation',
@@ -22,13 +21,9 @@ export const EventName = {
   snapshotFailed: 'snapshot.failed',
 } as const;
 
-export function resourceEventName(outcome: Outcome): string {
-  return EventName.resourcePrefix + outcome.toLowerCase();
-}
-
-/** One per resolved GET/HEAD, named after its outcome. */
+/** One per resolved GET/HEAD. */
 export interface ResourceResolvedEvent {
-  name: string;
+  name: typeof EventName.resourceResolved;
   outcome: Outcome;
   status: number;
   method: string;
@@ -36,12 +31,6 @@ export interface ResourceResolvedEvent {
   collapsed: boolean;
   /** Seconds since the served entry was last validated (stale answers). */
   staleAgeSeconds?: number;
-}
-
-export interface PassedThroughEvent {
-  name: typeof EventName.passedThrough;
-  method: string;
-  status: number;
 }
 
 /** Every call to GitHub. */
@@ -134,15 +123,23 @@ export interface SnapshotEvent {
   present?: number;
 }
 
-export type DomainEvent =
-  | ResourceResolvedEvent
-  | PassedThroughEvent
-  | UpstreamCalledEvent
-  | CoalescedEvent
-  | CacheOperationEvent
-  | CacheErrorEvent
-  | CacheCorruptEvent
-  | BreakerChangedEvent
-  | BackendChangedEvent
-  | HttpCompletedEvent
-  | SnapshotEvent;
+/** Which event each name carries: the bus adapter types its listeners with it. */
+export interface DomainEventMap {
+  [EventName.resourceResolved]: ResourceResolvedEvent;
+  [EventName.upstreamCalled]: UpstreamCalledEvent;
+  [EventName.coalesced]: CoalescedEvent;
+  [EventName.cacheOperation]: CacheOperationEvent;
+  [EventName.cacheError]: CacheErrorEvent;
+  [EventName.cacheCorrupt]: CacheCorruptEvent;
+  [EventName.breakerChanged]: BreakerChangedEvent;
+  [EventName.backendChanged]: BackendChangedEvent;
+  [EventName.httpCompleted]: HttpCompletedEvent;
+  [EventName.snapshotCompleted]: SnapshotEvent;
+  [EventName.restoreCompleted]: SnapshotEvent;
+  [EventName.restoreProgress]: SnapshotEvent;
+  [EventName.snapshotFailed]: SnapshotEvent;
+}
+
+export type DomainEventName = keyof DomainEventMap;
+
+export type DomainEvent = DomainEventMap[DomainEventName];

@@ -1,4 +1,5 @@
 import type { DumpedEntry } from './cache-dump.port.js';
+import { ErrorCode } from '../errors.js';
 
 /**
  * Where snapshots of the cache live (a directory, an S3 bucket). Shaped by the snapshot and restore
@@ -82,7 +83,7 @@ export type SnapshotRejection = (typeof SnapshotRejection)[keyof typeof Snapshot
 /** A snapshot that cannot be used. The restore use case moves on to the next older one. */
 export class SnapshotRejectedError extends Error {
   override readonly name = 'SnapshotRejectedError';
-  readonly code = 'SNAPSHOT_REJECTED';
+  readonly code = ErrorCode.SNAPSHOT_REJECTED;
   constructor(
     readonly reason: SnapshotRejection,
     message: string,

@@ -52,7 +52,6 @@ export class PassThrough {
         ...(remaining ? { rateLimitRemaining: Number(remaining) } : {}),
         ...(resource ? { rateLimitResource: resource } : {}),
       });
-      this.events.emit({ name: EventName.passedThrough, method: request.method, status: response.status });
       const headers = relayableHeaders(response.headers);
       const encoding = firstValue(response.headers['content-encoding']);
       if (encoding !== undefined) headers['content-encoding'] = encoding;

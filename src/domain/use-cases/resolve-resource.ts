@@ -6,8 +6,9 @@ import type { ClockPort } from '../ports/clock.port.js';
 import type { EventBusPort } from '../ports/event-bus.port.js';
 import type { KeyHasherPort } from '../ports/key-hasher.port.js';
 import type { LeasePort } from '../ports/lease.port.js';
-import { EventName, resourceEventName } from '../events/events.js';
+import { EventName, type ResourceResolvedEvent } from '../events/events.js';
 import { ErrorCode, isMirrorError } from '../errors.js';
+import { holdLease } from './hold-lease.js';
 import {
   cacheControlDirectives,
   etagMatches,
@@ -96,11 +97,6 @@ export class ResolveResource {
     this.revalidationWriteMs = options.revalidationWriteMs ?? 60_000;
   }
 
-  /** Number of distinct keys with an upstream call in progress. */
-  get inflightCount(): number {
-    return this.inflight.size;
-  }
-
   async execute(request: ResolveRequest): Promise<Resolution> {
     const key = this.keys.keyFor({
       credential: request.credential,
@@ -142,8 +138,8 @@ export class ResolveResource {
       resolution.body = EMPTY;
       resolution.headers = withoutEntityHeaders(result.headers);
     }
-    const event: { name: string; outcome: Outcome; status: number; method: string; collapsed: boolean; staleAgeSeconds?: number } = {
-      name: resourceEventName(result.outcome),
+    const event: ResourceResolvedEvent = {
+      name: EventName.resourceResolved,
       outcome: result.outcome,
       status: resolution.status,
       method: request.method,
@@ -177,24 +173,17 @@ export class ResolveResource {
       this.events.emit({ name: EventName.coalesced, scope: 'shared' });
       return { outcome: O.ONLINE_MISS, status: entry.status, headers: { ...entry.headers }, body: entry.body, etag: entry.etag, fromCache: true, sharedFlight: true };
     };
-    const lead = async (): Promise<SharedResult> => {
-      // keep the lease while our call runs: a winner that is slow, not gone, must not see its key
-      // handed to a second caller when the lease's ttl runs out (a gone one stops renewing)
-      const renewal = setInterval(() => {
-        flights.renew(flight, waitMs).catch(() => undefined);
-      }, Math.max(10, Math.floor(waitMs / 3)));
-      try {
-        // look again under the lease: a winner may have stored the entry and released it between our
-        // first lookup and now. Validated since we began to wait: the winner's answer, served as is;
-        // older: the call is a (free) revalidation, not a second fetch
+    // keep the lease while our call runs: a winner that is slow, not gone, must not see its key
+    // handed to a second caller when the lease's ttl runs out (a gone one stops renewing).
+    // Look again under the lease: a winner may have stored the entry and released it between our
+    // first lookup and now. Validated since we began to wait: the winner's answer, served as is;
+    // older: the call is a (free) revalidation, not a second fetch
+    const lead = (): Promise<SharedResult> =>
+      holdLease(flights, this.clock, flight, waitMs, async () => {
         const entry = await this.lookup(slot);
         if (entry !== undefined && entry.validatedAt >= waitingSince) return shared(entry);
-        return await this.resolveWith(slot, request, entry);
-      } finally {
-        clearInterval(renewal);
-        flights.release(flight).catch(() => undefined);
-      }
-    };
+        return this.resolveWith(slot, request, entry);
+      });
     const acquire = async (): Promise<boolean> => {
       try {
         return await flights.acquire(flight, waitMs);
@@ -204,17 +193,13 @@ export class ResolveResource {
     };
     if (await acquire()) return lead();
     for (let polls = Math.ceil(waitMs / pollMs); polls > 0; polls--) {
-      await this.sleep(pollMs);
+      await this.clock.sleep(pollMs);
       const entry = await this.lookup(slot);
       if (entry !== undefined) return shared(entry);
       // the winner finished without leaving an entry (an error, a 404, not cacheable): our turn
       if (await acquire()) return lead();
     }
     return this.resolveWith(slot, request, await this.lookup(slot));
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => setTimeout(resolve, ms));
   }
 
   private async resolveWith(key: Slot, request: ResolveRequest, entry: CachedEntry | undefined): Promise<SharedResult> {

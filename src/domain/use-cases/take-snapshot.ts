@@ -3,6 +3,7 @@ import type { SnapshotInfo, SnapshotStorePort } from '../ports/snapshot-store.po
 import type { ClockPort } from '../ports/clock.port.js';
 import type { EventBusPort } from '../ports/event-bus.port.js';
 import { EventName } from '../events/events.js';
+import { ErrorCode } from '../errors.js';
 
 export interface TakeSnapshotOptions {
   /** Snapshots kept after a successful one (older ones are removed). */
@@ -33,7 +34,7 @@ export type TakeSnapshotResult =
 
 export class SnapshotCancelledError extends Error {
   override readonly name = 'SnapshotCancelledError';
-  readonly code = 'SNAPSHOT_CANCELLED';
+  readonly code = ErrorCode.SNAPSHOT_CANCELLED;
   constructor() {
     super('snapshot cancelled');
   }

@@ -17,12 +17,13 @@
  */
 import { EventEmitter } from 'node:events';
 import CircuitBreaker from 'opossum';
+import { ErrorCode } from '../../../domain/errors.js';
 import { EventName } from '../../../domain/events/events.js';
 import type { BreakerChangedEvent, DomainEvent } from '../../../domain/events/events.js';
 import type { CachedEntry } from '../../../domain/model.js';
 import type { CachePort, CacheStatsPort } from '../../../domain/ports/cache.port.js';
 import type { ClockPort } from '../../../domain/ports/clock.port.js';
-import { systemClock } from '../../../domain/ports/clock.port.js';
+import { systemClock } from '../../clock/system-clock.adapter.js';
 import type { EventBusPort } from '../../../domain/ports/event-bus.port.js';
 
 /** pino-compatible subset. */
@@ -133,7 +134,7 @@ export class BreakerCache implements CachePort, CacheStatsPort {
         name: EventName.cacheError,
         backend: this.primary.backend,
         operation: call?.operation ?? 'unknown',
-        code: 'BREAKER_TIMEOUT',
+        code: ErrorCode.BREAKER_TIMEOUT,
         message: `no answer within ${this.options.timeoutMs} ms; served by the ${this.fallback.backend} cache`,
       });
     };

@@ -1,6 +1,6 @@
 import type { CachePort, CacheStatsPort } from '../../../domain/ports/cache.port.js';
 import type { ClockPort } from '../../../domain/ports/clock.port.js';
-import { systemClock } from '../../../domain/ports/clock.port.js';
+import { systemClock } from '../../clock/system-clock.adapter.js';
 import type { CachedEntry } from '../../../domain/model.js';
 import { readValue } from '../sealed-value.js';
 

@@ -1,3 +1,5 @@
+import { ErrorCode } from '../../../domain/errors.js';
+
 /** Why a stored value could not be read back as a cache entry. Stable values: they become event reasons. */
 export const CorruptReason = {
   /** Not written by this codec (no magic bytes): garbage, another program's value. */
@@ -24,7 +26,7 @@ export type CorruptReason = (typeof CorruptReason)[keyof typeof CorruptReason];
 /** A value under a cache key that is not a readable entry. Adapters turn it into a miss plus an event. */
 export class CorruptEntryError extends Error {
   override readonly name = 'CorruptEntryError';
-  readonly code = 'CACHE_ENTRY_CORRUPT';
+  readonly code = ErrorCode.CACHE_ENTRY_CORRUPT;
   constructor(
     readonly reason: CorruptReason,
     message: string,

@@ -17,7 +17,7 @@ import type { DomainEvent } from '../../../domain/events/events.js';
 import type { CachedEntry } from '../../../domain/model.js';
 import type { CachePort, CacheStatsPort } from '../../../domain/ports/cache.port.js';
 import type { ClockPort } from '../../../domain/ports/clock.port.js';
-import { systemClock } from '../../../domain/ports/clock.port.js';
+import { systemClock } from '../../clock/system-clock.adapter.js';
 import type { EventBusPort } from '../../../domain/ports/event-bus.port.js';
 import type { EncodeOptions } from './entry-codec.js';
 import { readValue, writeValue } from '../sealed-value.js';
