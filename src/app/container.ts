@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { container as rootContainer, instanceCachingFactory, type DependencyContainer } from 'tsyringe';
 import type { Logger } from 'pino';
 import { TOKENS } from './tokens.js';
-import type { MirrorConfig } from './config.js';
+import type { MirrorConfig } from './config/index.js';
 import type { ClockPort } from '../domain/ports/clock.port.js';
 import { systemClock } from '../adapters/clock/system-clock.adapter.js';
 import type { CachePort } from '../domain/ports/cache.port.js';

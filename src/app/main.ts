@@ -1,4 +1,4 @@
-import { loadConfig, ConfigError, redactedConfig } from './config.js';
+import { loadConfig, ConfigError, redactedConfig } from './config/index.js';
 import { Mirror } from './mirror.js';
 
 /** Entry point: load and check the config, start the mirror, stop it gracefully on SIGTERM/SIGINT. */

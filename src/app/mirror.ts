@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { DependencyContainer } from 'tsyringe';
 import { buildContainer, type CacheLifecycle, type ContainerOverrides } from './container.js';
 import { TOKENS } from './tokens.js';
-import type { MirrorConfig } from './config.js';
+import type { MirrorConfig } from './config/index.js';
 import { createLogger } from './logger.js';
 import { EventName } from '../domain/events/events.js';
 import { buildHttpServer } from '../adapters/http/fastify-server.adapter.js';
