@@ -5,7 +5,7 @@
  */
 import { FakeGitHub } from '../test/support/fake-github.js';
 import { startBareProxy } from './bare-proxy.js';
-import { loadConfig } from '../src/app/config.js';
+import { loadConfig } from '../src/app/config/index.js';
 import { Mirror } from '../src/app/mirror.js';
 import { BENCH_RESOURCE, BENCH_BODY } from './scenario.js';
 

@@ -9,7 +9,7 @@
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describeConfigKeys, envAliases, type ConfigKeyInfo } from '../src/app/config.js';
+import { describeConfigKeys, envAliases, type ConfigKeyInfo } from '../src/app/config/index.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const CONFIG_DOCS_PATH = join(ROOT, 'docs', 'configuration.md');

@@ -9,7 +9,7 @@ import { container as rootContainer, instanceCachingFactory, type DependencyCont
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { TOKENS } from './tokens.js';
-import type { MirrorConfig } from './config.js';
+import type { MirrorConfig } from './config/index.js';
 import type { ClockPort } from '../domain/ports/clock.port.js';
 import type { CachePort } from '../domain/ports/cache.port.js';
 import type { KeyHasherPort } from '../domain/ports/key-hasher.port.js';

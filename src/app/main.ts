@@ -1,4 +1,4 @@
-import { loadConfig, ConfigError, redactedConfig } from './config.js';
+import { loadConfig, ConfigError, redactedConfig } from './config/index.js';
 import { Mirror } from './mirror.js';
 
 /**

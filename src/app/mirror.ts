@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { DependencyContainer } from 'tsyringe';
 import { buildContainer, type ContainerOverrides, type MirrorParts } from './container.js';
 import { TOKENS } from './tokens.js';
-import type { MirrorConfig } from './config.js';
+import type { MirrorConfig } from './config/index.js';
 import { createLogger } from './logger.js';
 import type { EventEmitter2Bus } from '../adapters/events/eventemitter2-bus.adapter.js';
 import type { PrometheusMetrics } from '../adapters/metrics/prometheus-metrics.adapter.js';
