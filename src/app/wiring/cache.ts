@@ -3,7 +3,7 @@
  * backend, Redis shared by every replica behind a breaker that falls back to that memory. The
  * instrumentation wrapper (timing per backend and operation) is what the use cases get.
  */
-import type { MirrorConfig } from '../config.js';
+import type { MirrorConfig } from '../config/index.js';
 import type { CachePort } from '../../domain/ports/cache.port.js';
 import type { ClockPort } from '../../domain/ports/clock.port.js';
 import type { LeasePort } from '../../domain/ports/lease.port.js';

@@ -1,7 +1,7 @@
 /** The HTTP edge, built from the config: the fastify server with its routes, TLS when configured. */
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
-import type { MirrorConfig } from '../config.js';
+import type { MirrorConfig } from '../config/index.js';
 import { buildHttpServer, type HttpAdapterDeps } from '../../adapters/http/fastify-server.adapter.js';
 
 export function buildHttp(config: MirrorConfig, deps: HttpAdapterDeps): FastifyInstance {

@@ -4,7 +4,7 @@
  * held credential is answered 429 without reaching GitHub or the breaker). close()/destroy() of the
  * outermost object go down the chain.
  */
-import type { MirrorConfig } from '../config.js';
+import type { MirrorConfig } from '../config/index.js';
 import type { UpstreamPort } from '../../domain/ports/upstream.port.js';
 import type { ClockPort } from '../../domain/ports/clock.port.js';
 import type { EventBusPort } from '../../domain/ports/event-bus.port.js';
