@@ -9,9 +9,9 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { UserCheckFailed } from '../../domain/use-cases/admit-client.js';
-import { cacheStatusValue } from '../../domain/use-cases/resolution.js';
-import { ErrorCode, isMirrorError } from '../../domain/errors.js';
+import { ErrorCode, isMirrorError, type MirrorFailure } from '../../domain/errors.js';
 import { errorJson, statusForCode } from './errors.js';
+import { cacheStatusValue, type CacheStatusFacts } from './cache-status.js';
 import { definePlugin } from './plugin.js';
 import { REQUEST_LOG_PLUGIN } from './request-log.plugin.js';
 
@@ -24,12 +24,27 @@ export function sendError(reply: FastifyReply, status: number, code: string, mes
   return reply.code(status).type(JSON_TYPE).send(errorJson(message, code));
 }
 
+/**
+ * The answer to a request the mirror could not serve (upstream failed, nothing cached): the status of
+ * the failure's code, its JSON, and the outcome as X-Cache and Cache-Status.
+ */
+export function sendFailure(reply: FastifyReply, failure: MirrorFailure, answer: CacheStatusFacts): FastifyReply {
+  return reply
+    .code(statusForCode(failure.code))
+    .headers({ 'content-type': JSON_TYPE, 'x-cache': answer.outcome, 'cache-status': cacheStatusValue(answer) })
+    .send(errorJson(failure.message, failure.code));
+}
+
 export const errorsPlugin = definePlugin({ name: ERRORS_PLUGIN, dependencies: [REQUEST_LOG_PLUGIN], decorators: { request: ['mirror'] } }, (app) => {
   app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, request, reply) => {
     if (error instanceof UserCheckFailed) {
       // The allowlist's GET /user answer (GitHub's 401, a rate limit, an upstream error) relayed as it is.
       const answer = error.answer;
       request.mirror.outcome = answer.outcome;
+      if (answer.error !== undefined) {
+        void sendFailure(reply, answer.error, answer);
+        return;
+      }
       const out: Record<string, string> = { ...answer.headers, 'x-cache': answer.outcome, 'cache-status': cacheStatusValue(answer) };
       if (answer.staleAgeSeconds !== undefined) out['x-cache-stale-age'] = String(answer.staleAgeSeconds);
       void reply.code(answer.status).headers(out).send(Buffer.from(answer.body.buffer, answer.body.byteOffset, answer.body.byteLength));
@@ -40,11 +55,12 @@ export const errorsPlugin = definePlugin({ name: ERRORS_PLUGIN, dependencies: [R
       // connection itself, so a partial body never looks complete): an upstream failure, not a mirror bug.
       const timeout = error.code === 'UND_ERR_BODY_TIMEOUT';
       const outcome = timeout ? 'API_TIMEOUT_MISS' : 'API_CONNECTION_ERROR_MISS';
-      const code = timeout ? ErrorCode.UPSTREAM_TIMEOUT : ErrorCode.UPSTREAM_UNREACHABLE;
+      const failure: MirrorFailure = timeout
+        ? { code: ErrorCode.UPSTREAM_TIMEOUT, message: 'GitHub did not answer in time' }
+        : { code: ErrorCode.UPSTREAM_UNREACHABLE, message: 'GitHub closed the connection in the middle of the answer' };
       request.mirror.outcome = outcome;
       for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name);
-      void reply.headers({ 'x-cache': outcome, 'cache-status': cacheStatusValue({ outcome, collapsed: false, fromCache: false }) });
-      void sendError(reply, statusForCode(code), code, timeout ? 'GitHub did not answer in time' : 'GitHub closed the connection in the middle of the answer');
+      void sendFailure(reply, failure, { outcome, collapsed: false, fromCache: false });
       return;
     }
     if (isMirrorError(error)) {

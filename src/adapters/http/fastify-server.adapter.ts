@@ -8,7 +8,7 @@ import type { FastifyInstance, FastifyBaseLogger } from 'fastify';
 import type { Logger } from 'pino';
 import type { ResolveRequest } from '../../domain/use-cases/resolve-resource.js';
 import type { PassThroughRequest, PassThroughResult } from '../../domain/use-cases/pass-through.js';
-import type { Resolution } from '../../domain/use-cases/resolution.js';
+import type { Resolution } from '../../domain/resolution.js';
 import type { EventBusPort } from '../../domain/ports/event-bus.port.js';
 import { requestLogPlugin } from './request-log.plugin.js';
 import { answerClientError, answerFrameworkError, errorsPlugin } from './errors.plugin.js';

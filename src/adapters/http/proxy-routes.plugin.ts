@@ -10,8 +10,7 @@ import { gzip } from 'node:zlib';
 import { promisify } from 'node:util';
 import type { ResolveRequest } from '../../domain/use-cases/resolve-resource.js';
 import type { PassThroughRequest, PassThroughResult } from '../../domain/use-cases/pass-through.js';
-import type { Resolution } from '../../domain/use-cases/resolution.js';
-import { cacheStatusValue } from '../../domain/use-cases/resolution.js';
+import type { Resolution } from '../../domain/resolution.js';
 import { ErrorCode, MirrorError, isMirrorError } from '../../domain/errors.js';
 import { HOP_BY_HOP } from '../../domain/http-semantics.js';
 import type { HeaderMap } from '../../domain/model.js';
@@ -19,7 +18,8 @@ import { parseTarget, type ParsedTarget } from './request-target.js';
 import { UrlRewriter } from './url-rewriter.js';
 import { definePlugin, requireOption } from './plugin.js';
 import { REQUEST_LOG_PLUGIN } from './request-log.plugin.js';
-import { ERRORS_PLUGIN } from './errors.plugin.js';
+import { ERRORS_PLUGIN, sendFailure } from './errors.plugin.js';
+import { cacheStatusValue } from './cache-status.js';
 import { RESERVED_PATHS } from './reserved-routes.plugin.js';
 
 const gzipAsync = promisify(gzip);
@@ -103,6 +103,10 @@ export const proxyRoutesPlugin = definePlugin<ProxyRoutesOptions>(
 
     async function sendResolution(request: FastifyRequest, reply: FastifyReply, resolution: Resolution, publicBase: string): Promise<void> {
       request.mirror.outcome = resolution.outcome;
+      if (resolution.error !== undefined) {
+        await sendFailure(reply, resolution.error, resolution);
+        return;
+      }
       const out: Record<string, string> = { ...resolution.headers };
       if (out['link'] !== undefined) out['link'] = rewriter.rewriteHeader(out['link'], publicBase);
       if (out['location'] !== undefined) out['location'] = rewriter.rewriteHeader(out['location'], publicBase);
@@ -156,15 +160,15 @@ export const proxyRoutesPlugin = definePlugin<ProxyRoutesOptions>(
       if (hasBody) passRequest.body = limited(request.raw, options.bodyLimitBytes, declared === undefined ? undefined : Number(declared));
       const result = await options.passThrough.execute(passRequest);
       request.mirror.outcome = result.outcome;
+      if (result.error !== undefined) {
+        await sendFailure(reply, result.error, { outcome: result.outcome, collapsed: false, fromCache: false });
+        return;
+      }
       const out: Record<string, string> = { ...result.headers, 'x-cache': result.outcome };
       out['cache-status'] = cacheStatusValue({ ...result, collapsed: false, fromCache: false });
       if (out['link'] !== undefined) out['link'] = rewriter.rewriteHeader(out['link'], publicBase);
       if (out['location'] !== undefined) out['location'] = rewriter.rewriteHeader(out['location'], publicBase);
       void reply.code(result.status).headers(out);
-      if (result.body instanceof Uint8Array) {
-        await reply.send(Buffer.from(result.body));
-        return;
-      }
       request.mirror.streamingUpstream = true;
       await reply.send(result.body);
     }
