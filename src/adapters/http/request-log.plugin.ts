@@ -3,6 +3,12 @@
  * answer ends with one `http.request.completed` event and one log line — 5xx at warn, the rest at
  * info (log.level=warn keeps only the failures), probes and scrapes of the reserved paths at debug.
  * Token-like query parameters are masked in the logged path.
+ *
+ * The line is cheap: it goes through a child of the server logger without pino's path redaction
+ * (its fields are the plugin's own — method, masked path, status, outcome, times, sizes — none of
+ * them a redacted path; the logger's pattern pass over the finished line still runs), written with
+ * the request id as its first field, so the output is the same as through the request's own child
+ * logger, which is only created when something else logs for the request (lazy-child-logger.ts).
  */
 import type { FastifyBaseLogger } from 'fastify';
 import type { Logger } from 'pino';
@@ -41,6 +47,9 @@ export const requestLogPlugin = definePlugin<RequestLogOptions>({ name: REQUEST_
   requireOption(REQUEST_LOG_PLUGIN, typeof options.events?.emit === 'function', 'options.events must be an event bus');
   requireOption(REQUEST_LOG_PLUGIN, isLevelAware(app.log), 'the server logger must be a pino logger (isLevelEnabled)');
 
+  // Gated by the server logger's level; written through a child that has every level on.
+  const server = app.log as LevelAwareLogger;
+  const access = server.child({}, { level: 'trace', redact: [] });
   app.decorateRequest('mirror', null as unknown as RequestState);
   app.addHook('onRequest', (request, _reply, done) => {
     request.mirror = { outcome: 'NONE' };
@@ -56,9 +65,9 @@ export const requestLogPlugin = definePlugin<RequestLogOptions>({ name: REQUEST_
       durationMs: reply.elapsedTime,
     });
     const level = RESERVED_PATHS.has(request.routeOptions.url ?? '') ? 'debug' : status >= 500 ? 'warn' : 'info';
-    const log = request.log;
-    if (isLevelAware(log) && log.isLevelEnabled(level)) {
+    if (server.isLevelEnabled(level)) {
       const line: Record<string, unknown> = {
+        reqId: request.id,
         method: request.method,
         path: safePath(request.raw.url),
         status,
@@ -69,7 +78,7 @@ export const requestLogPlugin = definePlugin<RequestLogOptions>({ name: REQUEST_
       if (length !== undefined) line.bytes = Number(length);
       const staleAge = reply.getHeader('x-cache-stale-age');
       if (staleAge !== undefined) line.staleAgeSeconds = Number(staleAge);
-      log[level](line, 'request');
+      access[level](line, 'request');
     }
     done();
   });
@@ -78,5 +87,6 @@ export const requestLogPlugin = definePlugin<RequestLogOptions>({ name: REQUEST_
 /** The request path for logs, with token-like query parameters masked. */
 export function safePath(url: string | undefined): string {
   if (url === undefined) return '';
+  if (!url.includes('?')) return url.length > 512 ? url.slice(0, 512) : url;
   return url.replace(/([?&](?:access_token|token|client_secret|code|state)=)[^&]*/gi, '$1[redacted]').slice(0, 512);
 }
