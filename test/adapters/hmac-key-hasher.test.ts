@@ -24,3 +24,12 @@ test('seal keys are 32 bytes, per credential, and need the credential', (t) => {
   t.notDeepEqual(Buffer.from(a), Buffer.from(hasher.sealKeyFor(undefined)));
   t.deepEqual(Buffer.from(a), Buffer.from(new HmacKeyHasher('secret-1').sealKeyFor('token a')));
 });
+
+test('keys are memoised per request identity: the same key from a fresh hasher, and after the memo fills and empties', (t) => {
+  const hasher = new HmacKeyHasher('secret-1');
+  const first = hasher.keyFor(parts('token a'));
+  for (let i = 0; i < 10_050; i++) hasher.keyFor(parts('token a', `/repos/o/r${i}`));
+  t.is(hasher.keyFor(parts('token a')), first);
+  t.is(new HmacKeyHasher('secret-1').keyFor(parts('token a')), first);
+  t.not(hasher.keyFor({ ...parts('token a'), query: 'a=1\u0000' }), first, 'a part cannot spill into the next one');
+});

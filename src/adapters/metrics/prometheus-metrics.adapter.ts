@@ -1,4 +1,4 @@
-import { Registry, Histogram, Counter, Gauge, collectDefaultMetrics } from 'prom-client';
+import { Registry, Counter, Gauge, collectDefaultMetrics } from 'prom-client';
 import {
   EventName,
   type BreakerChangedEvent,
@@ -12,7 +12,7 @@ import type { DomainEventListener, EventSubscriber } from '../events/eventemitte
 import { ALL_OUTCOMES } from '../../domain/model.js';
 import type { CacheStatsPort } from '../../domain/ports/cache.port.js';
 import { SlidingMinimum } from './sliding-minimum.js';
-import { FastHistogram, type FastHistogramChild } from './fast-histogram.js';
+import { FastCounter, FastHistogram, type FastHistogramChild } from './fast-histogram.js';
 
 /**
  * Buckets of `request_latency_seconds` and `github_mirror_upstream_request_seconds` (seconds): fine from
@@ -114,8 +114,8 @@ export class PrometheusMetrics {
   private readonly cacheErrors: Counter<'backend' | 'operation'>;
   private readonly cacheCorrupt: Counter<'backend'>;
 
-  private readonly upstreamLatency: Histogram<'result' | 'status_class'>;
-  private readonly upstreamRequests: Counter<'result' | 'status_class' | 'quota'>;
+  private readonly upstreamLatency: FastHistogram<'result' | 'status_class'>;
+  private readonly upstreamRequests: FastCounter<'result' | 'status_class' | 'quota'>;
   private readonly upstreamChildren = new Map<string, { latency: Observer; count: Incrementer }>();
   private readonly rateLimitWindows = new Map<string, SlidingMinimum>();
   private readonly rateLimitWindowMs: number;
@@ -222,14 +222,14 @@ export class PrometheusMetrics {
     });
 
     // --- upstream ---
-    this.upstreamLatency = new Histogram({
+    this.upstreamLatency = new FastHistogram({
       name: 'github_mirror_upstream_request_seconds',
       help: 'Time of one call to GitHub, by result (ok, timeout, connection_error, offline) and status class',
       labelNames: ['result', 'status_class'],
       buckets: LATENCY_BUCKETS,
       registers,
     });
-    this.upstreamRequests = new Counter({
+    this.upstreamRequests = new FastCounter({
       name: 'github_mirror_upstream_requests_total',
       help: 'Calls to GitHub, by result, status class and whether they counted against the client quota (counted|free)',
       labelNames: ['result', 'status_class', 'quota'],
@@ -312,6 +312,8 @@ export class PrometheusMetrics {
     this.registry.clear();
     this.requestLatency.reset();
     this.cacheOperation.reset();
+    this.upstreamLatency.reset();
+    this.upstreamRequests.reset();
     this.requestChildren.clear();
     this.cacheOperationChildren.clear();
     this.upstreamChildren.clear();
@@ -371,8 +373,8 @@ export class PrometheusMetrics {
     let child = this.upstreamChildren.get(key);
     if (child === undefined) {
       child = {
-        latency: this.upstreamLatency.labels({ result, status_class: statusClass }),
-        count: this.upstreamRequests.labels({ result, status_class: statusClass, quota }),
+        latency: this.upstreamLatency.child({ result, status_class: statusClass }),
+        count: this.upstreamRequests.child({ result, status_class: statusClass, quota }),
       };
       this.upstreamChildren.set(key, child);
     }
