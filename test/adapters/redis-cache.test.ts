@@ -16,7 +16,7 @@ import {
   decodeEntry,
   encodeEntry,
   tryDecodeEntry,
-} from '../../src/adapters/cache/redis/entry-codec.js';
+} from '../../src/adapters/cache/entry-codec.js';
 import { RedisCache, type RedisCacheOptions } from '../../src/adapters/cache/redis/redis-cache.adapter.js';
 import { parseRedisUrl, redactRedisUrl } from '../../src/adapters/cache/redis/redis-client.js';
 import { makeEntry, RecordingBus, RecordingLogger } from '../support/cache-traffic.js';

@@ -19,7 +19,7 @@ import type { CachePort, CacheStatsPort } from '../../../domain/ports/cache.port
 import type { ClockPort } from '../../../domain/ports/clock.port.js';
 import { systemClock } from '../../clock/system-clock.adapter.js';
 import type { EventBusPort } from '../../../domain/ports/event-bus.port.js';
-import type { EncodeOptions } from './entry-codec.js';
+import type { EncodeOptions } from '../entry-codec.js';
 import { readValue, writeValue } from '../sealed-value.js';
 import { createRedisClients, reconnectDelay, type RedisConnectionOptions, type RedisTopology } from './redis-client.js';
 
