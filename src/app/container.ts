@@ -7,6 +7,7 @@ import type { ClockPort } from '../domain/ports/clock.port.js';
 import { systemClock } from '../adapters/clock/system-clock.adapter.js';
 import type { CachePort } from '../domain/ports/cache.port.js';
 import { EventEmitter2Bus } from '../adapters/events/eventemitter2-bus.adapter.js';
+import { subscribeCacheLog } from '../adapters/logging/cache-log.subscriber.js';
 import { HmacKeyHasher } from '../adapters/crypto/hmac-key-hasher.adapter.js';
 import { MemoryCache } from '../adapters/cache/memory/memory-cache.adapter.js';
 import { InstrumentedCache } from '../adapters/cache/instrumented-cache.adapter.js';
@@ -51,9 +52,12 @@ export function buildContainer(config: MirrorConfig, logger: Logger, overrides: 
   c.register(TOKENS.Logger, { useValue: logger });
   c.register(TOKENS.Clock, { useValue: overrides.clock ?? systemClock });
   c.register(TOKENS.EventBus, {
-    useFactory: instanceCachingFactory(
-      () => new EventEmitter2Bus((error, event) => logger.error({ err: error, event: event.name }, 'event listener failed')),
-    ),
+    useFactory: instanceCachingFactory((r) => {
+      const bus = new EventEmitter2Bus((error, event) => logger.error({ err: error, event: event.name }, 'event listener failed'));
+      // the cache adapters only emit events; this writes their log lines
+      subscribeCacheLog(bus, logger, { clock: r.resolve<ClockPort>(TOKENS.Clock) });
+      return bus;
+    }),
   });
   c.register(TOKENS.KeyHasher, {
     useFactory: instanceCachingFactory(() => new HmacKeyHasher(config.cache.secret || DEVELOPMENT_SECRET)),
@@ -76,10 +80,9 @@ export function buildContainer(config: MirrorConfig, logger: Logger, overrides: 
           ...(config.cache.redis.readerUrl ? { readerUrl: config.cache.redis.readerUrl } : {}),
           keyPrefix: config.cache.redis.keyPrefix,
           events: bus,
-          logger,
           clock,
         });
-        const breaker = new BreakerCache(redis, memory, { ...config.cache.breaker, events: bus, logger, clock });
+        const breaker = new BreakerCache(redis, memory, { ...config.cache.breaker, events: bus, clock });
         backend = breaker;
         flights = new BreakerAwareLease(new RedisLease({ client: redis.client, keyPrefix: config.cache.redis.keyPrefix }), () => breaker.breakerState === 'closed');
         lifecycle = {
