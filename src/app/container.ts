@@ -21,6 +21,7 @@ import { UpstreamBreaker } from '../adapters/github/upstream-breaker.adapter.js'
 import { SecondaryLimitGate } from '../adapters/github/secondary-limit-gate.adapter.js';
 import { PrometheusMetrics, cacheStatsOf } from '../adapters/metrics/prometheus-metrics.adapter.js';
 import { ResolveResource } from '../domain/use-cases/resolve-resource.js';
+import { CrossReplicaCoalescing } from '../domain/use-cases/cross-replica-coalescing.js';
 import { PassThrough } from '../domain/use-cases/pass-through.js';
 import { AdmitClient } from '../domain/use-cases/admit-client.js';
 import { buildSnapshotService, redisConnectionOptions, SNAPSHOT_SERVICE } from './snapshot-service.js';
@@ -124,19 +125,19 @@ export function buildContainer(config: MirrorConfig, logger: Logger, overrides: 
   c.register(TOKENS.ResolveResource, {
     useFactory: instanceCachingFactory((r) => {
       const cache = r.resolve<CachePort>(TOKENS.Cache);
+      const clock = r.resolve<ClockPort>(TOKENS.Clock);
       return new ResolveResource(
         cache,
         r.resolve(TOKENS.Upstream),
         r.resolve(TOKENS.KeyHasher),
         r.resolve(TOKENS.EventBus),
-        r.resolve(TOKENS.Clock),
+        clock,
         {
           ttlSeconds: config.cache.ttlSeconds,
           maxEntryBytes: config.cache.maxEntryBytes,
           freshnessMs: config.cache.freshnessMs,
-          coalesceWaitMs: config.cache.coalesce.waitMs,
         },
-        flights,
+        flights === undefined ? undefined : new CrossReplicaCoalescing(flights, clock, { waitMs: config.cache.coalesce.waitMs }),
       );
     }),
   });

@@ -33,7 +33,7 @@ export class RecordingBus extends EventEmitter2Bus {
 }
 
 export interface LogLine {
-  level: 'info' | 'warn' | 'error';
+  level: 'info' | 'warn';
   obj: object;
   msg: string;
 }
@@ -45,9 +45,6 @@ export class RecordingLogger {
   }
   warn(obj: object, msg: string): void {
     this.lines.push({ level: 'warn', obj, msg });
-  }
-  error(obj: object, msg: string): void {
-    this.lines.push({ level: 'error', obj, msg });
   }
   text(): string {
     return this.lines.map((l) => `${l.level} ${l.msg} ${JSON.stringify(l.obj)}`).join('\n');

@@ -1,3 +1,4 @@
+/** Stored values (Redis, snapshot records): entry-codec bytes, sealed per credential when a seal key is given. */
 import type { CachedEntry } from '../../domain/model.js';
 import { isSealed, open, seal, SealError } from '../crypto/entry-sealer.js';
 import { CorruptEntryError, CorruptReason, encodeEntry, tryDecodeEntry, type DecodeResult, type EncodeOptions } from './entry-codec.js';
