@@ -42,6 +42,6 @@ USER 1000:0
 EXPOSE 8080
 # Liveness as the server sees its own configuration (port, TLS): GET /healthz must answer 200.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-  CMD ["node", "--input-type=module", "-e", "const { loadConfig } = await import('./dist/app/config.js'); const { server } = loadConfig({ args: [] }); const tls = server.tls.cert !== ''; const { request } = await import(tls ? 'node:https' : 'node:http'); const host = server.host === '0.0.0.0' ? '127.0.0.1' : server.host === '::' ? '::1' : server.host; request({ host, port: server.port, path: '/healthz', rejectUnauthorized: false, timeout: 4000 }, (res) => process.exit(res.statusCode === 200 ? 0 : 1)).on('timeout', () => process.exit(1)).on('error', () => process.exit(1)).end();"]
+  CMD ["node", "--input-type=module", "-e", "const { loadConfig } = await import('./dist/app/config/index.js'); const { server } = loadConfig({ args: [] }); const tls = server.tls.cert !== ''; const { request } = await import(tls ? 'node:https' : 'node:http'); const host = server.host === '0.0.0.0' ? '127.0.0.1' : server.host === '::' ? '::1' : server.host; request({ host, port: server.port, path: '/healthz', rejectUnauthorized: false, timeout: 4000 }, (res) => process.exit(res.statusCode === 200 ? 0 : 1)).on('timeout', () => process.exit(1)).on('error', () => process.exit(1)).end();"]
 # node itself is PID 1: src/app/main.ts handles SIGTERM/SIGINT (drains requests, then exits).
 ENTRYPOINT ["node", "--enable-source-maps", "dist/app/main.js"]

@@ -1,6 +1,7 @@
 // @ts-check
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import { domainLayerRule } from './eslint-rules/layer-rule.js';
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'bench/results/**', 'var/**', 'coverage/**'] },
@@ -17,27 +18,8 @@ export default tseslint.config(
       'no-empty': ['error', { allowEmptyCatch: false }],
     },
   },
-  {
-    // The layer rule: the domain imports nothing from outside src/domain.
-    files: ['src/domain/**/*.ts'],
-    rules: {
-      'no-restricted-imports': [
-        'error',
-        {
-          patterns: [
-            {
-              regex: '^(?!\\.{1,2}/)',
-              message: 'src/domain imports nothing from outside src/domain (no packages, no node: builtins).',
-            },
-            {
-              group: ['../../adapters/**', '../../app/**', '../adapters/**', '../app/**', '../../../**'],
-              message: 'src/domain imports nothing from outside src/domain.',
-            },
-          ],
-        },
-      ],
-    },
-  },
+  // The layer rule: src/domain reaches nothing outside src/domain (eslint-rules/layer-rule.js).
+  ...domainLayerRule,
   {
     // Tests read JSON bodies as `any` on purpose; they assert on them right away.
     files: ['test/**/*.ts', 'bench/**/*.ts', 'scripts/**/*.ts'],

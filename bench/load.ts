@@ -4,6 +4,10 @@
  * microseconds, so sub-millisecond differences (what Redis adds to a hit) are visible — autocannon
  * rounds to whole milliseconds. Parsing is minimal (status line, Content-Length / chunked), so the
  * generator costs little CPU next to the servers it measures on a 2-core machine.
+ *
+ * `variants` (paths and/or headers) are taken in turn, one per request across all connections, so
+ * with more variants than connections no two requests in flight are alike (nothing coalesces);
+ * `maxRequests` stops the load once that many were sent (a cache fill).
  */
 import { connect, type Socket } from 'node:net';
 
@@ -12,6 +16,10 @@ export interface LoadOptions {
   connections: number;
   durationMs: number;
   headers?: Record<string, string>;
+  /** Taken in turn, one per request; each overrides the path and adds headers to `headers`. */
+  variants?: Array<{ path?: string; headers?: Record<string, string> }>;
+  /** Send no more than this many requests in all. */
+  maxRequests?: number;
 }
 
 export interface LoadResult {
@@ -29,9 +37,19 @@ const CRLFCRLF = Buffer.from('\r\n\r\n');
 
 export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const target = new URL(options.url);
-  const lines = [`GET ${target.pathname}${target.search} HTTP/1.1`, `Host: ${target.host}`, 'Connection: keep-alive'];
-  for (const [name, value] of Object.entries(options.headers ?? {})) lines.push(`${name}: ${value}`);
-  const request = Buffer.from(lines.join('\r\n') + '\r\n\r\n');
+  const encode = (path: string, headers: Record<string, string>): Buffer => {
+    const lines = [`GET ${path} HTTP/1.1`, `Host: ${target.host}`, 'Connection: keep-alive'];
+    for (const [name, value] of Object.entries(headers)) lines.push(`${name}: ${value}`);
+    return Buffer.from(lines.join('\r\n') + '\r\n\r\n');
+  };
+  const defaultPath = `${target.pathname}${target.search}`;
+  const base = options.headers ?? {};
+  const requests =
+    options.variants === undefined || options.variants.length === 0
+      ? [encode(defaultPath, base)]
+      : options.variants.map((v) => encode(v.path ?? defaultPath, { ...base, ...v.headers }));
+  const maxRequests = options.maxRequests ?? Infinity;
+  let sent = 0;
   const latencies: number[] = [];
   const statuses: Record<string, number> = {};
   let errors = 0;
@@ -45,11 +63,13 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       let buffer: Buffer = Buffer.alloc(0);
       let sentAt = 0;
       const send = () => {
-        if (performance.now() >= deadline) {
+        if (sent >= maxRequests || performance.now() >= deadline) {
           socket.end();
           resolve();
           return;
         }
+        const request = requests[sent % requests.length] as Buffer;
+        sent++;
         sentAt = performance.now();
         socket.write(request);
       };

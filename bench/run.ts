@@ -1,39 +1,39 @@
 /**
  * `npm run bench`: measures, in one run on this machine, the fake upstream alone, a bare undici
- * proxy (the floor a Node proxy reaches), and the mirror's revalidated-hit path (every request a 304
- * upstream), then prints a table and writes bench/results/bench.json.
+ * proxy, the minimal revalidating cache (bench/floor-cache.ts, the floor of issue 13) and the mirror
+ * under the same loads, then prints a table, the goal ratios, and writes bench/results/bench.json.
  *
- *   npm run bench -- [--rounds 3] [--duration 5] [--connections 10] [--only mirror-memory,...] [--generator raw|autocannon]
+ *   npm run bench -- [--rounds 3] [--duration 5] [--connections 10] [--only a,b] [--generator raw|autocannon]
+ *                    [--tokens 256] [--freshness-ms 60000] [--mem-max-bytes 268435456] [--log-file /dev/null]
+ *                    [--runtime compiled|tsx]
+ *
+ * Loads: "hit" = one token, one resource from every connection (a mirror coalesces concurrent
+ * identical requests, so few reach upstream); "distinct" = `--tokens` Authorization values taken in
+ * turn, one per request, so nothing coalesces and every request is a revalidation (upstream/req ≈ 1).
+ * Every row carries the server process's own CPU µs per request over the measured window and the
+ * upstream calls per client request (asked from the servers over IPC before and after the window).
  *
  * Every scenario runs once per round (servers stay up); each row is the median of its rounds, and
- * the hit/proxy ratio is printed per round too, so the spread of this noisy machine is visible.
+ * the ratios are printed per round too, so the spread of this noisy machine is visible. After the
+ * rounds, `memory-filled` fills a mirror's memory cache to `--mem-max-bytes` and checks its RSS.
  *
  * The default generator (bench/load.ts) keeps latencies in microseconds; `--generator autocannon`
  * runs the same scenarios with autocannon as a cross-check of the throughput figures (its latencies
  * are coarser) and writes bench/results/bench-autocannon.json instead.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createInterface } from 'node:readline';
 import autocannon from 'autocannon';
-import { runLoad, type LoadResult } from './load.js';
+import { runLoad, type LoadOptions, type LoadResult } from './load.js';
 import { measureCacheOps } from './cache-ops.js';
+import { measureMemoryFill } from './memory-fill.js';
+import { ServerFleet, type BenchServer } from './servers.js';
+import { printGoals, printTable, type RoundFigures, type Row } from './report.js';
 import { startRedis, freePort, type RedisProcess } from '../test/support/redis-harness.js';
-import { BENCH_RESOURCE, BENCH_TOKEN } from './scenario.js';
+import { BENCH_ACCEPT, BENCH_RESOURCE, BENCH_TOKEN, DISTINCT_TOKENS, distinctTokens } from './scenario.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-
-interface Row {
-  scenario: string;
-  rps: number;
-  p50_ms: number;
-  p90_ms: number;
-  p99_ms: number;
-  errors: number;
-  non2xx: number;
-}
 
 function arg(name: string, fallback: string): string {
   const at = process.argv.indexOf(`--${name}`);
@@ -45,40 +45,42 @@ const connections = Number(arg('connections', '10'));
 const only = arg('only', '').split(',').filter(Boolean);
 const rounds = Math.max(1, Number(arg('rounds', '3')));
 const generator = arg('generator', 'raw');
+const tokenCount = Math.max(DISTINCT_TOKENS, Number(arg('tokens', String(DISTINCT_TOKENS))));
+const freshnessMs = Number(arg('freshness-ms', '60000'));
+const memMaxBytes = Number(arg('mem-max-bytes', String(256 * 1024 * 1024)));
+const logFile = arg('log-file', '/dev/null');
+const runtime = arg('runtime', 'compiled');
+if (runtime !== 'compiled' && runtime !== 'tsx') {
+  process.stderr.write(`bench: --runtime must be compiled or tsx, not ${runtime}\n`);
+  process.exit(2);
+}
 if (generator !== 'raw' && generator !== 'autocannon') {
   process.stderr.write(`bench: --generator must be raw or autocannon, not ${generator}\n`);
   process.exit(2);
 }
-const children: ChildProcess[] = [];
-
-/** Starts one bench server in its own process and waits for its URL. */
-function startServer(...args: string[]): Promise<string> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(here, 'server.ts'), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
-  children.push(child);
-  return new Promise((resolve, reject) => {
-    const lines = createInterface({ input: child.stdout });
-    // the server's own log lines may come first: wait for the line that announces the URL
-    lines.on('line', (line) => {
-      try {
-        const parsed = JSON.parse(line) as { url?: string; level?: number };
-        if (parsed.url !== undefined && parsed.level === undefined) resolve(parsed.url);
-      } catch {
-        // not JSON: a log line of another shape
-        return;
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`bench server ${args[0]} exited with ${code}`)));
-  });
-}
 
 /** The same closed loop through autocannon (keep-alive, one request in flight per connection). */
-async function runAutocannon(options: { url: string; connections: number; durationMs: number; headers: Record<string, string> }): Promise<LoadResult> {
+async function runAutocannon(options: LoadOptions): Promise<LoadResult> {
+  const variants = options.variants ?? [];
+  let turn = 0;
   const result = await autocannon({
     url: options.url,
     connections: options.connections,
     pipelining: 1,
     duration: Math.max(1, Math.round(options.durationMs / 1000)),
-    headers: options.headers,
+    headers: options.headers ?? {},
+    ...(variants.length === 0
+      ? {}
+      : {
+          requests: [
+            {
+              setupRequest: (request) => {
+                const variant = variants[turn++ % variants.length] ?? {};
+                return { ...request, path: variant.path ?? request.path, headers: { ...request.headers, ...variant.headers } };
+              },
+            },
+          ],
+        }),
   });
   return {
     requests: result.requests.total,
@@ -96,8 +98,18 @@ const generate = generator === 'autocannon' ? runAutocannon : runLoad;
 
 interface Scenario {
   name: string;
+  /** The process whose CPU the row reports. */
+  server: BenchServer;
   url: string;
   headers: Record<string, string>;
+  variants?: LoadOptions['variants'];
+}
+
+interface Measured extends LoadResult {
+  cpu_us_per_req: number;
+  upstream_per_req: number;
+  /** Share of the upstream's answers in the window that were 304 (revalidations, not misses). */
+  upstream_304_share: number;
 }
 
 const median = (values: number[]): number => {
@@ -105,26 +117,48 @@ const median = (values: number[]): number => {
   return sorted[Math.floor(sorted.length / 2)] ?? NaN;
 };
 
+/** One measured window: the load, and the server's CPU and upstream's count around it. */
+async function measure(scenario: Scenario, upstream: BenchServer, load: LoadOptions): Promise<Measured> {
+  const usages = () => (scenario.server === upstream ? upstream.usage().then((u) => [u, u] as const) : Promise.all([scenario.server.usage(), upstream.usage()]));
+  const [server0, upstream0] = await usages();
+  const result = await generate(load);
+  const [server1, upstream1] = await usages();
+  const requests = Math.max(1, result.requests);
+  const calls = (upstream1.requests ?? 0) - (upstream0.requests ?? 0);
+  const notModified = (upstream1.notModified ?? 0) - (upstream0.notModified ?? 0);
+  return {
+    ...result,
+    cpu_us_per_req: Math.round(((server1.cpuUs - server0.cpuUs) / requests) * 10) / 10,
+    upstream_per_req: Math.round((calls / requests) * 1000) / 1000,
+    upstream_304_share: calls === 0 ? 0 : Math.round((notModified / calls) * 100) / 100,
+  };
+}
+
 /**
  * Every scenario once per round, rounds one after the other: a slow minute of the machine hits every
  * scenario alike instead of one of them, and each row is the median of its rounds.
  */
-async function measureRounds(scenarios: Scenario[]): Promise<{ rows: Row[]; perRound: Array<Record<string, number>> }> {
-  const results = new Map<string, LoadResult[]>(scenarios.map((s) => [s.name, []]));
-  const perRound: Array<Record<string, number>> = [];
+async function measureRounds(scenarios: Scenario[], upstream: BenchServer): Promise<{ rows: Row[]; perRound: Array<Record<string, RoundFigures>> }> {
+  const results = new Map<string, Measured[]>(scenarios.map((s) => [s.name, []]));
+  const perRound: Array<Record<string, RoundFigures>> = [];
   for (let round = 1; round <= rounds; round++) {
-    const rps: Record<string, number> = {};
+    const figures: Record<string, RoundFigures> = {};
     for (const scenario of scenarios) {
-      // warm-up: fills the cache, the keep-alive pools and the JIT (longer the first time)
-      await generate({ url: scenario.url, connections, durationMs: round === 1 ? 2000 : 500, headers: scenario.headers });
-      const result = await generate({ url: scenario.url, connections, durationMs: duration * 1000, headers: scenario.headers });
+      const load = { url: scenario.url, connections, headers: scenario.headers, ...(scenario.variants ? { variants: scenario.variants } : {}) };
+      // warm-up: fills the cache (every variant once, so the window holds no first request), the
+      // keep-alive pools and the JIT (longer the first time)
+      if (round === 1 && scenario.variants) await runLoad({ ...load, durationMs: 600_000, maxRequests: scenario.variants.length });
+      await generate({ ...load, durationMs: round === 1 ? 2000 : 500 });
+      const result = await measure(scenario, upstream, { ...load, durationMs: duration * 1000 });
       results.get(scenario.name)!.push(result);
-      rps[scenario.name] = result.rps;
-      process.stderr.write(`  round ${round}/${rounds} ${scenario.name}: ${result.rps} req/s, p50 ${result.p50_ms} ms\n`);
+      figures[scenario.name] = { rps: result.rps, p99_ms: result.p99_ms, cpu_us_per_req: result.cpu_us_per_req };
+      process.stderr.write(
+        `  round ${round}/${rounds} ${scenario.name}: ${result.rps} req/s, p50 ${result.p50_ms} ms, ${result.cpu_us_per_req} µs CPU/req, upstream/req ${result.upstream_per_req} (${Math.round(result.upstream_304_share * 100)}% 304)\n`,
+      );
     }
-    perRound.push(rps);
+    perRound.push(figures);
   }
-  const rows = scenarios.map(({ name }) => {
+  const rows = scenarios.map(({ name }): Row => {
     const all = results.get(name)!;
     return {
       scenario: name,
@@ -134,73 +168,76 @@ async function measureRounds(scenarios: Scenario[]): Promise<{ rows: Row[]; perR
       p99_ms: median(all.map((r) => r.p99_ms)),
       errors: all.reduce((n, r) => n + r.errors, 0),
       non2xx: all.reduce((n, r) => n + r.non2xx, 0),
+      cpu_us_per_req: median(all.map((r) => r.cpu_us_per_req)),
+      upstream_per_req: median(all.map((r) => r.upstream_per_req)),
     };
   });
   return { rows, perRound };
 }
 
-function printTable(rows: Row[]): void {
-  const header = ['scenario', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'errors', 'non-2xx'];
-  const lines = rows.map((r) => [r.scenario, String(r.rps), String(r.p50_ms), String(r.p90_ms), String(r.p99_ms), String(r.errors), String(r.non2xx)]);
-  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] ?? '').length)));
-  const fmt = (cells: string[]) => '| ' + cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ') + ' |';
-  console.log(fmt(header));
-  console.log('|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|');
-  for (const l of lines) console.log(fmt(l));
-}
-
-async function main(): Promise<void> {
+async function main(fleet: ServerFleet): Promise<void> {
   const wanted = (name: string) => only.length === 0 || only.includes(name);
-  process.stderr.write(`bench: ${rounds} rounds × ${duration}s per scenario, ${connections} connections, generator ${generator}\n`);
-  const upstream = await startServer('upstream');
-  const auth = { authorization: BENCH_TOKEN };
+  process.stderr.write(`bench: ${rounds} rounds × ${duration}s per scenario, ${connections} connections, ${tokenCount} tokens for distinct, generator ${generator}\n`);
+  const upstream = await fleet.start('upstream', 'upstream');
+  const auth = { accept: BENCH_ACCEPT, authorization: BENCH_TOKEN };
+  const distinct = { headers: { accept: BENCH_ACCEPT }, variants: distinctTokens(tokenCount).map((authorization) => ({ headers: { authorization } })) };
   const scenarios: Scenario[] = [];
+  const add = (name: string, server: BenchServer, load: Pick<Scenario, 'headers' | 'variants'>) =>
+    scenarios.push({ name, server, url: server.url + BENCH_RESOURCE, ...load });
+  const mirror = (name: string, ...env: string[]) => fleet.start(name, 'mirror', upstream.url, ...env);
 
-  const probe = await fetch(upstream + BENCH_RESOURCE, { headers: auth });
+  const probe = await fetch(upstream.url + BENCH_RESOURCE, { headers: auth });
   const etag = probe.headers.get('etag') ?? '';
   await probe.arrayBuffer();
-  if (wanted('upstream-304')) scenarios.push({ name: 'upstream-304', url: upstream + BENCH_RESOURCE, headers: { ...auth, 'if-none-match': etag } });
-  if (wanted('upstream-200')) scenarios.push({ name: 'upstream-200', url: upstream + BENCH_RESOURCE, headers: auth });
+  if (wanted('upstream-304')) add('upstream-304', upstream, { headers: { ...auth, 'if-none-match': etag } });
+  if (wanted('upstream-200')) add('upstream-200', upstream, { headers: auth });
   if (wanted('bare-proxy') || wanted('bare-proxy-304')) {
-    const proxy = await startServer('proxy', upstream);
+    const proxy = await fleet.start('proxy', 'proxy', upstream.url);
     // The same bytes to the client as a mirror hit: upstream sends the full 200 through the proxy.
-    if (wanted('bare-proxy')) scenarios.push({ name: 'bare-proxy', url: proxy + BENCH_RESOURCE, headers: auth });
+    if (wanted('bare-proxy')) add('bare-proxy', proxy, { headers: auth });
     // The cheapest round trip a proxy can make: the client's own validator, a bodiless 304 relayed.
-    if (wanted('bare-proxy-304')) scenarios.push({ name: 'bare-proxy-304', url: proxy + BENCH_RESOURCE, headers: { ...auth, 'if-none-match': etag } });
+    if (wanted('bare-proxy-304')) add('bare-proxy-304', proxy, { headers: { ...auth, 'if-none-match': etag } });
   }
-  if (wanted('mirror-memory-hit')) {
-    const mirror = await startServer('mirror', upstream, 'memory');
-    scenarios.push({ name: 'mirror-memory-hit', url: mirror + BENCH_RESOURCE, headers: auth });
+  // The floor: a minimal Map cache, every request revalidated (it does not coalesce).
+  if (wanted('floor-cache-hit')) add('floor-cache-hit', await fleet.start('floor-cache-hit', 'floor', upstream.url), { headers: auth });
+  if (wanted('floor-cache-distinct')) add('floor-cache-distinct', await fleet.start('floor-cache-distinct', 'floor', upstream.url), distinct);
+  if (wanted('mirror-memory-hit')) add('mirror-memory-hit', await mirror('mirror-memory-hit'), { headers: auth });
+  if (wanted('mirror-memory-fresh')) {
+    add('mirror-memory-fresh', await mirror('mirror-memory-fresh', `MIRROR_CACHE_FRESHNESS_MS=${freshnessMs}`), { headers: auth });
   }
-  const needsRedis = ['mirror-redis-hit', 'cache-ops'].some(wanted);
+  if (wanted('mirror-memory-revalidate-distinct')) add('mirror-memory-revalidate-distinct', await mirror('mirror-memory-revalidate-distinct'), distinct);
+  const needsRedis = ['mirror-redis-hit', 'mirror-redis-revalidate-distinct', 'cache-ops'].some(wanted);
   const redis: RedisProcess | undefined = needsRedis ? await startRedis() : undefined;
   const rows: Row[] = [];
-  let perRound: Array<Record<string, number>> = [];
+  let perRound: Array<Record<string, RoundFigures>> = [];
   try {
-    if (redis && wanted('mirror-redis-hit')) {
-      const mirror = await startServer('mirror', upstream, 'redis', redis.url);
-      scenarios.push({ name: 'mirror-redis-hit', url: mirror + BENCH_RESOURCE, headers: auth });
+    const onRedis = (name: string, url: string) => mirror(name, 'MIRROR_CACHE_BACKEND=redis', `MIRROR_REDIS_URL=${url}`);
+    if (redis && wanted('mirror-redis-hit')) add('mirror-redis-hit', await onRedis('mirror-redis-hit', redis.url), { headers: auth });
+    if (redis && wanted('mirror-redis-revalidate-distinct')) {
+      add('mirror-redis-revalidate-distinct', await onRedis('mirror-redis-revalidate-distinct', redis.url), distinct);
     }
     if (wanted('mirror-redis-breaker-open')) {
       // Redis unreachable: the breaker is open from the start and every lookup goes to memory.
-      const mirror = await startServer('mirror', upstream, 'redis', `redis://127.0.0.1:${await freePort()}`);
-      scenarios.push({ name: 'mirror-redis-breaker-open', url: mirror + BENCH_RESOURCE, headers: auth });
+      add('mirror-redis-breaker-open', await onRedis('mirror-redis-breaker-open', `redis://127.0.0.1:${await freePort()}`), { headers: auth });
     }
-    const measured = await measureRounds(scenarios);
+    const measured = await measureRounds(scenarios, upstream);
     rows.push(...measured.rows);
     perRound = measured.perRound;
     if (redis && wanted('cache-ops')) rows.push(...(await measureCacheOps(redis.url)).map((r) => ({ ...r, errors: 0, non2xx: 0 })));
   } finally {
     await redis?.stop();
   }
+  const memory = wanted('memory-filled') ? await measureMemoryFill(fleet, upstream, memMaxBytes, connections) : undefined;
+  if (memory) rows.push(memory);
 
   printTable(rows);
   const find = (name: string) => rows.find((r) => r.scenario === name);
+  printGoals(rows, perRound);
   const proxy = find('bare-proxy');
   const hit = find('mirror-memory-hit');
   const redisHit = find('mirror-redis-hit');
   if (proxy && hit) {
-    const ratios = perRound.map((r) => `${Math.round(((r['mirror-memory-hit'] ?? NaN) / (r['bare-proxy'] ?? NaN)) * 100)}%`);
+    const ratios = perRound.map((r) => `${Math.round(((r['mirror-memory-hit']?.rps ?? NaN) / (r['bare-proxy']?.rps ?? NaN)) * 100)}%`);
     console.log(
       `\nmirror hit throughput = ${Math.round((hit.rps / proxy.rps) * 100)}% of the bare proxy (medians; per round ${ratios.join(', ')}); p50 overhead = ${(hit.p50_ms - proxy.p50_ms).toFixed(2)} ms`,
     );
@@ -211,17 +248,25 @@ async function main(): Promise<void> {
   const memOp = find('op: memory lookup');
   const redisOp = find('op: redis lookup (sealed)');
   if (memOp && redisOp) console.log(`cache lookup: redis ${redisOp.p50_ms} ms p50 vs memory ${memOp.p50_ms} ms`);
+  if (memory) {
+    console.log(
+      `memory filled: ${memory.cache_entries} entries, ${memory.cache_bytes} B of maxBytes ${memory.max_bytes}; RSS ${memory.rss_mb} MiB (idle ${memory.rss_idle_mb} MiB, peak ${memory.peak_rss_mb} MiB) vs limit 1.5 × maxBytes + 80 MiB = ${memory.rss_limit_mb} MiB: ${memory.rss_within_limit ? 'within' : 'OVER'}`,
+    );
+  }
   const out = join(here, 'results', generator === 'autocannon' ? 'bench-autocannon.json' : 'bench.json');
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, JSON.stringify(rows, null, 2) + '\n');
   console.log(`wrote ${out}`);
 }
 
-main()
+let fleet: ServerFleet | undefined;
+Promise.resolve()
+  .then(() => {
+    fleet = new ServerFleet(logFile, runtime);
+    return main(fleet);
+  })
   .catch((error: unknown) => {
     process.stderr.write(`bench failed: ${error instanceof Error ? error.message : String(error)}\n`);
     process.exitCode = 1;
   })
-  .finally(() => {
-    for (const child of children) child.kill('SIGTERM');
-  });
+  .finally(() => fleet?.stop());

@@ -1,48 +1,81 @@
 /**
  * One server of the benchmark in its own process, so the load generator does not share its event loop:
- *   tsx bench/server.ts upstream | proxy <upstreamUrl> | mirror <upstreamUrl> [backend] [redisUrl]
- * Prints {"url": ...} on stdout once listening; exits on SIGTERM.
+ *   tsx bench/server.ts upstream | proxy <upstreamUrl> | floor <upstreamUrl> | mirror <upstreamUrl> [MIRROR_X=value ...]
+ * Started by bench/run.ts with an IPC channel: it sends {url} once listening and answers every
+ * {type: 'usage'} with its own CPU time (process.cpuUsage(), µs), its RSS and, for the upstream, the
+ * requests answered so far. Exits on SIGTERM, SIGINT or when the runner goes away.
+ *
+ * A mirror runs with production defaults (NODE_ENV=production: access log at info on stdout, which
+ * the runner points at /dev/null or a file; metrics, sealing and breakers on; a cache.secret), plus
+ * the MIRROR_* overrides given (backend, Redis URL, freshness window, memory size). Snapshots are off
+ * (snapshot.store=none): a periodic job, not a per-request cost, and a restore would carry state
+ * from one bench run into the next.
  */
-import { FakeGitHub } from '../test/support/fake-github.js';
-import { startBareProxy } from './bare-proxy.js';
-import { loadConfig } from '../src/app/config.js';
-import { Mirror } from '../src/app/mirror.js';
-import { BENCH_RESOURCE, BENCH_BODY } from './scenario.js';
+// Each kind imports only its own modules, so a floor's process does not carry the mirror's code.
+
+export interface Usage {
+  type: 'usage';
+  /** User + system CPU of this process since it started, µs. */
+  cpuUs: number;
+  rssBytes: number;
+  /** Highest RSS of the process so far. */
+  maxRssBytes: number;
+  /** Requests the upstream answered (upstream only). */
+  requests?: number;
+  /** Of which 304 Not Modified (upstream only). */
+  notModified?: number;
+}
 
 async function main(): Promise<void> {
-  const [kind, upstreamUrl = '', backend = 'memory', redisUrl = ''] = process.argv.slice(2);
+  const [kind, upstreamUrl = '', ...overrides] = process.argv.slice(2);
   let close: () => Promise<void>;
   let url: string;
+  let counts: (() => { requests: number; notModified: number }) | undefined;
   if (kind === 'upstream') {
-    const github = await FakeGitHub.start({ quota: Number.MAX_SAFE_INTEGER, anonymousQuota: Number.MAX_SAFE_INTEGER, recordCalls: false });
-    // URLs in the body point at this upstream, so the mirror does its real rewriting work.
-    github.setResource(BENCH_RESOURCE, { body: JSON.parse(JSON.stringify(BENCH_BODY).replaceAll('https://api.github.com', github.url)) as unknown });
-    url = github.url;
-    close = () => github.close();
-  } else if (kind === 'proxy') {
-    const proxy = await startBareProxy(upstreamUrl);
-    url = proxy.url;
-    close = proxy.close;
+    const upstream = await (await import('./upstream.js')).startBenchUpstream();
+    url = upstream.url;
+    counts = upstream.counts;
+    close = upstream.close;
+  } else if (kind === 'proxy' || kind === 'floor') {
+    const server =
+      kind === 'proxy' ? await (await import('./bare-proxy.js')).startBareProxy(upstreamUrl) : await (await import('./floor-cache.js')).startFloorCache(upstreamUrl);
+    url = server.url;
+    close = server.close;
   } else if (kind === 'mirror') {
-    const config = loadConfig({
-      env: {
-        NODE_ENV: 'test',
-        MIRROR_UPSTREAM_URL: upstreamUrl,
-        MIRROR_CACHE_BACKEND: backend,
-        MIRROR_REDIS_URL: redisUrl || 'redis://127.0.0.1:1',
-        MIRROR_CACHE_SECRET: 'bench',
-        MIRROR_LOG_LEVEL: 'warn',
-      },
-      args: [],
-    });
-    const mirror = new Mirror(config);
+    const env: Record<string, string> = {
+      NODE_ENV: 'production',
+      MIRROR_HOST: '127.0.0.1',
+      MIRROR_PORT: '0',
+      MIRROR_UPSTREAM_URL: upstreamUrl,
+      MIRROR_CACHE_BACKEND: 'memory',
+      MIRROR_REDIS_URL: 'redis://127.0.0.1:1',
+      MIRROR_CACHE_SECRET: 'bench-cache-secret-0123456789abcdef',
+      MIRROR_SNAPSHOT_STORE: 'none',
+    };
+    for (const pair of overrides) {
+      const at = pair.indexOf('=');
+      if (at > 0) env[pair.slice(0, at)] = pair.slice(at + 1);
+    }
+    const { loadConfig } = await import('../src/app/config/index.js');
+    const { Mirror } = await import('../src/app/mirror.js');
+    const mirror = new Mirror(loadConfig({ env, args: [] }));
     url = await mirror.start();
     close = () => mirror.stop();
   } else {
     throw new Error(`unknown server kind ${kind}`);
   }
-  process.stdout.write(JSON.stringify({ url }) + '\n');
+  process.on('message', (message: { type?: string }) => {
+    if (message.type !== 'usage') return;
+    const cpu = process.cpuUsage();
+    const usage: Usage = { type: 'usage', cpuUs: cpu.user + cpu.system, rssBytes: process.memoryUsage.rss(), maxRssBytes: process.resourceUsage().maxRSS * 1024 };
+    if (counts !== undefined) Object.assign(usage, counts());
+    process.send?.(usage);
+  });
+  process.send?.({ type: 'ready', url });
+  let stopping = false;
   const stop = () => {
+    if (stopping) return;
+    stopping = true;
     close().then(
       () => process.exit(0),
       () => process.exit(1),
@@ -50,6 +83,7 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  process.on('disconnect', stop);
 }
 
 main().catch((error: unknown) => {

@@ -1,9 +1,13 @@
 #!/usr/bin/env node
-// `npm start`: builds dist/ when it is missing or older than any source file, then runs the mirror.
-import { spawn, spawnSync } from 'node:child_process';
+// `npm start` (package.json: `exec node scripts/start.mjs`): builds dist/ when it is missing or older
+// than any source file, then runs the mirror IN THIS PROCESS. `exec` makes this process npm's direct
+// child, so the SIGTERM/SIGINT a supervisor sends to npm reaches the mirror, which drains and stops;
+// there is no grandchild left to orphan. Should npm die without passing a signal on (SIGKILL), the
+// mirror notices it was re-parented and stops gracefully too.
+import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const entry = join(root, 'dist', 'app', 'main.js');
@@ -25,7 +29,15 @@ if (stale) {
   if (build.status !== 0) process.exit(build.status ?? 1);
 }
 
-// Run the mirror as a child and hand it our signals, so SIGTERM drains it gracefully.
-const child = spawn(process.execPath, ['--enable-source-maps', entry, ...process.argv.slice(2)], { stdio: 'inherit' });
-for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.on(signal, () => child.kill(signal));
-child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
+// Our parent (npm) gone without a signal for us: stop as if it had sent SIGTERM.
+const parent = process.ppid;
+const watch = setInterval(() => {
+  if (process.ppid !== parent) {
+    clearInterval(watch);
+    process.kill(process.pid, 'SIGTERM');
+  }
+}, 1000);
+watch.unref();
+
+process.setSourceMapsEnabled(true);
+await import(pathToFileURL(entry).href);

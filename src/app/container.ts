@@ -1,39 +1,37 @@
+/**
+ * The composition root: every adapter is built here, by plain factories (src/app/wiring/*) that take
+ * the config and what they need and return what they built; tsyringe registers those factories, one
+ * child container per mirror instance, so several mirrors live in one process. Nothing is shared
+ * between factories except through what they return.
+ */
 import 'reflect-metadata';
 import { container as rootContainer, instanceCachingFactory, type DependencyContainer } from 'tsyringe';
+import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { TOKENS } from './tokens.js';
-import type { MirrorConfig } from './config.js';
+import type { MirrorConfig } from './config/index.js';
 import type { ClockPort } from '../domain/ports/clock.port.js';
-import { systemClock } from '../adapters/clock/system-clock.adapter.js';
 import type { CachePort } from '../domain/ports/cache.port.js';
+import type { KeyHasherPort } from '../domain/ports/key-hasher.port.js';
+import { EventName } from '../domain/events/events.js';
+import { systemClock } from '../adapters/clock/system-clock.adapter.js';
 import { EventEmitter2Bus } from '../adapters/events/eventemitter2-bus.adapter.js';
 import { subscribeCacheLog } from '../adapters/logging/cache-log.subscriber.js';
 import { HmacKeyHasher } from '../adapters/crypto/hmac-key-hasher.adapter.js';
-import { MemoryCache } from '../adapters/cache/memory/memory-cache.adapter.js';
-import { InstrumentedCache } from '../adapters/cache/instrumented-cache.adapter.js';
-import { RedisCache } from '../adapters/cache/redis/redis-cache.adapter.js';
-import { BreakerCache } from '../adapters/cache/breaker/breaker-cache.adapter.js';
-import { BreakerAwareLease } from '../adapters/cache/breaker/breaker-lease.adapter.js';
-import { RedisLease } from '../adapters/cache/redis/redis-lease.adapter.js';
-import type { LeasePort } from '../domain/ports/lease.port.js';
-import { UndiciUpstream } from '../adapters/github/undici-upstream.adapter.js';
-import { UpstreamBreaker } from '../adapters/github/upstream-breaker.adapter.js';
-import { SecondaryLimitGate } from '../adapters/github/secondary-limit-gate.adapter.js';
-import { PrometheusMetrics, cacheStatsOf } from '../adapters/metrics/prometheus-metrics.adapter.js';
+import { PrometheusMetrics } from '../adapters/metrics/prometheus-metrics.adapter.js';
+import { ReadinessTracker } from '../adapters/readiness/readiness-tracker.adapter.js';
 import { ResolveResource } from '../domain/use-cases/resolve-resource.js';
 import { CrossReplicaCoalescing } from '../domain/use-cases/cross-replica-coalescing.js';
 import { PassThrough } from '../domain/use-cases/pass-through.js';
 import { AdmitClient } from '../domain/use-cases/admit-client.js';
-import { buildSnapshotService, redisConnectionOptions, SNAPSHOT_SERVICE } from './snapshot-service.js';
+import { buildSnapshotService, type SnapshotService } from './snapshot-service.js';
+import { buildCache, type CacheWiring } from './wiring/cache.js';
+import { buildUpstream, type UpstreamWiring } from './wiring/upstream.js';
+import { buildHttp } from './wiring/http.js';
+import { Readiness } from './wiring/readiness.js';
 
 /** Used when cache.secret is empty (development only; production with Redis refuses to start). */
 export const DEVELOPMENT_SECRET = 'github-mirror-development-secret';
-
-/** Opens and closes the cache backend's connections (Mirror.start / Mirror.stop). */
-export interface CacheLifecycle {
-  start(): Promise<void>;
-  close(): Promise<void>;
-}
 
 export interface ContainerOverrides {
   clock?: ClockPort;
@@ -41,142 +39,146 @@ export interface ContainerOverrides {
   cache?: CachePort;
 }
 
-/**
- * The composition root: every adapter is built here from plain options taken out of the config.
- * One child container per mirror instance, so several mirrors can live in one process.
- */
+/** What Mirror starts and stops, in its order; nothing else of the wiring reaches it. */
+export interface MirrorParts {
+  config: MirrorConfig;
+  logger: Logger;
+  bus: EventEmitter2Bus;
+  cache: CacheWiring;
+  upstream: UpstreamWiring;
+  metrics: PrometheusMetrics;
+  readiness: Readiness;
+  snapshots: SnapshotService | undefined;
+  server: FastifyInstance;
+}
+
 export function buildContainer(config: MirrorConfig, logger: Logger, overrides: ContainerOverrides = {}): DependencyContainer {
   const c = rootContainer.createChildContainer();
-  /** The backend behind the instrumentation wrapper: its stats() (when it has one) feeds the cache size gauges. */
-  let cacheBackend: CachePort | undefined;
+  const once = <T>(factory: (r: DependencyContainer) => T) => ({ useFactory: instanceCachingFactory<T>(factory) });
+  const bus = (r: DependencyContainer) => r.resolve<EventEmitter2Bus>(TOKENS.EventBus);
+  const clock = (r: DependencyContainer) => r.resolve<ClockPort>(TOKENS.Clock);
+  const keys = (r: DependencyContainer) => r.resolve<KeyHasherPort>(TOKENS.KeyHasher);
+  const cache = (r: DependencyContainer) => r.resolve<CacheWiring>(TOKENS.CacheWiring);
+  /** Cross-replica coalescing over the cache's shared flight leases (Redis backend only). */
+  const coalescing = (r: DependencyContainer) => {
+    const flights = cache(r).flights;
+    return flights === undefined ? undefined : new CrossReplicaCoalescing(flights, clock(r), { waitMs: config.cache.coalesce.waitMs });
+  };
+
   c.register(TOKENS.Config, { useValue: config });
   c.register(TOKENS.Logger, { useValue: logger });
   c.register(TOKENS.Clock, { useValue: overrides.clock ?? systemClock });
-  c.register(TOKENS.EventBus, {
-    useFactory: instanceCachingFactory((r) => {
-      const bus = new EventEmitter2Bus((error, event) => logger.error({ err: error, event: event.name }, 'event listener failed'));
+  c.register(
+    TOKENS.EventBus,
+    once((r) => {
+      const events = new EventEmitter2Bus((error, event) => logger.error({ err: error, event: event.name }, 'event listener failed'));
       // the cache adapters only emit events; this writes their log lines
-      subscribeCacheLog(bus, logger, { clock: r.resolve<ClockPort>(TOKENS.Clock) });
-      return bus;
+      subscribeCacheLog(events, logger, { clock: clock(r) });
+      return events;
     }),
-  });
-  c.register(TOKENS.KeyHasher, {
-    useFactory: instanceCachingFactory(() => new HmacKeyHasher(config.cache.secret || DEVELOPMENT_SECRET)),
-  });
-  let lifecycle: CacheLifecycle = { start: () => Promise.resolve(), close: () => Promise.resolve() };
-  /** Shared flight leases for cross-replica coalescing (Redis backend only). */
-  let flights: LeasePort | undefined;
-  c.register(TOKENS.Cache, {
-    useFactory: instanceCachingFactory((r) => {
-      const bus = r.resolve<EventEmitter2Bus>(TOKENS.EventBus);
-      const clock = r.resolve<ClockPort>(TOKENS.Clock);
-      const memory = new MemoryCache({ maxBytes: config.cache.memory.maxBytes, clock });
-      let backend: CachePort = overrides.cache ?? memory;
-      if (overrides.cache === undefined && config.cache.backend === 'redis') {
-        // Redis shared by every replica, behind a breaker that falls back to this replica's memory.
-        const redis = new RedisCache({
-          ...redisConnectionOptions(config),
-          commandTimeoutMs: config.cache.redis.commandTimeoutMs,
-          scaleReads: config.cache.redis.scaleReads,
-          ...(config.cache.redis.readerUrl ? { readerUrl: config.cache.redis.readerUrl } : {}),
-          keyPrefix: config.cache.redis.keyPrefix,
-          events: bus,
-          clock,
-        });
-        const breaker = new BreakerCache(redis, memory, { ...config.cache.breaker, events: bus, clock });
-        backend = breaker;
-        flights = new BreakerAwareLease(new RedisLease({ client: redis.client, keyPrefix: config.cache.redis.keyPrefix }), () => breaker.breakerState === 'closed');
-        lifecycle = {
-          // never throws: an unreachable Redis starts the mirror on memory, the breaker switches later
-          start: () => redis.start(),
-          close: async () => {
-            await breaker.close();
-            await redis.close();
+  );
+  c.register(TOKENS.KeyHasher, once(() => new HmacKeyHasher(config.cache.secret || DEVELOPMENT_SECRET)));
+  c.register(
+    TOKENS.CacheWiring,
+    once((r) => buildCache(config, { events: bus(r), clock: clock(r), ...(overrides.cache ? { override: overrides.cache } : {}) })),
+  );
+  c.register(TOKENS.Cache, once((r) => cache(r).port));
+  c.register(TOKENS.Upstream, once((r) => buildUpstream(config, { events: bus(r), keys: keys(r), clock: clock(r) })));
+  c.register(
+    TOKENS.ResolveResource,
+    once(
+      (r) =>
+        new ResolveResource(
+          cache(r).port,
+          r.resolve<UpstreamWiring>(TOKENS.Upstream).port,
+          keys(r),
+          bus(r),
+          clock(r),
+          {
+            ttlSeconds: config.cache.ttlSeconds,
+            maxEntryBytes: config.cache.maxEntryBytes,
+            freshnessMs: config.cache.freshnessMs,
           },
-        };
-      }
-      cacheBackend = backend;
-      return new InstrumentedCache(backend, bus);
-    }),
-  });
-  c.register(TOKENS.CacheLifecycle, {
-    useFactory: (r) => {
-      r.resolve(TOKENS.Cache);
-      return lifecycle;
-    },
-  });
-  c.register(TOKENS.Upstream, {
-    // undici, wrapped by the upstream breaker (OFFLINE_* at once while GitHub is down), wrapped by the
-    // secondary-limit gate (a held credential is answered 429 without reaching GitHub or the breaker).
-    // The outermost object's close()/destroy() go down the chain.
-    useFactory: instanceCachingFactory((r) => {
-      const undici = new UndiciUpstream({
-        url: config.upstream.url,
-        timeoutMs: config.upstream.timeoutMs,
-        connectTimeoutMs: config.upstream.connectTimeoutMs,
-        connections: config.upstream.connections,
-        maxBodyBytes: config.upstream.maxBodyBytes,
-      });
-      const { enabled, ...breakerOptions } = config.upstream.breaker;
-      const guarded = enabled ? new UpstreamBreaker(undici, r.resolve(TOKENS.EventBus), breakerOptions) : undici;
-      return new SecondaryLimitGate(guarded, r.resolve(TOKENS.KeyHasher), r.resolve(TOKENS.Clock));
-    }),
-  });
-  c.register(TOKENS.ResolveResource, {
-    useFactory: instanceCachingFactory((r) => {
-      const cache = r.resolve<CachePort>(TOKENS.Cache);
-      const clock = r.resolve<ClockPort>(TOKENS.Clock);
-      return new ResolveResource(
-        cache,
-        r.resolve(TOKENS.Upstream),
-        r.resolve(TOKENS.KeyHasher),
-        r.resolve(TOKENS.EventBus),
-        clock,
-        {
-          ttlSeconds: config.cache.ttlSeconds,
-          maxEntryBytes: config.cache.maxEntryBytes,
-          freshnessMs: config.cache.freshnessMs,
-        },
-        flights === undefined ? undefined : new CrossReplicaCoalescing(flights, clock, { waitMs: config.cache.coalesce.waitMs }),
-      );
-    }),
-  });
+          coalescing(r),
+        ),
+    ),
+  );
+  c.register(TOKENS.PassThrough, once((r) => new PassThrough(r.resolve<UpstreamWiring>(TOKENS.Upstream).port, bus(r), clock(r))));
   if (config.auth.allowedUsers.length > 0) {
-    c.register(TOKENS.AdmitClient, {
-      useFactory: instanceCachingFactory(
+    c.register(
+      TOKENS.AdmitClient,
+      once(
         (r) =>
-          new AdmitClient(r.resolve(TOKENS.ResolveResource), r.resolve(TOKENS.KeyHasher), r.resolve(TOKENS.Clock), {
+          new AdmitClient(r.resolve(TOKENS.ResolveResource), keys(r), clock(r), {
             allowedUsers: config.auth.allowedUsers,
             validationTtlSeconds: config.auth.validationTtlSeconds,
           }),
       ),
-    });
+    );
   }
-  c.register(TOKENS.PassThrough, {
-    useFactory: instanceCachingFactory((r) => new PassThrough(r.resolve(TOKENS.Upstream), r.resolve(TOKENS.EventBus), r.resolve(TOKENS.Clock))),
-  });
-  c.register(TOKENS.Metrics, {
-    useFactory: instanceCachingFactory((r) => {
-      const cache = r.resolve<CachePort>(TOKENS.Cache);
-      return new PrometheusMetrics(r.resolve(TOKENS.EventBus), {
+  c.register(
+    TOKENS.Metrics,
+    once((r) => {
+      const wiring = cache(r);
+      return new PrometheusMetrics(bus(r), {
         processMetrics: true,
-        cacheStats: cacheStatsOf(cacheBackend),
-        activeBackend: () => cache.backend,
-        // With Redis, the breaker may fall back to memory: both are listed (0 for the one not in use).
-        backends: config.cache.backend === 'redis' ? ['redis', 'memory'] : [cache.backend],
+        ...(wiring.stats ? { cacheStats: wiring.stats } : {}),
+        activeBackend: () => wiring.port.backend,
+        backends: wiring.backends,
         ...(config.snapshot.store === 'none' ? {} : { snapshot: { store: config.snapshot.store, intervalSeconds: config.snapshot.intervalSeconds } }),
       });
     }),
-  });
-  if (config.snapshot.store !== 'none') {
-    // snapshots of the cache to a directory or S3, restore at start (issue 4); the service may be
-    // undefined when the backend has no snapshot support
-    c.register(SNAPSHOT_SERVICE, {
-      useFactory: instanceCachingFactory((r) => {
-        r.resolve(TOKENS.Cache);
-        return buildSnapshotService({ config, logger, events: r.resolve(TOKENS.EventBus), clock: r.resolve(TOKENS.Clock), cacheBackend }) ?? null;
+  );
+  c.register(TOKENS.Readiness, once((r) => new Readiness(cache(r).port, new ReadinessTracker(bus(r)), config.upstream.url)));
+  c.register(
+    TOKENS.Snapshots,
+    once((r) => {
+      if (config.snapshot.store === 'none') return null;
+      // snapshots of the cache to a directory or S3, restore at start; none when the backend has no snapshot support
+      const snapshots = buildSnapshotService({ config, logger, events: bus(r), clock: clock(r), cacheBackend: cache(r).backend });
+      if (snapshots === undefined) return null;
+      const readiness = r.resolve<Readiness>(TOKENS.Readiness);
+      readiness.add('snapshot', () => ({ ...snapshots.readiness() }));
+      // Redis back after an outage: restore it at once if it came back without its data
+      bus(r).on(EventName.backendChanged, (event) => {
+        if (readiness.state !== 'ready' || event.backend !== 'redis') return;
+        snapshots.primaryBack().catch((error: unknown) => logger.warn({ err: error }, 'restore after reconnect failed'));
+      });
+      return snapshots;
+    }),
+  );
+  c.register(
+    TOKENS.HttpServer,
+    once((r) => {
+      const readiness = r.resolve<Readiness>(TOKENS.Readiness);
+      const metrics = r.resolve<PrometheusMetrics>(TOKENS.Metrics);
+      const admit = c.isRegistered(TOKENS.AdmitClient) ? r.resolve<AdmitClient>(TOKENS.AdmitClient) : undefined;
+      return buildHttp(config, {
+        resolveResource: r.resolve<ResolveResource>(TOKENS.ResolveResource),
+        passThrough: r.resolve<PassThrough>(TOKENS.PassThrough),
+        ...(admit ? { admit: (credential: string | undefined) => admit.execute(credential) } : {}),
+        events: bus(r),
+        readiness: () => readiness.report(),
+        metrics: () => metrics.render(),
+        logger,
+      });
+    }),
+  );
+  c.register(
+    TOKENS.MirrorParts,
+    once(
+      (r): MirrorParts => ({
+        config,
+        logger,
+        bus: bus(r),
+        cache: cache(r),
+        upstream: r.resolve<UpstreamWiring>(TOKENS.Upstream),
+        metrics: r.resolve<PrometheusMetrics>(TOKENS.Metrics),
+        readiness: r.resolve<Readiness>(TOKENS.Readiness),
+        snapshots: r.resolve<SnapshotService | null>(TOKENS.Snapshots) ?? undefined,
+        server: r.resolve<FastifyInstance>(TOKENS.HttpServer),
       }),
-    });
-  }
+    ),
+  );
   return c;
 }

@@ -1,7 +1,10 @@
-import { loadConfig, ConfigError, redactedConfig } from './config.js';
+import { loadConfig, ConfigError, redactedConfig } from './config/index.js';
 import { Mirror } from './mirror.js';
 
-/** Entry point: load and check the config, start the mirror, stop it gracefully on SIGTERM/SIGINT. */
+/**
+ * Entry point: load and check the config, start the mirror, stop it gracefully on SIGTERM, SIGINT or
+ * SIGHUP (a closed terminal or a supervisor's hang-up: drain, final snapshot, exit).
+ */
 async function main(): Promise<void> {
   let config;
   try {
@@ -31,6 +34,7 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGHUP', () => shutdown('SIGHUP'));
   await mirror.start();
 }
 

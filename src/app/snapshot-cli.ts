@@ -21,7 +21,7 @@ import { createReadStream, existsSync, statSync } from 'node:fs';
 import { open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { loadConfig, ConfigError, type MirrorConfig } from './config.js';
+import { loadConfig, ConfigError, type MirrorConfig } from './config/index.js';
 import { createLogger } from './logger.js';
 import { buildSnapshotStore, createSnapshotRedisClient, RESTORE_LEASE } from './snapshot-service.js';
 import { RedisCacheDump } from '../adapters/cache/redis/redis-dump.adapter.js';

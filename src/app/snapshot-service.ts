@@ -16,7 +16,7 @@
  */
 import { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { MirrorConfig } from './config.js';
+import type { MirrorConfig } from './config/index.js';
 import type { CacheDumpPort } from '../domain/ports/cache-dump.port.js';
 import type { LeasePort } from '../domain/ports/lease.port.js';
 import type { SnapshotStorePort } from '../domain/ports/snapshot-store.port.js';

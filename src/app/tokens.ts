@@ -5,13 +5,21 @@ export const TOKENS = {
   Clock: Symbol('Clock'),
   EventBus: Symbol('EventBus'),
   KeyHasher: Symbol('KeyHasher'),
+  /** The cache stack (CacheWiring): port, backend, memory, stats, flights, lifecycle. */
+  CacheWiring: Symbol('CacheWiring'),
+  /** The cache port the use cases get (CacheWiring.port). */
   Cache: Symbol('Cache'),
+  /** The upstream chain (UpstreamWiring): port, close, destroy. */
   Upstream: Symbol('Upstream'),
   ResolveResource: Symbol('ResolveResource'),
   PassThrough: Symbol('PassThrough'),
   /** Registered only when auth.allowedUsers is set. */
   AdmitClient: Symbol('AdmitClient'),
   Metrics: Symbol('Metrics'),
-  /** start()/close() of the cache backend's connections (Redis); no-ops for memory. */
-  CacheLifecycle: Symbol('CacheLifecycle'),
+  Readiness: Symbol('Readiness'),
+  /** The SnapshotService, or null when snapshots are off or the backend has no snapshot support. */
+  Snapshots: Symbol('Snapshots'),
+  HttpServer: Symbol('HttpServer'),
+  /** Everything Mirror starts and stops (MirrorParts). */
+  MirrorParts: Symbol('MirrorParts'),
 } as const;

@@ -39,6 +39,16 @@ export const ErrorCode = {
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
+/**
+ * A request the mirror could not serve, reported in a use case's result instead of thrown (an upstream
+ * that timed out, is unreachable or known down, with nothing cached): the stable code and message of
+ * the answer the mirror makes itself. The edge picks the status from the code and renders the JSON.
+ */
+export interface MirrorFailure {
+  code: ErrorCode;
+  message: string;
+}
+
 export class MirrorError extends Error {
   override readonly name = 'MirrorError';
   constructor(

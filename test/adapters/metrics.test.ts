@@ -8,7 +8,7 @@ import { EventEmitter2Bus } from '../../src/adapters/events/eventemitter2-bus.ad
 import { LATENCY_BUCKETS, PrometheusMetrics, cacheStatsOf, type PrometheusMetricsOptions } from '../../src/adapters/metrics/prometheus-metrics.adapter.js';
 import { FastHistogram } from '../../src/adapters/metrics/fast-histogram.js';
 import { SlidingMinimum } from '../../src/adapters/metrics/sliding-minimum.js';
-import { StatusTracker } from '../../src/adapters/metrics/status-tracker.adapter.js';
+import { ReadinessTracker } from '../../src/adapters/readiness/readiness-tracker.adapter.js';
 import type { DomainEvent } from '../../src/domain/events/events.js';
 import { FakeClock } from '../support/fakes.js';
 import { parseMetrics, select, total, valueOf, type Sample } from '../support/prometheus-harness.js';
@@ -314,7 +314,7 @@ test('close() stops listening and empties the registry', async (t) => {
 test('status tracker: breakers, upstream health, restore progress', (t) => {
   const bus = new EventEmitter2Bus();
   const clock = new FakeClock();
-  const status = new StatusTracker(bus, () => clock.now());
+  const status = new ReadinessTracker(bus, () => clock.now());
   const emit = (event: Record<string, unknown>) => bus.emit(event as unknown as DomainEvent);
   t.deepEqual(status.upstream(), { state: 'unknown', consecutiveFailures: 0 });
   t.deepEqual(status.restore(), { state: 'none' });

@@ -11,7 +11,7 @@ import {
   resolveConfig,
   type LoadConfigOptions,
   type MirrorConfig,
-} from '../../src/app/config.js';
+} from '../../src/app/config/index.js';
 import { CONFIG_DOCS_PATH, renderConfigDocs } from '../../scripts/gen-config-docs.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'mirror-config-test-'));

@@ -7,7 +7,7 @@
 import test from 'ava';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { configSchema } from '../../src/app/config.js';
+import { configSchema } from '../../src/app/config/index.js';
 import { ROOT } from './manifests.js';
 import { execForm, isIgnored, parseCopy, parseDockerignore, parseEnv, parseHealthcheck, readDockerfile, type Stage } from './dockerfile.js';
 

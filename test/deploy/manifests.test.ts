@@ -8,7 +8,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { configKeyForEnv, describeConfigKeys, envAliases, type MirrorConfig } from '../../src/app/config.js';
+import { configKeyForEnv, describeConfigKeys, envAliases, type MirrorConfig } from '../../src/app/config/index.js';
 import { Mirror } from '../../src/app/mirror.js';
 import {
   DEPLOY,

@@ -13,7 +13,7 @@ import { basename, join, posix, relative, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
-import { resolveConfig, type ResolvedConfig } from '../../src/app/config.js';
+import { resolveConfig, type ResolvedConfig } from '../../src/app/config/index.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const DEPLOY = join(ROOT, 'deploy');

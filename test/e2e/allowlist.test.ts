@@ -96,6 +96,18 @@ test.serial('an upstream error on /user with nothing cached: passed through with
   t.is(retry.status, 200, 'not kept: the next request asks again');
 });
 
+test.serial("GitHub unreachable on /user with nothing cached: the mirror's own 502 JSON, not kept", async (t) => {
+  github.setUser('tok-fred', 'alice');
+  github.injectFault('/user', { kind: 'reset-mid-body' }, 1);
+  const answer = await get('/repos/o/r', 'token tok-fred');
+  t.is(answer.status, 502);
+  t.is(answer.headers.get('content-type'), 'application/json; charset=utf-8');
+  t.is(answer.headers.get('x-cache'), 'API_CONNECTION_ERROR_MISS');
+  t.deepEqual(JSON.parse(answer.text), { message: 'Could not reach GitHub', code: 'UPSTREAM_UNREACHABLE' });
+  const retry = await get('/repos/o/r', 'token tok-fred');
+  t.is(retry.status, 200, 'not kept: the next request asks again');
+});
+
 test.serial('a revoked token stops working once its validation expires', async (t) => {
   t.is((await get('/repos/o/r', ALICE)).status, 200);
   // GitHub now refuses the token (revoked) — the mirror still trusts its verdict within the TTL ...

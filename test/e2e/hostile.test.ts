@@ -52,6 +52,7 @@ test.serial('absolute-form targets are refused and go nowhere', async (t) => {
   }
   const connect = await rawRequest(mirror.url, `CONNECT ${new URL(elsewhereUrl).host} HTTP/1.1\r\nHost: ${host()}\r\nConnection: close\r\n\r\n`);
   assertJson4xx(t, connect);
+  t.is(parseRaw(connect).status, 405);
   t.is(github.calls.length, 0);
   t.is(elsewhereHits, 0);
 });
@@ -85,8 +86,12 @@ test.serial('an oversize body is refused with 413 JSON, declared or chunked', as
 test.serial('CRLF in a header, oversize headers and unknown methods get 4xx JSON', async (t) => {
   const crlf = await rawRequest(mirror.url, `GET /repos/o/r HTTP/1.1\r\nHost: ${host()}\r\nX-Bad: a\rb\r\nConnection: close\r\n\r\n`);
   assertJson4xx(t, crlf);
+  t.is(parseRaw(crlf).status, 400);
+  t.like(JSON.parse(parseRaw(crlf).body), { code: 'BAD_REQUEST' });
   const huge = await rawRequest(mirror.url, `GET /repos/o/r HTTP/1.1\r\nHost: ${host()}\r\nX-Big: ${'a'.repeat(70_000)}\r\nConnection: close\r\n\r\n`);
   assertJson4xx(t, huge);
+  t.is(parseRaw(huge).status, 431);
+  t.like(JSON.parse(parseRaw(huge).body), { code: 'HEADERS_TOO_LARGE' });
   const unknown = await rawRequest(mirror.url, `FOO /repos/o/r HTTP/1.1\r\nHost: ${host()}\r\nConnection: close\r\n\r\n`);
   assertJson4xx(t, unknown);
 });

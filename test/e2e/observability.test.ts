@@ -8,7 +8,7 @@ import { FakeGitHub } from '../support/fake-github.js';
 import { startMirror, fetchText } from '../support/mirror-harness.js';
 import { parseMetrics, select, total, valueOf, type Sample } from '../support/prometheus-harness.js';
 import { createLogger, redactSecrets } from '../../src/app/logger.js';
-import { loadConfig } from '../../src/app/config.js';
+import { loadConfig } from '../../src/app/config/index.js';
 import { Mirror } from '../../src/app/mirror.js';
 
 let github: FakeGitHub;

@@ -1,7 +1,9 @@
 import test from 'ava';
+import { createHash } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 import { Agent, request, type Dispatcher } from 'undici';
 import { FakeGitHub, type FakeGitHubOptions } from './fake-github.js';
+import { githubEtag } from './github-etag.js';
 
 const agent = new Agent({ keepAliveTimeout: 1_000, connections: 16 });
 const servers: FakeGitHub[] = [];
@@ -68,7 +70,7 @@ test('every answer carries GitHub rate-limit and response headers', async (t) =>
   t.is(header(authed, 'vary'), 'Accept, Authorization, Cookie, X-GitHub-OTP');
   t.truthy(header(authed, 'x-oauth-scopes'));
   t.is(header(authed, 'content-type'), 'application/json; charset=utf-8');
-  t.regex(header(authed, 'etag') ?? '', /^"[0-9a-f]{40}"$/);
+  t.is(header(authed, 'etag'), githubEtag({ authorization: TOKEN }, authed.body));
 
   const anonymous = await call(gh, '/repos/o/r');
   t.is(header(anonymous, 'x-ratelimit-limit'), '60');
@@ -99,7 +101,9 @@ test('an authenticated 304 is free, an anonymous 304 costs a unit', async (t) =>
   t.false(gh.calls[1]?.countedAgainstQuota);
   t.is(gh.calls[1]?.status, 304);
 
-  const anon = await call(gh, '/repos/o/r', { headers: { 'if-none-match': etag } });
+  // Anonymous requests have their own ETag (GitHub's formula hashes the Authorization header).
+  const anonEtag = githubEtag({}, first.body);
+  const anon = await call(gh, '/repos/o/r', { headers: { 'if-none-match': anonEtag } });
   t.is(anon.status, 304);
   t.is(header(anon, 'x-ratelimit-remaining'), '59');
   t.is(gh.quotaSpent(), 1);
@@ -130,7 +134,7 @@ test('an exhausted quota answers 403 with remaining 0 and costs nothing more', a
 
 test('strong, weak and Last-Modified validators answer 304 as GitHub does', async (t) => {
   const gh = await startServer();
-  gh.setResource('/strong', { body: { s: 1 } });
+  gh.setResource('/strong', { body: { s: 1 }, validator: 'strong' });
   gh.setResource('/weak', { body: { w: 1 }, validator: 'weak' });
   gh.setResource('/lm', { body: { l: 1 }, validator: 'last-modified' });
   gh.setResource('/both', { body: { b: 1 }, validator: 'both' });
@@ -139,7 +143,7 @@ test('strong, weak and Last-Modified validators answer 304 as GitHub does', asyn
 
   const strong = await call(gh, '/strong', { headers: auth });
   const strongTag = header(strong, 'etag') as string;
-  t.regex(strongTag, /^"[0-9a-f]{40}"$/);
+  t.is(strongTag, githubEtag(auth, strong.body, { weak: false }));
   t.is((await call(gh, '/strong', { headers: { ...auth, 'if-none-match': `"nope", ${strongTag}` } })).status, 304);
   t.is((await call(gh, '/strong', { headers: { ...auth, 'if-none-match': `W/${strongTag}` } })).status, 304);
   t.is((await call(gh, '/strong', { headers: { ...auth, 'if-none-match': '*' } })).status, 304);
@@ -147,7 +151,7 @@ test('strong, weak and Last-Modified validators answer 304 as GitHub does', asyn
 
   const weak = await call(gh, '/weak', { headers: auth });
   const weakTag = header(weak, 'etag') as string;
-  t.regex(weakTag, /^W\/"[0-9a-f]{40}"$/);
+  t.is(weakTag, githubEtag(auth, weak.body));
   t.is((await call(gh, '/weak', { headers: { ...auth, 'if-none-match': weakTag } })).status, 304);
   t.is((await call(gh, '/weak', { headers: { ...auth, 'if-none-match': weakTag.slice(2) } })).status, 304);
 
@@ -266,7 +270,7 @@ test('adding an item past a full page leaves page 1 and its ETag unchanged', asy
   const before = await call(gh, '/l?per_page=3', { headers: { authorization: TOKEN } });
   t.is(header(before, 'link'), undefined);
   const etag = header(before, 'etag') as string;
-  t.regex(etag, /^"[0-9a-f]{40}"$/);
+  t.is(etag, githubEtag({ authorization: TOKEN }, before.body));
 
   gh.addItem('/l', 4);
   const revalidated = await call(gh, '/l?per_page=3', { headers: { authorization: TOKEN, 'if-none-match': etag } });
@@ -472,7 +476,7 @@ test('loadFixtures registers the octokit fixtures with URLs on this server', asy
   t.is(body.full_name, 'octokit-fixture-org/hello-world');
   t.is(body.url, `${gh.url}/repos/octokit-fixture-org/hello-world`);
   t.false(repo.body.toString().includes('https://api.github.com'));
-  t.regex(header(repo, 'etag') ?? '', /^"[0-9a-f]{40}"$/);
+  t.is(header(repo, 'etag'), githubEtag({ authorization: TOKEN }, repo.body));
   t.truthy(header(repo, 'last-modified'));
   t.is(header(repo, 'x-accepted-oauth-scopes'), 'repo');
   t.is(header(repo, 'x-ratelimit-remaining'), '4999');
@@ -497,4 +501,248 @@ test('HEAD answers headers only', async (t) => {
   t.is(head.status, 200);
   t.is(head.body.length, 0);
   t.truthy(header(head, 'etag'));
+});
+
+// ---- GitHub's ETag formula, per-credential answers, access rules, pretty-printing -------------------
+
+const OTHER = 'Bearer ghp_test_two';
+
+function sha256Hex(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex');
+}
+
+test('githubEtag hashes Accept, Authorization and Cookie (present ones, in that order, each with ":") then the body', (t) => {
+  const body = '{"id":1}';
+  t.is(githubEtag({}, body), `W/"${sha256Hex(body)}"`);
+  t.is(githubEtag({}, body, { weak: false }), `"${sha256Hex(body)}"`);
+  t.is(githubEtag({ authorization: TOKEN }, body), `W/"${sha256Hex(`${TOKEN}:${body}`)}"`);
+  // Object key order and header name case do not matter; the hash order is fixed.
+  t.is(
+    githubEtag({ Cookie: 'c=1', 'User-Agent': 'x', Authorization: TOKEN, ACCEPT: '*/*' }, Buffer.from(body)),
+    `W/"${sha256Hex(`*/*:${TOKEN}:c=1:${body}`)}"`,
+  );
+  // A repeated header contributes each value.
+  t.is(githubEtag({ accept: ['a', 'b'] }, body), `W/"${sha256Hex(`a:b:${body}`)}"`);
+  t.is(githubEtag({ accept: undefined, authorization: TOKEN }, body), githubEtag({ authorization: TOKEN }, body));
+});
+
+test('one body has one ETag per token, Accept and Cookie; another credential’s ETag gets the body and costs a unit', async (t) => {
+  const gh = await startServer();
+  gh.setResource('/repos/o/r', { body: { id: 1 } });
+  const body = JSON.stringify({ id: 1 });
+
+  const one = await call(gh, '/repos/o/r', { headers: { authorization: TOKEN } });
+  const two = await call(gh, '/repos/o/r', { headers: { authorization: OTHER } });
+  const anon = await call(gh, '/repos/o/r');
+  const typed = await call(gh, '/repos/o/r', { headers: { authorization: TOKEN, accept: 'application/vnd.github+json', cookie: 'a=b' } });
+  t.is(one.body.toString(), body);
+  t.is(two.body.toString(), body);
+  t.is(header(one, 'etag'), githubEtag({ authorization: TOKEN }, body));
+  t.is(header(two, 'etag'), githubEtag({ authorization: OTHER }, body));
+  t.is(header(anon, 'etag'), githubEtag({}, body));
+  t.is(header(typed, 'etag'), githubEtag({ accept: 'application/vnd.github+json', authorization: TOKEN, cookie: 'a=b' }, body));
+  t.is(new Set([one, two, anon, typed].map((answer) => header(answer, 'etag'))).size, 4);
+
+  const repeated = await call(gh, '/repos/o/r', { headers: { authorization: TOKEN, accept: ['a/b', 'c/d'] as unknown as string } });
+  t.is(header(repeated, 'etag'), githubEtag({ accept: ['a/b', 'c/d'], authorization: TOKEN }, body));
+
+  gh.resetCalls();
+  const crossed = await call(gh, '/repos/o/r', { headers: { authorization: OTHER, 'if-none-match': header(one, 'etag') as string } });
+  t.is(crossed.status, 200);
+  t.is(gh.quotaSpent(OTHER), 1);
+  // Computing the other credential's ETag for the same body revalidates it for free.
+  const computed = await call(gh, '/repos/o/r', { headers: { authorization: OTHER, 'if-none-match': githubEtag({ authorization: OTHER }, body) } });
+  t.is(computed.status, 304);
+  t.is(gh.quotaSpent(OTHER), 1);
+  const wrongAccept = await call(gh, '/repos/o/r', {
+    headers: { authorization: TOKEN, accept: 'application/json', 'if-none-match': header(one, 'etag') as string },
+  });
+  t.is(wrongAccept.status, 200);
+});
+
+test('If-None-Match takes a list with the weak comparison and the 304 carries the ETag that matched', async (t) => {
+  const gh = await startServer();
+  gh.setResource('/r', { body: { v: 1 } });
+  const etag = githubEtag({ authorization: TOKEN }, '{"v":1}');
+  const strongForm = etag.slice(2);
+  const others = [githubEtag({ authorization: OTHER }, '{"v":1}'), githubEtag({ authorization: TOKEN }, '{"v":0}'), '"x"'];
+
+  const listed = await call(gh, '/r', { headers: { authorization: TOKEN, 'if-none-match': [...others, strongForm].join(', ') } });
+  t.is(listed.status, 304);
+  t.is(header(listed, 'etag'), etag);
+  const tight = await call(gh, '/r', { headers: { authorization: TOKEN, 'if-none-match': `${others[0] as string},${etag}` } });
+  t.is(tight.status, 304);
+  t.is(header(tight, 'etag'), etag);
+  const none = await call(gh, '/r', { headers: { authorization: TOKEN, 'if-none-match': others.join(', ') } });
+  t.is(none.status, 200);
+  t.is(header(none, 'etag'), etag);
+  t.is(gh.quotaSpent(TOKEN), 1);
+
+  // Anonymous 304s cost a unit; authenticated ones do not.
+  const anonymous = await call(gh, '/r', { headers: { 'if-none-match': `"x", ${githubEtag({}, '{"v":1}')}` } });
+  t.is(anonymous.status, 304);
+  t.is(gh.quotaSpent(), 1);
+  t.true(gh.calls.at(-1)?.countedAgainstQuota);
+});
+
+test('curl, Wget, Safari and Firefox user agents get pretty-printed JSON that does not hash to its ETag', async (t) => {
+  const gh = await startServer();
+  const data = { id: 1, name: 'r', owner: { login: 'o' }, topics: ['a', 'b'] };
+  const compact = JSON.stringify(data);
+  gh.setResource('/repos/o/r', { body: data });
+  const etag = githubEtag({ authorization: TOKEN }, compact);
+
+  for (const userAgent of ['curl/8.5.0', 'Wget/1.21', 'Mozilla/5.0 (Macintosh) AppleWebKit/605.1.15 Safari/605.1.15', 'Mozilla/5.0 Gecko/20100101 Firefox/128.0']) {
+    const answer = await call(gh, '/repos/o/r', { headers: { authorization: TOKEN, 'user-agent': userAgent } });
+    t.is(answer.status, 200, userAgent);
+    t.is(answer.body.toString(), JSON.stringify(data, null, 2), userAgent);
+    t.deepEqual(answer.json(), data);
+    t.is(header(answer, 'etag'), etag, userAgent);
+    t.not(githubEtag({ authorization: TOKEN }, answer.body), etag);
+    t.is(Number(header(answer, 'content-length')), answer.body.length);
+    const revalidated = await call(gh, '/repos/o/r', { headers: { authorization: TOKEN, 'user-agent': userAgent, 'if-none-match': etag } });
+    t.is(revalidated.status, 304, userAgent);
+  }
+  // Case-sensitive, as GitHub: these stay compact.
+  for (const userAgent of ['cUrL/8.5.0', 'CURL', 'wget/1.21', 'safari', 'firefox', 'octokit-rest.js/21', 'node']) {
+    const answer = await call(gh, '/repos/o/r', { headers: { authorization: TOKEN, 'user-agent': userAgent } });
+    t.is(answer.body.toString(), compact, userAgent);
+  }
+  // Lists, errors and gzipped bodies too; non-JSON bodies are left alone.
+  gh.setList('/l', [{ n: 1 }]);
+  t.is((await call(gh, '/l', { headers: { 'user-agent': 'curl/8' } })).body.toString(), JSON.stringify([{ n: 1 }], null, 2));
+  const missing = await call(gh, '/missing', { headers: { 'user-agent': 'curl/8' } });
+  t.is(missing.status, 404);
+  t.is(missing.body.toString(), JSON.stringify({ message: 'Not Found', documentation_url: 'https://docs.github.com/rest' }, null, 2));
+  const big = { text: 'x'.repeat(4000), list: [1, 2, 3] };
+  gh.setResource('/big', { body: big });
+  const zipped = await call(gh, '/big', { headers: { 'user-agent': 'curl/8', 'accept-encoding': 'gzip' } });
+  t.is(header(zipped, 'content-encoding'), 'gzip');
+  t.is(gunzipSync(zipped.body).toString(), JSON.stringify(big, null, 2));
+  t.is(header(zipped, 'etag'), githubEtag({}, JSON.stringify(big)));
+  const plainZipped = await call(gh, '/big', { headers: { 'accept-encoding': 'gzip' } });
+  t.is(gunzipSync(plainZipped.body).toString(), JSON.stringify(big));
+  gh.setResource('/raw', { body: '{"a":1}', contentType: 'application/vnd.github.raw; charset=utf-8' });
+  t.is((await call(gh, '/raw', { headers: { 'user-agent': 'curl/8' } })).body.toString(), '{"a":1}');
+});
+
+test('a credential without access gets 404 whatever its If-None-Match, and pays for it', async (t) => {
+  const gh = await startServer();
+  const repo = { id: 7, name: 'private', private: true };
+  const body = JSON.stringify(repo);
+  gh.setResource('/repos/o/private', { body: repo });
+  gh.setList('/repos/o/private/issues', [{ n: 1 }]);
+  gh.setResource('/repos/o/public', { body: { id: 8 } });
+  gh.setAccess(/^\/repos\/o\/private(?:\/|$)/, { allow: ['ghp_test_one'] });
+
+  const owner = await call(gh, '/repos/o/private', { headers: { authorization: TOKEN } });
+  t.is(owner.status, 200);
+  t.is(owner.body.toString(), body);
+  // "Bearer X" is the same token X.
+  t.is((await call(gh, '/repos/o/private', { headers: { authorization: 'Bearer ghp_test_one' } })).status, 200);
+  t.is((await call(gh, '/repos/o/private/issues', { headers: { authorization: TOKEN } })).status, 200);
+
+  gh.resetCalls();
+  const guesses = [header(owner, 'etag') as string, githubEtag({ authorization: OTHER }, body), '*', undefined];
+  for (const guess of guesses) {
+    const headers: Record<string, string> = { authorization: OTHER };
+    if (guess !== undefined) headers['if-none-match'] = guess;
+    const denied = await call(gh, '/repos/o/private', { headers });
+    t.is(denied.status, 404, guess ?? 'unconditional');
+    t.deepEqual(denied.json(), { message: 'Not Found', documentation_url: 'https://docs.github.com/rest' });
+    t.is(header(denied, 'etag'), undefined);
+    t.is(header(denied, 'x-ratelimit-resource'), 'core');
+  }
+  t.is((await call(gh, '/repos/o/private', { method: 'HEAD', headers: { authorization: OTHER } })).status, 404);
+  t.is((await call(gh, '/repos/o/private/issues', { headers: { authorization: OTHER, 'if-none-match': '*' } })).status, 404);
+  t.is((await call(gh, '/repos/o/private', { headers: { 'if-none-match': githubEtag({}, body) } })).status, 404);
+  t.is((await call(gh, '/repos/o/private/issues', { method: 'POST', headers: { authorization: OTHER }, body: '{}' })).status, 404);
+  t.is(gh.quotaSpent(OTHER), guesses.length + 3);
+  t.is(gh.quotaSpent(), 1);
+  t.true(gh.calls.every((c) => c.countedAgainstQuota && c.status === 404));
+  // Other paths are not affected.
+  t.is((await call(gh, '/repos/o/public', { headers: { authorization: OTHER } })).status, 200);
+  t.false(gh.canAccess('/repos/o/private', OTHER));
+  t.true(gh.canAccess('/repos/o/private', TOKEN));
+  t.false(gh.canAccess('/repos/o/private', undefined));
+
+  // deny names who may not; rules add up; clearAccess lifts them.
+  gh.setAccess('/repos/o/public', { deny: [OTHER] });
+  t.is((await call(gh, '/repos/o/public', { headers: { authorization: OTHER } })).status, 404);
+  t.is((await call(gh, '/repos/o/public', { headers: { authorization: TOKEN } })).status, 200);
+  t.is((await call(gh, '/repos/o/public')).status, 200);
+  gh.clearAccess();
+  t.is((await call(gh, '/repos/o/private', { headers: { authorization: OTHER } })).status, 200);
+  t.is((await call(gh, '/repos/o/public', { headers: { authorization: OTHER } })).status, 200);
+});
+
+test('a resource can render per token: each token gets its own body and ETag', async (t) => {
+  const gh = await startServer();
+  const repo = { id: 1, full_name: 'o/r' };
+  const adminView = { permissions: { admin: true, push: true, pull: true } };
+  const readView = { permissions: { admin: false, push: false, pull: true } };
+  gh.setResource('/repos/o/r', { body: repo, perCredential: { [TOKEN]: adminView, ghp_test_two: readView } });
+
+  const admin = await call(gh, '/repos/o/r', { headers: { authorization: TOKEN } });
+  const reader = await call(gh, '/repos/o/r', { headers: { authorization: OTHER } });
+  const anon = await call(gh, '/repos/o/r');
+  const stranger = await call(gh, '/repos/o/r', { headers: { authorization: 'token ghp_stranger' } });
+  t.deepEqual(admin.json(), { ...repo, ...adminView });
+  t.deepEqual(reader.json(), { ...repo, ...readView });
+  t.deepEqual(anon.json(), repo);
+  t.deepEqual(stranger.json(), repo);
+  t.is(header(admin, 'etag'), githubEtag({ authorization: TOKEN }, JSON.stringify({ ...repo, ...adminView })));
+  t.is(header(reader, 'etag'), githubEtag({ authorization: OTHER }, JSON.stringify({ ...repo, ...readView })));
+  t.is(header(stranger, 'etag'), githubEtag({ authorization: 'token ghp_stranger' }, JSON.stringify(repo)));
+
+  // The ETag another token would get for the admin's body does not revalidate the reader's.
+  gh.resetCalls();
+  const crossed = await call(gh, '/repos/o/r', {
+    headers: { authorization: OTHER, 'if-none-match': githubEtag({ authorization: OTHER }, admin.body) },
+  });
+  t.is(crossed.status, 200);
+  t.deepEqual(crossed.json(), { ...repo, ...readView });
+  const own = await call(gh, '/repos/o/r', { headers: { authorization: OTHER, 'if-none-match': header(reader, 'etag') as string } });
+  t.is(own.status, 304);
+  t.is(gh.quotaSpent(OTHER), 1);
+
+  // An update keeps each token's fields; setPerCredential changes one token's view alone.
+  gh.updateResource('/repos/o/r', { ...repo, description: 'new' });
+  t.deepEqual((await call(gh, '/repos/o/r', { headers: { authorization: TOKEN } })).json(), { ...repo, description: 'new', ...adminView });
+  gh.setPerCredential('/repos/o/r', 'ghp_test_two', adminView);
+  const promoted = await call(gh, '/repos/o/r', { headers: { authorization: OTHER } });
+  t.deepEqual(promoted.json(), { ...repo, description: 'new', ...adminView });
+  gh.setPerCredential('/repos/o/r', 'ghp_test_two', undefined);
+  t.deepEqual((await call(gh, '/repos/o/r', { headers: { authorization: OTHER } })).json(), { ...repo, description: 'new' });
+
+  t.throws(() => gh.setResource('/s', { body: 'text', perCredential: { [TOKEN]: {} } }), { message: /object body/ });
+  t.throws(() => gh.updateResource('/repos/o/r', [1, 2]), { message: /object body/ });
+});
+
+test('an empty list answers [] with the ETag of [] for that credential, so that ETag gets a 304', async (t) => {
+  const gh = await startServer();
+  gh.setList('/repos/o/r/pulls', []);
+  for (const credential of [TOKEN, OTHER]) {
+    const guess = githubEtag({ authorization: credential }, '[]');
+    const first = await call(gh, '/repos/o/r/pulls', { headers: { authorization: credential, 'if-none-match': guess } });
+    t.is(first.status, 304);
+    t.is(header(first, 'etag'), guess);
+    t.is(gh.quotaSpent(credential), 0);
+    const plain = await call(gh, '/repos/o/r/pulls?per_page=100', { headers: { authorization: credential } });
+    t.is(plain.body.toString(), '[]');
+    t.is(header(plain, 'etag'), guess);
+    t.is(header(plain, 'link'), undefined);
+  }
+  // Anonymous: the 304 costs a unit.
+  const anonymous = await call(gh, '/repos/o/r/pulls', { headers: { 'if-none-match': githubEtag({}, '[]') } });
+  t.is(anonymous.status, 304);
+  t.is(gh.quotaSpent(), 1);
+  // Once the list has an item, the guess is a miss.
+  gh.addItem('/repos/o/r/pulls', { number: 1 });
+  const filled = await call(gh, '/repos/o/r/pulls', { headers: { authorization: TOKEN, 'if-none-match': githubEtag({ authorization: TOKEN }, '[]') } });
+  t.is(filled.status, 200);
+  t.deepEqual(filled.json(), [{ number: 1 }]);
+  // A page past the end is an empty list too.
+  const past = await call(gh, '/repos/o/r/pulls?page=5', { headers: { authorization: TOKEN, 'if-none-match': githubEtag({ authorization: TOKEN }, '[]') } });
+  t.is(past.status, 304);
 });

@@ -3,14 +3,22 @@
  * Last-Modified validators, conditional requests, paginated lists with Link headers, per-credential
  * quota accounting as GitHub does it, gzip, write echoes and injectable faults.
  *
- * It is the upstream of every test and of `npm run bench`, so the answer path is cheap: bodies,
- * ETags and gzip are computed when a resource is set, never per request.
+ * ETags follow GitHub's formula (test/support/github-etag.ts): they hash the request's Accept,
+ * Authorization and Cookie with the body, so one body has one ETag per token. JSON is pretty-printed
+ * for curl / Wget / Safari / Firefox user agents after the ETag was computed, as GitHub does. A
+ * resource can be hidden from credentials (a private repository: 404) and can render per credential
+ * (a repository's `permissions`).
+ *
+ * It is the upstream of every test and of `npm run bench`, so the answer path is cheap: bodies and
+ * gzip are computed once per resource (or per credential variant), ETags once per distinct set of
+ * hashed request headers.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import http, { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { readOctokitFixtures } from './fake-github-fixtures.js';
+import { ETAG_VARY_HEADERS, githubEtag } from './github-etag.js';
 
 export interface FakeGitHubOptions {
   /** Delay before every answer, in ms (default 0). */
@@ -49,12 +57,32 @@ export interface ResourceSpec {
   body: unknown;
   /** Default 200. */
   status?: number;
-  /** Default 'strong'. 'both' = strong ETag and Last-Modified. */
-  validator?: 'strong' | 'weak' | 'last-modified' | 'both' | 'none';
-  /** Extra response headers; they override the defaults (an `etag` here is the validator used). */
+  /**
+   * Default 'etag': GitHub's ETag formula, weak (`W/"…"`) for a JSON content type, strong otherwise.
+   * 'strong' / 'weak' force the form; 'both' = the 'etag' ETag and a Last-Modified.
+   */
+  validator?: 'etag' | 'strong' | 'weak' | 'last-modified' | 'both' | 'none';
+  /** Extra response headers; they override the defaults (an `etag` here is the validator used, fixed). */
   headers?: Record<string, string>;
   /** Default application/json; charset=utf-8. */
   contentType?: string;
+  /**
+   * Fields that differ per credential, merged (shallowly) over an object `body` for that credential,
+   * e.g. `{ 'token a': { permissions: { admin: false, push: true, pull: true } } }`. Keys are
+   * Authorization values or bare tokens ("token X" and "Bearer X" are the token X).
+   */
+  perCredential?: Record<string, Record<string, unknown>>;
+}
+
+/**
+ * Who may read the resources a rule matches; the others get 404 as for a private repository.
+ * Entries are Authorization values or bare tokens; anonymous requests never match an entry.
+ */
+export interface AccessRule {
+  /** Only these credentials may read (anonymous may not). */
+  allow?: readonly string[];
+  /** These credentials may not read. */
+  deny?: readonly string[];
 }
 
 export type Fault =
@@ -69,6 +97,10 @@ export type Fault =
 type AnsweringFault = Exclude<Fault, { kind: 'latency' }>;
 
 const JSON_TYPE = 'application/json; charset=utf-8';
+/** GitHub pretty-prints JSON when the User-Agent contains one of these (case-sensitive). */
+const PRETTY_USER_AGENT = /curl|Wget|Safari|Firefox/;
+/** Per-request ETags kept per rendered body before the memo is cleared. */
+const ETAG_MEMO_MAX = 1024;
 const VARY = 'Accept, Authorization, Cookie, X-GitHub-OTP';
 const VARY_ENCODING = 'Accept-Encoding, Accept, X-Requested-With';
 const GZIP_MIN_BYTES = 1024;
@@ -86,14 +118,22 @@ const REQUIRES_AUTH = Buffer.from(
   JSON.stringify({ message: 'Requires authentication', documentation_url: `${DOCS}/users/users#get-the-authenticated-user` }),
 );
 
+/** How a body's ETag is made: GitHub's formula per request, a value given by the spec, or none. */
+type EtagSource = { kind: 'formula'; weak: boolean } | { kind: 'fixed'; value: string } | { kind: 'none' };
+
 /** A body ready to send: bytes, validators and headers computed once. */
 interface Rendered {
   status: number;
   body: Buffer;
   /** Lazily computed gzip of `body` (only for bodies of GZIP_MIN_BYTES or more). */
   gzipped: Buffer | undefined;
+  /** Lazily: `body` pretty-printed (null when it is not JSON) and its gzip. */
+  pretty: Buffer | null | undefined;
+  prettyGzipped: Buffer | undefined;
   contentType: string;
-  etag: string | undefined;
+  etag: EtagSource;
+  /** Formula ETags already computed, keyed by the hashed request header values. */
+  etags: Map<string, string>;
   lastModified: string | undefined;
   /** Epoch ms, whole seconds. */
   lastModifiedMs: number | undefined;
@@ -105,6 +145,10 @@ interface SingleResource {
   kind: 'single';
   spec: ResourceSpec;
   rendered: Rendered;
+  /** The Last-Modified time (epoch ms) the renderings share. */
+  modifiedMs: number;
+  /** Renderings for the keys of `spec.perCredential`, made on first use. */
+  variants: Map<string, Rendered>;
 }
 
 interface ListResource {
@@ -117,6 +161,11 @@ interface ListResource {
 }
 
 type Resource = SingleResource | ListResource;
+
+interface AccessEntry {
+  match: string | RegExp;
+  rule: AccessRule;
+}
 
 interface FaultRule {
   match: string | RegExp;
@@ -148,8 +197,8 @@ function encodeBody(body: unknown): Buffer {
   return text === undefined ? EMPTY : Buffer.from(text, 'utf8');
 }
 
-function sha1Hex(data: Buffer): string {
-  return createHash('sha1').update(data).digest('hex');
+function isJsonType(contentType: string): boolean {
+  return /[/+]json\b/i.test(contentType);
 }
 
 function lowerCaseKeys(headers: Record<string, string> | undefined): Record<string, string> {
@@ -170,20 +219,26 @@ function nextLastModified(previous: number | undefined): number {
 
 function renderSpec(spec: ResourceSpec, lastModifiedMs: number): Rendered {
   const body = encodeBody(spec.body);
-  const validator = spec.validator ?? 'strong';
+  const validator = spec.validator ?? 'etag';
   const headers = lowerCaseKeys(spec.headers);
-  let etag: string | undefined;
+  let contentType = spec.contentType ?? JSON_TYPE;
+  if (headers['content-type'] !== undefined) {
+    contentType = headers['content-type'];
+    delete headers['content-type'];
+  }
+  let etag: EtagSource = { kind: 'none' };
   let lastModified: string | undefined;
   let modifiedMs: number | undefined;
-  if (validator === 'strong' || validator === 'both') etag = `"${sha1Hex(body)}"`;
-  if (validator === 'weak') etag = `W/"${sha1Hex(body)}"`;
+  if (validator === 'etag' || validator === 'both') etag = { kind: 'formula', weak: isJsonType(contentType) };
+  if (validator === 'strong') etag = { kind: 'formula', weak: false };
+  if (validator === 'weak') etag = { kind: 'formula', weak: true };
   if (validator === 'last-modified' || validator === 'both') {
     modifiedMs = lastModifiedMs;
     lastModified = new Date(lastModifiedMs).toUTCString();
   }
   // Validators given explicitly in the spec's headers win (and are the ones compared).
   if (headers.etag !== undefined) {
-    etag = headers.etag;
+    etag = { kind: 'fixed', value: headers.etag };
     delete headers.etag;
   }
   if (headers['last-modified'] !== undefined) {
@@ -192,17 +247,15 @@ function renderSpec(spec: ResourceSpec, lastModifiedMs: number): Rendered {
     modifiedMs = Number.isNaN(parsed) ? undefined : parsed;
     delete headers['last-modified'];
   }
-  let contentType = spec.contentType ?? JSON_TYPE;
-  if (headers['content-type'] !== undefined) {
-    contentType = headers['content-type'];
-    delete headers['content-type'];
-  }
   return {
     status: spec.status ?? 200,
     body,
     gzipped: undefined,
+    pretty: undefined,
+    prettyGzipped: undefined,
     contentType,
     etag,
+    etags: new Map(),
     lastModified,
     lastModifiedMs: modifiedMs,
     headers,
@@ -221,8 +274,11 @@ function renderPage(json: string[], start: number, end: number): Rendered {
     status: 200,
     body,
     gzipped: undefined,
+    pretty: undefined,
+    prettyGzipped: undefined,
     contentType: JSON_TYPE,
-    etag: `"${sha1Hex(body)}"`,
+    etag: { kind: 'formula', weak: true },
+    etags: new Map(),
     lastModified: undefined,
     lastModifiedMs: undefined,
     headers: {},
@@ -242,6 +298,55 @@ function acceptsGzip(header: string | undefined): boolean {
   return !/(?:^|,)\s*gzip\s*;\s*q\s*=\s*0(?:\.0*)?\s*(?:,|$)/i.test(header);
 }
 
+/** Whether `credential` (an Authorization value) is `entry` (an Authorization value or a bare token). */
+function credentialIs(credential: string | undefined, entry: string): boolean {
+  return credential !== undefined && (credential === entry || tokenOf(credential) === entry);
+}
+
+/** The key of `perCredential` that names `credential`, if any. */
+function variantKeyOf(perCredential: Record<string, unknown> | undefined, credential: string | undefined): string | undefined {
+  if (perCredential === undefined || credential === undefined) return undefined;
+  if (Object.hasOwn(perCredential, credential)) return credential;
+  const token = tokenOf(credential);
+  return token !== undefined && Object.hasOwn(perCredential, token) ? token : undefined;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Uint8Array);
+}
+
+/** The ETag `rendered` has for this request: GitHub's formula over its Accept, Authorization, Cookie. */
+function etagOf(req: IncomingMessage, rendered: Rendered): string | undefined {
+  const source = rendered.etag;
+  if (source.kind === 'none') return undefined;
+  if (source.kind === 'fixed') return source.value;
+  const distinct = req.headersDistinct;
+  const hashed: Record<string, string[] | undefined> = {};
+  for (const name of ETAG_VARY_HEADERS) hashed[name] = distinct[name];
+  const key = JSON.stringify(ETAG_VARY_HEADERS.map((name) => hashed[name] ?? null));
+  let etag = rendered.etags.get(key);
+  if (etag === undefined) {
+    etag = githubEtag(hashed, rendered.body, { weak: source.weak });
+    if (rendered.etags.size >= ETAG_MEMO_MAX) rendered.etags.clear();
+    rendered.etags.set(key, etag);
+  }
+  return etag;
+}
+
+/** JSON `body` indented as GitHub pretty-prints it; null when it is not JSON. */
+function prettyJson(body: Buffer): Buffer | null {
+  try {
+    return Buffer.from(JSON.stringify(JSON.parse(body.toString('utf8')) as unknown, null, 2), 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+function wantsPretty(req: IncomingMessage, contentType: string): boolean {
+  const userAgent = req.headers['user-agent'];
+  return userAgent !== undefined && PRETTY_USER_AGENT.test(userAgent) && isJsonType(contentType);
+}
+
 /** Weak comparison of an If-None-Match list against an ETag (RFC 9110 §13.1.2). */
 function noneMatchHits(ifNoneMatch: string, etag: string | undefined): boolean {
   const target = etag?.replace(/^W\//, '');
@@ -253,10 +358,10 @@ function noneMatchHits(ifNoneMatch: string, etag: string | undefined): boolean {
   return false;
 }
 
-function isNotModified(req: IncomingMessage, rendered: Rendered): boolean {
+function isNotModified(req: IncomingMessage, rendered: Rendered, etag: string | undefined): boolean {
   if (rendered.status < 200 || rendered.status > 299) return false;
   const ifNoneMatch = req.headers['if-none-match'];
-  if (ifNoneMatch !== undefined) return noneMatchHits(ifNoneMatch, rendered.etag);
+  if (ifNoneMatch !== undefined) return noneMatchHits(ifNoneMatch, etag);
   const ifModifiedSince = req.headers['if-modified-since'];
   if (ifModifiedSince === undefined || rendered.lastModifiedMs === undefined) return false;
   const since = Date.parse(ifModifiedSince);
@@ -308,6 +413,7 @@ export class FakeGitHub {
   private readonly hanging = new Set<ServerResponse>();
   private readonly resources = new Map<string, Resource>();
   private readonly users = new Map<string, Rendered>();
+  private access: AccessEntry[] = [];
   private faults: FaultRule[] = [];
   private latencyMs: number;
   private readonly quota: number;
@@ -354,9 +460,13 @@ export class FakeGitHub {
   // ---- resources -------------------------------------------------------------------------------
 
   setResource(path: string, spec: ResourceSpec): void {
+    if (spec.perCredential !== undefined && !isPlainObject(spec.body)) {
+      throw new Error(`FakeGitHub.setResource: perCredential needs an object body at ${path}`);
+    }
     const previous = this.resources.get(path);
     const previousModified = previous?.kind === 'single' ? previous.rendered.lastModifiedMs : undefined;
-    this.resources.set(path, { kind: 'single', spec, rendered: renderSpec(spec, nextLastModified(previousModified)) });
+    const modifiedMs = nextLastModified(previousModified);
+    this.resources.set(path, { kind: 'single', spec, rendered: renderSpec(spec, modifiedMs), modifiedMs, variants: new Map() });
   }
 
   /** New body: new ETag (content-based) and a Last-Modified at least 1 s later than before. */
@@ -368,9 +478,29 @@ export class FakeGitHub {
       this.setList(path, body);
       return;
     }
+    if (resource.spec.perCredential !== undefined && !isPlainObject(body)) {
+      throw new Error(`FakeGitHub.updateResource: perCredential needs an object body at ${path}`);
+    }
     const spec: ResourceSpec = { ...resource.spec, body };
     resource.spec = spec;
-    resource.rendered = renderSpec(spec, nextLastModified(resource.rendered.lastModifiedMs));
+    resource.modifiedMs = nextLastModified(resource.rendered.lastModifiedMs);
+    resource.rendered = renderSpec(spec, resource.modifiedMs);
+    resource.variants.clear();
+  }
+
+  /**
+   * Sets (or, with `fields` undefined, removes) what `credential` (Authorization value or bare
+   * token) sees differently in the object resource at `path`; its body and ETag change for it alone.
+   */
+  setPerCredential(path: string, credential: string, fields: Record<string, unknown> | undefined): void {
+    const resource = this.resources.get(path);
+    if (resource?.kind !== 'single') throw new Error(`FakeGitHub.setPerCredential: no single resource at ${path}`);
+    if (!isPlainObject(resource.spec.body)) throw new Error(`FakeGitHub.setPerCredential: ${path} has no object body`);
+    const perCredential = { ...resource.spec.perCredential };
+    if (fields === undefined) delete perCredential[credential];
+    else perCredential[credential] = fields;
+    resource.spec = { ...resource.spec, perCredential };
+    resource.variants.clear();
   }
 
   deleteResource(path: string): void {
@@ -415,7 +545,7 @@ export class FakeGitHub {
       const validator = fixture.hasEtag
         ? fixture.hasLastModified
           ? 'both'
-          : 'strong'
+          : 'etag'
         : fixture.hasLastModified
           ? 'last-modified'
           : 'none';
@@ -429,6 +559,39 @@ export class FakeGitHub {
       registered.push(fixture.path);
     }
     return registered;
+  }
+
+  // ---- access ----------------------------------------------------------------------------------
+
+  /**
+   * Restricts reads and writes of the paths `match` names (string = exact path, RegExp = tested on
+   * the path): a credential the rule excludes gets 404 Not Found, whatever its If-None-Match, and it
+   * costs a unit like any 404. Rules add up: a credential must pass every rule that matches.
+   */
+  setAccess(match: string | RegExp, rule: AccessRule): void {
+    this.access.push({ match, rule });
+  }
+
+  /** Removes every access rule. */
+  clearAccess(): void {
+    this.access = [];
+  }
+
+  /** Whether `credential` may see `path` under the access rules. */
+  canAccess(path: string, credential: string | undefined): boolean {
+    for (const { match, rule } of this.access) {
+      let hit: boolean;
+      if (typeof match === 'string') {
+        hit = match === path;
+      } else {
+        match.lastIndex = 0;
+        hit = match.test(path);
+      }
+      if (!hit) continue;
+      if (rule.allow !== undefined && !rule.allow.some((entry) => credentialIs(credential, entry))) return false;
+      if (rule.deny?.some((entry) => credentialIs(credential, entry)) === true) return false;
+    }
+    return true;
   }
 
   // ---- faults and latency ----------------------------------------------------------------------
@@ -572,9 +735,29 @@ export class FakeGitHub {
       this.sendRateLimited(exchange, window);
       return;
     }
+    if (!this.canAccess(exchange.path, exchange.credential)) {
+      // A resource the credential may not see does not exist for it (GitHub hides private ones).
+      this.charge(exchange, window);
+      this.sendBody(exchange, 404, this.baseHeaders(exchange, window), JSON_TYPE, NOT_FOUND);
+      return;
+    }
     const method = exchange.call.method;
     if (method === 'GET' || method === 'HEAD') this.answerRead(exchange, window);
     else this.answerWrite(exchange, window);
+  }
+
+  /** The rendering of a single resource for this credential (its variant when it has one). */
+  private renderedFor(resource: SingleResource, credential: string | undefined): Rendered {
+    const key = variantKeyOf(resource.spec.perCredential, credential);
+    if (key === undefined) return resource.rendered;
+    let variant = resource.variants.get(key);
+    if (variant === undefined) {
+      const fields = resource.spec.perCredential?.[key];
+      const body = { ...(resource.spec.body as Record<string, unknown>), ...fields };
+      variant = renderSpec({ ...resource.spec, body }, resource.modifiedMs);
+      resource.variants.set(key, variant);
+    }
+    return variant;
   }
 
   private answerRead(exchange: Exchange, window: QuotaWindow): void {
@@ -587,7 +770,7 @@ export class FakeGitHub {
     if (user !== undefined) {
       rendered = user;
     } else if (resource?.kind === 'single') {
-      rendered = resource.rendered;
+      rendered = this.renderedFor(resource, credential);
     } else if (resource?.kind === 'list') {
       const page = pageOf(exchange.query);
       const perPage = perPageOf(exchange.query);
@@ -610,13 +793,15 @@ export class FakeGitHub {
       return;
     }
 
-    if (isNotModified(exchange.req, rendered)) {
+    const etag = etagOf(exchange.req, rendered);
+    if (isNotModified(exchange.req, rendered, etag)) {
       // GitHub: an authenticated conditional request answered 304 is free; an anonymous one is not.
       if (credential === undefined) this.charge(exchange, window);
       const headers = this.baseHeaders(exchange, window);
       const cacheControl = rendered.headers['cache-control'];
       if (cacheControl !== undefined) headers['cache-control'] = cacheControl;
-      if (rendered.etag !== undefined) headers.etag = rendered.etag;
+      // The ETag that matched (the weak comparison ignores W/; the 304 names this body's ETag).
+      if (etag !== undefined) headers.etag = etag;
       if (rendered.lastModified !== undefined) headers['last-modified'] = rendered.lastModified;
       exchange.call.status = 304;
       exchange.res.writeHead(304, headers);
@@ -627,7 +812,7 @@ export class FakeGitHub {
     this.charge(exchange, window);
     const headers = this.baseHeaders(exchange, window);
     Object.assign(headers, rendered.headers);
-    if (rendered.etag !== undefined) headers.etag = rendered.etag;
+    if (etag !== undefined) headers.etag = etag;
     if (rendered.lastModified !== undefined) headers['last-modified'] = rendered.lastModified;
     if (link !== undefined) headers.link = link;
     this.sendRendered(exchange, rendered, headers);
@@ -776,11 +961,20 @@ export class FakeGitHub {
   private sendRendered(exchange: Exchange, rendered: Rendered, headers: Record<string, string | string[]>): void {
     headers['content-type'] = rendered.contentType;
     let body = rendered.body;
+    // Pretty-printing comes after the ETag was computed: the body sent no longer hashes to it.
+    let pretty = false;
+    if (wantsPretty(exchange.req, rendered.contentType)) {
+      if (rendered.pretty === undefined) rendered.pretty = prettyJson(rendered.body);
+      if (rendered.pretty !== null) {
+        body = rendered.pretty;
+        pretty = true;
+      }
+    }
     if (this.gzip && body.length >= GZIP_MIN_BYTES) {
       headers.vary = [VARY, VARY_ENCODING];
       if (this.wantsGzip(exchange, body.length)) {
-        rendered.gzipped ??= gzipSync(body);
-        body = rendered.gzipped;
+        if (pretty) body = rendered.prettyGzipped ??= gzipSync(body);
+        else body = rendered.gzipped ??= gzipSync(body);
         headers['content-encoding'] = 'gzip';
       }
     }
@@ -799,10 +993,11 @@ export class FakeGitHub {
   ): void {
     headers['content-type'] = contentType;
     let payload = body;
-    if (this.gzip && body.length >= GZIP_MIN_BYTES) {
+    if (wantsPretty(exchange.req, contentType)) payload = prettyJson(body) ?? body;
+    if (this.gzip && payload.length >= GZIP_MIN_BYTES) {
       headers.vary = [VARY, VARY_ENCODING];
-      if (this.wantsGzip(exchange, body.length)) {
-        payload = gzipSync(body);
+      if (this.wantsGzip(exchange, payload.length)) {
+        payload = gzipSync(payload);
         headers['content-encoding'] = 'gzip';
       }
     }

@@ -5,6 +5,7 @@ import type { ClockPort } from '../../src/domain/ports/clock.port.js';
 import type { KeyHasherPort } from '../../src/domain/ports/key-hasher.port.js';
 import type { DomainEvent } from '../../src/domain/events/events.js';
 import type { ResourceKeyParts } from '../../src/domain/model.js';
+import type { Resolution, ServedResolution } from '../../src/domain/resolution.js';
 
 /**
  * A clock that moves only when told. sleep() and every() wait on it: advance(ms) moves time and runs
@@ -104,6 +105,12 @@ export class ScriptedUpstream implements UpstreamPort {
 
 export const enc = (value: unknown): Uint8Array => new TextEncoder().encode(typeof value === 'string' ? value : JSON.stringify(value));
 export const dec = (value: Uint8Array): string => new TextDecoder().decode(value);
+
+/** The answer a resolution relays; throws (failing the test) when it is the mirror's own failure instead. */
+export function answerOf(resolution: Resolution): ServedResolution {
+  if (resolution.error !== undefined) throw new Error(`expected an answer to relay, got the failure ${resolution.error.code} (${resolution.outcome})`);
+  return resolution;
+}
 
 export function json(status: number, body: unknown, headers: Record<string, string> = {}): BufferedResponse {
   return {

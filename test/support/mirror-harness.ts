@@ -1,4 +1,4 @@
-import { loadConfig, type MirrorConfig } from '../../src/app/config.js';
+import { loadConfig, type MirrorConfig } from '../../src/app/config/index.js';
 import { Mirror, type MirrorOptions } from '../../src/app/mirror.js';
 
 /** Starts a real mirror on an ephemeral loopback port in front of `upstreamUrl`. */

@@ -8,7 +8,7 @@ import { ResolveResource } from '../../src/domain/use-cases/resolve-resource.js'
 import { MemoryCache } from '../../src/adapters/cache/memory/memory-cache.adapter.js';
 import { ErrorCode, MirrorError, isMirrorError } from '../../src/domain/errors.js';
 import type { UpstreamRequest } from '../../src/domain/ports/upstream.port.js';
-import { FakeClock, PlainKeyHasher, RecordingBus, ScriptedUpstream, json, dec } from '../support/fakes.js';
+import { FakeClock, PlainKeyHasher, RecordingBus, ScriptedUpstream, json, dec, answerOf } from '../support/fakes.js';
 
 interface Account {
   login: string;
@@ -101,7 +101,7 @@ test('a revoked token stops working once its verdict expires; GitHub\'s 401 is r
   t.true(error instanceof UserCheckFailed);
   const answer = (error as UserCheckFailed).answer;
   t.is(answer.status, 401);
-  t.is(JSON.parse(dec(answer.body)).message, 'Bad credentials');
+  t.is(JSON.parse(dec(answerOf(answer).body)).message, 'Bad credentials');
   t.is((error as UserCheckFailed).code, ErrorCode.USER_CHECK_FAILED);
 });
 
@@ -122,7 +122,9 @@ test('upstream errors on /user with nothing cached are relayed with their status
   t.is((error as UserCheckFailed).answer.outcome, 'API_ERROR_MISS');
   fail(() => new MirrorError(ErrorCode.UPSTREAM_TIMEOUT, 'slow'));
   const timeout = await t.throwsAsync(admit.execute('token alice'));
-  t.is((timeout as UserCheckFailed).answer.status, 504);
+  // the mirror's own failure: a code, the status is the HTTP adapter's (test/adapters/http-server.test.ts)
+  t.is((timeout as UserCheckFailed).answer.status, undefined);
+  t.is((timeout as UserCheckFailed).answer.error?.code, ErrorCode.UPSTREAM_TIMEOUT);
   t.is((timeout as UserCheckFailed).answer.outcome, 'API_TIMEOUT_MISS');
   fail(() => json(403, { message: 'API rate limit exceeded for user ID 1.' }, { 'x-ratelimit-remaining': '0' }));
   const limited = await t.throwsAsync(admit.execute('token alice'));

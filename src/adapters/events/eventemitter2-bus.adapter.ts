@@ -36,3 +36,6 @@ export class EventEmitter2Bus implements EventBusPort {
     this.emitter.removeAllListeners();
   }
 }
+
+/** What a subscriber (metrics, readiness, logs) needs of the bus: typed subscription by name. */
+export type EventSubscriber = Pick<EventEmitter2Bus, 'on'>;

@@ -1,9 +1,17 @@
+/**
+ * The HTTP meaning of the domain's error codes: the one place where a code becomes a status, and the
+ * one JSON shape of every answer the mirror makes itself (DESIGN §4).
+ */
 import { ErrorCode } from '../../domain/errors.js';
 
 /** The one place where error codes become HTTP statuses. */
 export const STATUS_BY_CODE: Record<string, number> = {
   [ErrorCode.BAD_REQUEST_TARGET]: 400,
   [ErrorCode.BAD_HEADER]: 400,
+  /** A request node's HTTP parser refused. */
+  [ErrorCode.BAD_REQUEST]: 400,
+  [ErrorCode.REQUEST_TIMEOUT]: 408,
+  [ErrorCode.HEADERS_TOO_LARGE]: 431,
   [ErrorCode.UNAUTHENTICATED]: 401,
   [ErrorCode.FORBIDDEN_USER]: 403,
   /** Fallback only: the HTTP adapter relays the /user answer itself (its own status). */

@@ -8,7 +8,7 @@ import {
   type SnapshotEvent,
   type UpstreamCalledEvent,
 } from '../../domain/events/events.js';
-import type { DomainEventListener, EventEmitter2Bus } from '../events/eventemitter2-bus.adapter.js';
+import type { DomainEventListener, EventSubscriber } from '../events/eventemitter2-bus.adapter.js';
 import { ALL_OUTCOMES } from '../../domain/model.js';
 import type { CacheStatsPort } from '../../domain/ports/cache.port.js';
 import { SlidingMinimum } from './sliding-minimum.js';
@@ -36,8 +36,7 @@ export const RATE_LIMIT_WINDOW_MS = 5 * 60_000;
 type CacheStats = Awaited<ReturnType<CacheStatsPort['stats']>>;
 
 /** The part of the event bus the metrics need (the eventemitter2 adapter has it). */
-/** What the metrics and readiness adapters need of the bus: typed subscription by name. */
-export type EventSubscriber = Pick<EventEmitter2Bus, 'on'>;
+
 
 export interface PrometheusMetricsOptions {
   /** Collect Node process metrics (CPU, heap, event loop lag, GC) into this registry. */

@@ -1,4 +1,5 @@
 import type { Outcome } from '../model.js';
+import type { ErrorCode } from '../errors.js';
 
 /**
  * Domain events with stable names. Listeners (metrics, readiness, logs) subscribe by name through the
@@ -30,7 +31,10 @@ export const EventName = {
 export interface ResourceResolvedEvent {
   name: typeof EventName.resourceResolved;
   outcome: Outcome;
-  status: number;
+  /** Status of the answer relayed (cached or upstream's); absent when the mirror answered with its own failure. */
+  status?: number;
+  /** The code of the mirror's own failure, when it answered with one. */
+  code?: ErrorCode;
   method: string;
   /** True when this caller shared another caller's upstream call. */
   collapsed: boolean;

@@ -1,7 +1,7 @@
 import type { ClockPort } from '../ports/clock.port.js';
 import type { KeyHasherPort } from '../ports/key-hasher.port.js';
 import type { ResolveRequest } from './resolve-resource.js';
-import type { Resolution } from './resolution.js';
+import type { Resolution } from '../resolution.js';
 import { ErrorCode, MirrorError } from '../errors.js';
 import { Outcome } from '../model.js';
 
@@ -26,7 +26,7 @@ export interface ResourceResolver {
  */
 export class UserCheckFailed extends MirrorError {
   constructor(readonly answer: Resolution) {
-    super(ErrorCode.USER_CHECK_FAILED, `GET /user answered ${answer.status}`);
+    super(ErrorCode.USER_CHECK_FAILED, answer.error === undefined ? `GET /user answered ${answer.status}` : `GET /user failed: ${answer.error.code}`);
   }
 }
 

@@ -1,13 +1,17 @@
+/**
+ * The pass-through use case: methods that are not cached, streamed to GitHub and back. An upstream
+ * that cannot be reached is reported as the mirror's own failure (a code, no status).
+ */
 import type { HeaderMap, Outcome } from '../model.js';
 import { Outcome as O } from '../model.js';
 import type { UpstreamPort } from '../ports/upstream.port.js';
 import type { ClockPort } from '../ports/clock.port.js';
 import type { EventBusPort } from '../ports/event-bus.port.js';
 import { EventName } from '../events/events.js';
-import { ErrorCode, isMirrorError } from '../errors.js';
+import { ErrorCode, isMirrorError, type MirrorFailure } from '../errors.js';
 import { firstValue, relayableHeaders } from '../http-semantics.js';
 import { countsAgainstQuota } from './resolve-resource.js';
-import { classifyUpstreamFailure, errorBody, JSON_CONTENT_TYPE } from './resolution.js';
+import { classifyUpstreamFailure } from '../upstream-failure.js';
 
 export interface PassThroughRequest {
   method: string;
@@ -18,14 +22,28 @@ export interface PassThroughRequest {
   credential: string | undefined;
 }
 
-export interface PassThroughResult {
+/** Upstream's answer, relayed as it comes. */
+export interface PassedThrough {
   outcome: Outcome;
   status: number;
   headers: Record<string, string>;
-  /** Streamed upstream body (content encoding untouched), or the mirror's own JSON error. */
-  body: AsyncIterable<Uint8Array> | Uint8Array;
+  /** Streamed upstream body (content encoding untouched). */
+  body: AsyncIterable<Uint8Array>;
   upstreamStatus?: number;
+  error?: undefined;
 }
+
+/** No answer from upstream: the mirror answers with its own error (the edge picks the status). */
+export interface PassThroughFailed {
+  outcome: Outcome;
+  error: MirrorFailure;
+  status?: undefined;
+  headers?: undefined;
+  body?: undefined;
+  upstreamStatus?: undefined;
+}
+
+export type PassThroughResult = PassedThrough | PassThroughFailed;
 
 /** Methods that are not cached (POST, PATCH, PUT, DELETE, ...): streamed to GitHub and back, never stored. */
 export class PassThrough {
@@ -62,7 +80,7 @@ export class PassThrough {
       if (isMirrorError(error, ErrorCode.REQUEST_BODY_TOO_LARGE)) throw error;
       const failure = classifyUpstreamFailure(error);
       this.events.emit({ name: EventName.upstreamCalled, result: failure.result, countedAgainstQuota: false, conditional: false, durationMs: this.clock.now() - started });
-      return { outcome: failure.miss, status: failure.status, headers: { 'content-type': JSON_CONTENT_TYPE }, body: errorBody(failure.message, failure.code) };
+      return { outcome: failure.miss, error: failure.error };
     }
   }
 }

@@ -6,7 +6,7 @@ import type { ClockPort } from '../ports/clock.port.js';
 import type { EventBusPort } from '../ports/event-bus.port.js';
 import type { KeyHasherPort } from '../ports/key-hasher.port.js';
 import { EventName, type ResourceResolvedEvent } from '../events/events.js';
-import { ErrorCode, isMirrorError } from '../errors.js';
+import { ErrorCode, isMirrorError, type MirrorFailure } from '../errors.js';
 import type { CrossReplicaCoalescing } from './cross-replica-coalescing.js';
 import {
   cacheControlDirectives,
@@ -20,7 +20,8 @@ import {
   storableHeaders,
   isRateLimited,
 } from '../http-semantics.js';
-import { classifyUpstreamFailure, errorBody, JSON_CONTENT_TYPE, type Resolution } from './resolution.js';
+import type { Resolution, ServedResolution } from '../resolution.js';
+import { classifyUpstreamFailure } from '../upstream-failure.js';
 
 export interface ResolveResourceOptions {
   /** TTL of stored entries, seconds. */
@@ -49,7 +50,10 @@ export interface ResolveRequest {
 }
 
 /** The part of a resolution shared by coalesced callers. */
-interface SharedResult {
+type SharedResult = SharedAnswer | SharedFailure;
+
+/** An answer to relay (cached or upstream's). */
+interface SharedAnswer {
   outcome: Outcome;
   status: number;
   headers: Record<string, string>;
@@ -61,6 +65,15 @@ interface SharedResult {
   fromCache: boolean;
   /** Served from the entry another replica fetched while this one waited (cross-replica coalescing). */
   sharedFlight?: boolean;
+  error?: undefined;
+}
+
+/** Upstream failed and nothing cached could be served: the mirror's own failure. */
+interface SharedFailure {
+  outcome: Outcome;
+  error: MirrorFailure;
+  fromCache: false;
+  sharedFlight?: undefined;
 }
 
 /** Client headers the mirror replaces with its own when it asks upstream. */
@@ -113,7 +126,11 @@ export class ResolveResource {
 
   /** Per-caller part: the client's own validators and the outcome event. */
   private finish(request: ResolveRequest, result: SharedResult, collapsed: boolean): Resolution {
-    const resolution: Resolution = {
+    if (result.error !== undefined) {
+      this.events.emit({ name: EventName.resourceResolved, outcome: result.outcome, code: result.error.code, method: request.method, collapsed });
+      return { outcome: result.outcome, error: result.error, collapsed, fromCache: false };
+    }
+    const resolution: ServedResolution = {
       outcome: result.outcome,
       status: result.status,
       headers: result.headers,
@@ -277,14 +294,7 @@ export class ResolveResource {
     const failure = classifyUpstreamFailure(error);
     this.events.emit({ name: EventName.upstreamCalled, result: failure.result, countedAgainstQuota: false, conditional, durationMs: this.clock.now() - started });
     if (entry !== undefined) return this.stale(failure.hit, entry);
-    return {
-      outcome: failure.miss,
-      status: failure.status,
-      headers: { 'content-type': JSON_CONTENT_TYPE },
-      body: errorBody(failure.message, failure.code),
-      etag: undefined,
-      fromCache: false,
-    };
+    return { outcome: failure.miss, error: failure.error, fromCache: false };
   }
 
   private upstreamCalled(response: BufferedResponse, request: ResolveRequest, conditional: boolean, started: number): void {

@@ -1,6 +1,6 @@
+/** Readiness as the events tell it: breaker states, upstream health, restore progress (for /readyz). */
 import { EventName, type BreakerChangedEvent, type DomainEventName, type SnapshotEvent, type UpstreamCalledEvent } from '../../domain/events/events.js';
-import type { DomainEventListener } from '../events/eventemitter2-bus.adapter.js';
-import type { EventSubscriber } from './prometheus-metrics.adapter.js';
+import type { DomainEventListener, EventSubscriber } from '../events/eventemitter2-bus.adapter.js';
 
 export type UpstreamState = 'unknown' | 'ok' | 'erroring' | 'timeout' | 'unreachable' | 'offline';
 
@@ -34,7 +34,7 @@ export interface RestoreStatus {
  * What /readyz shows about the parts that report through events: breaker states, the upstream's last
  * answers, restore progress, the backend last switched to. Listens to the bus; holds only the latest state.
  */
-export class StatusTracker {
+export class ReadinessTracker {
   private readonly unsubscribe: Array<() => void> = [];
   private readonly breakerStates = new Map<string, BreakerChangedEvent['state']>();
   private upstreamState: UpstreamState = 'unknown';

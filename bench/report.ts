@@ -1,0 +1,85 @@
+/**
+ * What `npm run bench` prints: the table of rows (req/s, latencies, the server's CPU µs per request,
+ * upstream calls per client request) and the goals of issue 13 as ratios of rows measured in the
+ * same run, medians first and then per round.
+ */
+
+export interface Row {
+  scenario: string;
+  rps: number;
+  p50_ms: number;
+  p90_ms: number;
+  p99_ms: number;
+  errors: number;
+  non2xx: number;
+  /** The server process's own CPU (user + system) over the measured window / client requests. */
+  cpu_us_per_req?: number;
+  /** Requests the fake upstream answered during the window / client requests. */
+  upstream_per_req?: number;
+}
+
+/** One round's figures of one scenario. */
+export type RoundFigures = Pick<Row, 'rps' | 'p99_ms' | 'cpu_us_per_req'>;
+
+export function printTable(rows: Row[]): void {
+  const header = ['scenario', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'CPU µs/req', 'upstream/req', 'errors', 'non-2xx'];
+  const optional = (value: number | undefined, digits: number) => (value === undefined ? '-' : value.toFixed(digits));
+  const lines = rows.map((r) => [
+    r.scenario,
+    String(r.rps),
+    String(r.p50_ms),
+    String(r.p90_ms),
+    String(r.p99_ms),
+    optional(r.cpu_us_per_req, 0),
+    optional(r.upstream_per_req, 3),
+    String(r.errors),
+    String(r.non2xx),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] ?? '').length)));
+  const fmt = (cells: string[]) => '| ' + cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join(' | ') + ' |';
+  console.log(fmt(header));
+  console.log('|' + widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':')).join('|') + '|');
+  for (const l of lines) console.log(fmt(l));
+}
+
+interface Goal {
+  label: string;
+  scenario: string;
+  floor: string;
+  figure: 'cpu_us_per_req' | 'p99_ms' | 'rps';
+  op: '≤' | '≥';
+  target: number;
+}
+
+const GOALS: Goal[] = [
+  { label: 'revalidated hit, memory: CPU', scenario: 'mirror-memory-revalidate-distinct', floor: 'floor-cache-distinct', figure: 'cpu_us_per_req', op: '≤', target: 1.3 },
+  { label: 'revalidated hit, Redis:  CPU', scenario: 'mirror-redis-revalidate-distinct', floor: 'floor-cache-distinct', figure: 'cpu_us_per_req', op: '≤', target: 1.3 },
+  { label: 'revalidated hit, memory: p99', scenario: 'mirror-memory-revalidate-distinct', floor: 'floor-cache-distinct', figure: 'p99_ms', op: '≤', target: 2 },
+  { label: 'revalidated hit, Redis:  p99', scenario: 'mirror-redis-revalidate-distinct', floor: 'floor-cache-distinct', figure: 'p99_ms', op: '≤', target: 2 },
+  { label: 'fresh hit:               CPU', scenario: 'mirror-memory-fresh', floor: 'floor-cache-hit', figure: 'cpu_us_per_req', op: '≤', target: 0.5 },
+  { label: 'coalesced hot key:     req/s', scenario: 'mirror-memory-hit', floor: 'floor-cache-hit', figure: 'rps', op: '≥', target: 1 },
+];
+
+/** The goals of issue 13 as ratios of this run's rows (medians), with the ratio of each round. */
+export function printGoals(rows: Row[], perRound: Array<Record<string, RoundFigures>>): void {
+  const find = (name: string) => rows.find((r) => r.scenario === name);
+  const lines: string[] = [];
+  for (const goal of GOALS) {
+    const mirror = find(goal.scenario)?.[goal.figure];
+    const floor = find(goal.floor)?.[goal.figure];
+    if (mirror === undefined || floor === undefined) continue;
+    const ratio = mirror / floor;
+    const met = goal.op === '≤' ? ratio <= goal.target : ratio >= goal.target;
+    const rounds = perRound.map((round) => {
+      const a = round[goal.scenario]?.[goal.figure];
+      const b = round[goal.floor]?.[goal.figure];
+      return a === undefined || b === undefined ? '-' : (a / b).toFixed(2);
+    });
+    lines.push(
+      `  ${goal.label} ${goal.scenario} / ${goal.floor} = ${ratio.toFixed(2)} (goal ${goal.op} ${goal.target}: ${met ? 'met' : 'NOT met'}; per round ${rounds.join(', ')})`,
+    );
+  }
+  if (lines.length === 0) return;
+  console.log('\ngoals of issue 13 (mirror / floor, same run):');
+  for (const line of lines) console.log(line);
+}

@@ -1,0 +1,103 @@
+/**
+ * The runner's side of bench/server.ts: starts a server in its own process with an IPC channel,
+ * waits for its URL, and asks it for its CPU time / RSS / requests answered (`usage()`), so a row's
+ * CPU per request is the server's own and the upstream's count says how many calls reached it.
+ * The servers' stdout (a mirror's access log) goes to one file, /dev/null by default.
+ *
+ * Runtime `compiled` (the default) runs them as production does: `node --enable-source-maps` on
+ * JavaScript emitted by tsc (into dist/bench-build/, rebuilt when a source is newer). Runtime `tsx`
+ * runs the TypeScript through tsx's loader, which skips the build but adds ~30 MB to every process's
+ * RSS — enough to spoil the memory check, harmless for a quick look at CPU.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Usage } from './server.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..');
+const buildDir = join(root, 'dist', 'bench-build');
+
+export type Runtime = 'compiled' | 'tsx';
+
+function newestMtime(dir: string): number {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) newest = Math.max(newest, newestMtime(path));
+    else if (entry.name.endsWith('.ts')) newest = Math.max(newest, statSync(path).mtimeMs);
+  }
+  return newest;
+}
+
+/** Emits src/ and bench/ with tsc (no type check: `npm run typecheck` does that) unless up to date. */
+function buildServers(): string {
+  const entry = join(buildDir, 'bench', 'server.js');
+  const sources = Math.max(newestMtime(join(root, 'src')), newestMtime(here), newestMtime(join(root, 'test', 'support')));
+  if (existsSync(entry) && statSync(entry).mtimeMs >= sources) return entry;
+  process.stderr.write('bench: building the servers with tsc into dist/bench-build/ ...\n');
+  mkdirSync(dirname(buildDir), { recursive: true });
+  const project = join(root, 'dist', 'tsconfig.bench-build.json');
+  writeFileSync(
+    project,
+    JSON.stringify({
+      extends: '../tsconfig.json',
+      compilerOptions: { noEmit: false, noCheck: true, rootDir: '..', outDir: 'bench-build' },
+      include: ['../src', '../bench'],
+    }),
+  );
+  const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+  const result = spawnSync(process.execPath, [tsc, '-p', project], { stdio: 'inherit' });
+  if (result.status !== 0) throw new Error(`tsc build of the bench servers failed (${result.status})`);
+  return entry;
+}
+
+export interface BenchServer {
+  name: string;
+  url: string;
+  usage(): Promise<Usage>;
+}
+
+export class ServerFleet {
+  private readonly children: ChildProcess[] = [];
+  private readonly logFd: number;
+
+  private readonly command: string[];
+
+  constructor(logPath: string, runtime: Runtime) {
+    this.command = runtime === 'tsx' ? ['--import', 'tsx', join(here, 'server.ts')] : ['--enable-source-maps', buildServers()];
+    this.logFd = openSync(logPath, 'a');
+  }
+
+  /** Starts bench/server.ts with these arguments and resolves once it listens. */
+  start(name: string, ...args: string[]): Promise<BenchServer> {
+    const child = spawn(process.execPath, [...this.command, ...args], {
+      stdio: ['ignore', this.logFd, 'inherit', 'ipc'],
+    });
+    this.children.push(child);
+    const waiting: Array<(usage: Usage) => void> = [];
+    const usage = (): Promise<Usage> =>
+      new Promise((resolve, reject) => {
+        if (!child.connected) {
+          reject(new Error(`bench server ${name} is gone`));
+          return;
+        }
+        waiting.push(resolve);
+        child.send({ type: 'usage' });
+      });
+    return new Promise((resolve, reject) => {
+      child.on('message', (message: { type?: string; url?: string }) => {
+        if (message.type === 'ready' && message.url !== undefined) resolve({ name, url: message.url, usage });
+        if (message.type === 'usage') waiting.shift()?.(message as Usage);
+      });
+      child.once('exit', (code) => reject(new Error(`bench server ${name} exited with ${code}`)));
+    });
+  }
+
+  /** SIGTERM to every server started (each stops its listener and exits). */
+  stop(): void {
+    for (const child of this.children) if (child.exitCode === null) child.kill('SIGTERM');
+    closeSync(this.logFd);
+  }
+}

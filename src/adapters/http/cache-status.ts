@@ -1,0 +1,35 @@
+/**
+ * The standard `Cache-Status` header (RFC 9211) of an answer, derived from its outcome (DESIGN §4),
+ * e.g. `github-mirror; fwd=stale; fwd-status=304` for ONLINE_HIT, `github-mirror; hit; ttl=1` for
+ * FRESH_HIT, `collapsed` when the answer came from a coalesced call.
+ */
+import type { Outcome } from '../../domain/model.js';
+
+export interface CacheStatusFacts {
+  outcome: Outcome;
+  upstreamStatus?: number;
+  ttlSeconds?: number;
+  collapsed: boolean;
+  fromCache: boolean;
+}
+
+export function cacheStatusValue(facts: CacheStatusFacts): string {
+  const parts = ['github-mirror'];
+  const { outcome, upstreamStatus } = facts;
+  if (outcome === 'FRESH_HIT') {
+    parts.push('hit', `ttl=${facts.ttlSeconds ?? 0}`);
+  } else if (outcome === 'OFFLINE_HIT' || outcome === 'OFFLINE_MISS') {
+    parts.push(outcome === 'OFFLINE_HIT' ? 'hit' : 'fwd=miss', 'detail=upstream-offline');
+  } else if (outcome === 'ONLINE_HIT') {
+    parts.push('fwd=stale', `fwd-status=${upstreamStatus ?? 304}`);
+  } else if (outcome === 'ONLINE_MISS') {
+    parts.push('fwd=miss');
+    if (upstreamStatus !== undefined) parts.push(`fwd-status=${upstreamStatus}`);
+  } else {
+    parts.push(facts.fromCache ? 'fwd=stale' : 'fwd=miss');
+    if (upstreamStatus !== undefined) parts.push(`fwd-status=${upstreamStatus}`);
+    parts.push(`detail=${outcome.replace(/_(HIT|MISS)$/, '').toLowerCase().replace(/_/g, '-')}`);
+  }
+  if (facts.collapsed) parts.push('collapsed');
+  return parts.join('; ');
+}

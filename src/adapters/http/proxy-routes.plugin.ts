@@ -1,0 +1,261 @@
+/**
+ * The proxied routes (a fastify plugin): every path but the reserved ones. GET and HEAD go to
+ * resolveResource (cached), other methods to passThrough (streamed both ways, the request body held
+ * to server.bodyLimitBytes). Answers get their upstream URLs rewritten to the mirror's public URL,
+ * X-Cache and Cache-Status, and gzip for clients that accept it (compressed once per entry body).
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { IncomingMessage } from 'node:http';
+import { gzip } from 'node:zlib';
+import { promisify } from 'node:util';
+import type { ResolveRequest } from '../../domain/use-cases/resolve-resource.js';
+import type { PassThroughRequest, PassThroughResult } from '../../domain/use-cases/pass-through.js';
+import type { Resolution } from '../../domain/resolution.js';
+import { ErrorCode, MirrorError, isMirrorError } from '../../domain/errors.js';
+import { HOP_BY_HOP } from '../../domain/http-semantics.js';
+import type { HeaderMap } from '../../domain/model.js';
+import { parseTarget, type ParsedTarget } from './request-target.js';
+import { UrlRewriter } from './url-rewriter.js';
+import { definePlugin, requireOption } from './plugin.js';
+import { REQUEST_LOG_PLUGIN } from './request-log.plugin.js';
+import { ERRORS_PLUGIN, sendFailure } from './errors.plugin.js';
+import { cacheStatusValue } from './cache-status.js';
+import { RESERVED_PATHS } from './reserved-routes.plugin.js';
+
+const gzipAsync = promisify(gzip);
+
+/** Bodies at least this large are gzipped for clients that accept it. */
+const GZIP_MIN_BYTES = 1024;
+/** Gzipped variants kept per entry body (one per public base URL it was rewritten for). */
+const GZIP_VARIANTS = 4;
+
+export interface ProxyRoutesOptions {
+  resolveResource: { execute(request: ResolveRequest): Promise<Resolution> };
+  passThrough: { execute(request: PassThroughRequest): Promise<PassThroughResult> };
+  /** Optional admission check (allowlist): rejects with a MirrorError to refuse a request. */
+  admit?: (credential: string | undefined) => Promise<void>;
+  upstreamUrl: string;
+  /** Public base URL of the mirror; '' = derive from the request. */
+  publicUrl: string;
+  trustProxy: boolean;
+  /** The server listens with TLS: a derived public URL is https. */
+  https: boolean;
+  bodyLimitBytes: number;
+  rewriteBodyUrls: boolean;
+}
+
+export const PROXY_ROUTES_PLUGIN = 'mirror-proxy-routes';
+
+export const proxyRoutesPlugin = definePlugin<ProxyRoutesOptions>(
+  { name: PROXY_ROUTES_PLUGIN, dependencies: [REQUEST_LOG_PLUGIN, ERRORS_PLUGIN], decorators: { request: ['mirror'] } },
+  (app, options) => {
+    const check = (condition: boolean, what: string) => requireOption(PROXY_ROUTES_PLUGIN, condition, what);
+    check(typeof options.resolveResource?.execute === 'function', 'options.resolveResource must have execute()');
+    check(typeof options.passThrough?.execute === 'function', 'options.passThrough must have execute()');
+    check(options.admit === undefined || typeof options.admit === 'function', 'options.admit must be a function when given');
+    check(isHttpUrl(options.upstreamUrl), 'options.upstreamUrl must be an http(s) URL');
+    check(options.publicUrl === '' || isHttpUrl(options.publicUrl), "options.publicUrl must be '' or an http(s) URL");
+    check(Number.isSafeInteger(options.bodyLimitBytes) && options.bodyLimitBytes > 0, 'options.bodyLimitBytes must be a positive integer');
+
+    const rewriter = new UrlRewriter(options.upstreamUrl.replace(/\/+$/, ''));
+    const configuredPublic = options.publicUrl.replace(/\/+$/, '');
+    /** gzip of served bodies, per entry body while the entry object lives, then per public base. */
+    let gzipped = new WeakMap<Uint8Array, Map<string, Buffer>>();
+    app.addHook('onClose', (_app, done) => {
+      gzipped = new WeakMap();
+      done();
+    });
+
+    // Bodies are streamed upstream untouched, whatever their type.
+    app.removeAllContentTypeParsers();
+    app.addContentTypeParser('*', (_request: FastifyRequest, payload: IncomingMessage, done: (err: Error | null, body?: unknown) => void) => {
+      done(null, payload);
+    });
+
+    const handler = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+      const raw = request.raw.url ?? '';
+      const parsed = parseTarget(raw);
+      if (!parsed.ok) throw new MirrorError(ErrorCode.BAD_REQUEST_TARGET, parsed.reason);
+      const target = parsed.target;
+      if (target.prefix === '' && RESERVED_PATHS.has(target.path)) {
+        throw new MirrorError(ErrorCode.METHOD_NOT_ALLOWED, `${target.path} answers GET only`);
+      }
+      const headers = forwardableHeaders(request.headers);
+      const authorization = request.headers.authorization;
+      const credential = typeof authorization === 'string' && authorization !== '' ? authorization : undefined;
+      if (options.admit) await options.admit(credential);
+      const publicBase = publicBaseFor(request, configuredPublic, options) + target.prefix;
+
+      if (request.method === 'GET' || request.method === 'HEAD') {
+        const resolution = await options.resolveResource.execute({
+          method: request.method,
+          target: target.forward,
+          path: target.path,
+          query: target.query,
+          headers,
+          credential,
+        });
+        await sendResolution(request, reply, resolution, publicBase);
+        return;
+      }
+      await forward(request, reply, target, headers, credential, publicBase);
+    };
+
+    async function sendResolution(request: FastifyRequest, reply: FastifyReply, resolution: Resolution, publicBase: string): Promise<void> {
+      request.mirror.outcome = resolution.outcome;
+      if (resolution.error !== undefined) {
+        await sendFailure(reply, resolution.error, resolution);
+        return;
+      }
+      const out: Record<string, string> = { ...resolution.headers };
+      if (out['link'] !== undefined) out['link'] = rewriter.rewriteHeader(out['link'], publicBase);
+      if (out['location'] !== undefined) out['location'] = rewriter.rewriteHeader(out['location'], publicBase);
+      out['x-cache'] = resolution.outcome;
+      out['cache-status'] = cacheStatusValue(resolution);
+      if (resolution.staleAgeSeconds !== undefined) out['x-cache-stale-age'] = String(resolution.staleAgeSeconds);
+      let body = Buffer.from(resolution.body.buffer, resolution.body.byteOffset, resolution.body.byteLength);
+      if (options.rewriteBodyUrls && body.byteLength > 0 && isTextual(out['content-type'])) {
+        body = rewriter.rewriteBody(body, publicBase);
+      }
+      if (body.byteLength >= GZIP_MIN_BYTES && acceptsGzip(request.headers['accept-encoding'])) {
+        body = await gzipOnce(resolution.body, body, publicBase);
+        out['content-encoding'] = 'gzip';
+        out['vary'] = addVary(out['vary'], 'Accept-Encoding');
+      }
+      void reply.code(resolution.status).headers(out);
+      if (resolution.status === 304 || resolution.status === 204) {
+        await reply.send();
+        return;
+      }
+      await reply.send(body);
+    }
+
+    async function gzipOnce(source: Uint8Array, body: Buffer, publicBase: string): Promise<Buffer> {
+      let variants = gzipped.get(source);
+      const hit = variants?.get(publicBase);
+      if (hit) return hit;
+      const compressed = await gzipAsync(body, { level: 6 });
+      if (!variants) {
+        variants = new Map();
+        gzipped.set(source, variants);
+      }
+      if (variants.size < GZIP_VARIANTS) variants.set(publicBase, compressed);
+      return compressed;
+    }
+
+    async function forward(
+      request: FastifyRequest,
+      reply: FastifyReply,
+      target: ParsedTarget,
+      headers: HeaderMap,
+      credential: string | undefined,
+      publicBase: string,
+    ): Promise<void> {
+      const declared = request.headers['content-length'];
+      if (declared !== undefined && Number(declared) > options.bodyLimitBytes) {
+        throw new MirrorError(ErrorCode.REQUEST_BODY_TOO_LARGE, `request body larger than ${options.bodyLimitBytes} bytes`);
+      }
+      const hasBody = (declared !== undefined && declared !== '0') || request.headers['transfer-encoding'] !== undefined;
+      const passRequest: PassThroughRequest = { method: request.method, target: target.forward, headers, credential };
+      if (hasBody) passRequest.body = limited(request.raw, options.bodyLimitBytes, declared === undefined ? undefined : Number(declared));
+      const result = await options.passThrough.execute(passRequest);
+      request.mirror.outcome = result.outcome;
+      if (result.error !== undefined) {
+        await sendFailure(reply, result.error, { outcome: result.outcome, collapsed: false, fromCache: false });
+        return;
+      }
+      const out: Record<string, string> = { ...result.headers, 'x-cache': result.outcome };
+      out['cache-status'] = cacheStatusValue({ ...result, collapsed: false, fromCache: false });
+      if (out['link'] !== undefined) out['link'] = rewriter.rewriteHeader(out['link'], publicBase);
+      if (out['location'] !== undefined) out['location'] = rewriter.rewriteHeader(out['location'], publicBase);
+      void reply.code(result.status).headers(out);
+      request.mirror.streamingUpstream = true;
+      await reply.send(result.body);
+    }
+
+    app.all('/*', handler);
+    app.all('/', handler);
+  },
+);
+
+function isHttpUrl(value: unknown): boolean {
+  if (typeof value !== 'string') return false;
+  try {
+    const { protocol } = new URL(value);
+    return protocol === 'http:' || protocol === 'https:';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Client headers as forwarded: hop-by-hop, Connection-listed, Host and Expect removed (the mirror's own
+ * server answers `Expect: 100-continue`; the expectation is about this hop, and undici refuses to send it).
+ */
+export function forwardableHeaders(headers: FastifyRequest['headers']): HeaderMap {
+  const out: HeaderMap = {};
+  const connection = headers.connection;
+  const listed = typeof connection === 'string' ? new Set(connection.toLowerCase().split(',').map((s) => s.trim())) : undefined;
+  for (const name in headers) {
+    if (name === 'host' || name === 'expect' || HOP_BY_HOP.has(name) || listed?.has(name)) continue;
+    out[name] = headers[name];
+  }
+  return out;
+}
+
+function publicBaseFor(request: FastifyRequest, configured: string, options: Pick<ProxyRoutesOptions, 'https' | 'trustProxy'>): string {
+  if (configured !== '') return configured;
+  let proto = options.https ? 'https' : 'http';
+  let host = request.headers.host ?? 'localhost';
+  if (options.trustProxy) {
+    const fProto = request.headers['x-forwarded-proto'];
+    const fHost = request.headers['x-forwarded-host'];
+    if (typeof fProto === 'string' && /^https?$/i.test(fProto.split(',')[0]?.trim() ?? '')) proto = (fProto.split(',')[0] ?? proto).trim().toLowerCase();
+    if (typeof fHost === 'string' && fHost !== '') host = (fHost.split(',')[0] ?? host).trim();
+  }
+  if (!/^[A-Za-z0-9.\-:[\]]+$/.test(host)) host = 'localhost';
+  return `${proto}://${host}`;
+}
+
+function isTextual(contentType: string | undefined): boolean {
+  return contentType === undefined || contentType.includes('json') || contentType.startsWith('text/');
+}
+
+function acceptsGzip(value: string | string[] | undefined): boolean {
+  const header = Array.isArray(value) ? value.join(',') : value;
+  if (header === undefined) return false;
+  for (const part of header.split(',')) {
+    const [coding, ...params] = part.trim().toLowerCase().split(';');
+    if (coding !== 'gzip' && coding !== '*') continue;
+    const q = params.map((p) => p.trim()).find((p) => p.startsWith('q='));
+    return q === undefined || Number(q.slice(2)) > 0;
+  }
+  return false;
+}
+
+function addVary(vary: string | undefined, name: string): string {
+  if (vary === undefined || vary === '') return name;
+  return vary.toLowerCase().split(',').some((v) => v.trim() === name.toLowerCase()) ? vary : `${vary}, ${name}`;
+}
+
+/**
+ * A request body stream that refuses to grow past the limit. A body that breaks off (client gone, or
+ * cut by server.requestTimeoutMs) fails with REQUEST_BODY_INCOMPLETE, so the upstream call it feeds
+ * is not mistaken for an upstream failure (the upstream breaker ignores it).
+ */
+async function* limited(source: AsyncIterable<Uint8Array>, limit: number, declared: number | undefined): AsyncIterable<Uint8Array> {
+  let total = 0;
+  try {
+    for await (const chunk of source) {
+      total += chunk.byteLength;
+      if (total > limit) throw new MirrorError(ErrorCode.REQUEST_BODY_TOO_LARGE, `request body larger than ${limit} bytes`);
+      yield chunk;
+    }
+  } catch (error) {
+    if (isMirrorError(error)) throw error;
+    throw new MirrorError(ErrorCode.REQUEST_BODY_INCOMPLETE, 'the client request body broke off', { cause: error });
+  }
+  if (declared !== undefined && Number.isFinite(declared) && total < declared) {
+    throw new MirrorError(ErrorCode.REQUEST_BODY_INCOMPLETE, 'the client request body is shorter than its Content-Length');
+  }
+}

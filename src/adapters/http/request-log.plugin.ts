@@ -1,0 +1,82 @@
+/**
+ * The access log (a fastify plugin): every request carries its outcome (`request.mirror`), and every
+ * answer ends with one `http.request.completed` event and one log line — 5xx at warn, the rest at
+ * info (log.level=warn keeps only the failures), probes and scrapes of the reserved paths at debug.
+ * Token-like query parameters are masked in the logged path.
+ */
+import type { FastifyBaseLogger } from 'fastify';
+import type { Logger } from 'pino';
+import type { EventBusPort } from '../../domain/ports/event-bus.port.js';
+import { EventName } from '../../domain/events/events.js';
+import { definePlugin, requireOption } from './plugin.js';
+import { RESERVED_PATHS } from './reserved-routes.plugin.js';
+
+/** What the edge knows about a request while answering it. */
+export interface RequestState {
+  outcome: string;
+  /** Set once a pass-through answer's body is being streamed from upstream. */
+  streamingUpstream?: boolean;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    mirror: RequestState;
+  }
+}
+
+export const REQUEST_LOG_PLUGIN = 'mirror-request-log';
+
+export interface RequestLogOptions {
+  events: EventBusPort;
+}
+
+/** fastify types its loggers without pino's isLevelEnabled; the loggers themselves (pino and its children) have it. */
+type LevelAwareLogger = FastifyBaseLogger & Pick<Logger, 'isLevelEnabled'>;
+
+function isLevelAware(logger: FastifyBaseLogger): logger is LevelAwareLogger {
+  return typeof (logger as Partial<LevelAwareLogger>).isLevelEnabled === 'function';
+}
+
+export const requestLogPlugin = definePlugin<RequestLogOptions>({ name: REQUEST_LOG_PLUGIN }, (app, options) => {
+  requireOption(REQUEST_LOG_PLUGIN, typeof options.events?.emit === 'function', 'options.events must be an event bus');
+  requireOption(REQUEST_LOG_PLUGIN, isLevelAware(app.log), 'the server logger must be a pino logger (isLevelEnabled)');
+
+  app.decorateRequest('mirror', null as unknown as RequestState);
+  app.addHook('onRequest', (request, _reply, done) => {
+    request.mirror = { outcome: 'NONE' };
+    done();
+  });
+  app.addHook('onResponse', (request, reply, done) => {
+    const status = reply.statusCode;
+    options.events.emit({
+      name: EventName.httpCompleted,
+      method: request.method,
+      status,
+      outcome: request.mirror.outcome,
+      durationMs: reply.elapsedTime,
+    });
+    const level = RESERVED_PATHS.has(request.routeOptions.url ?? '') ? 'debug' : status >= 500 ? 'warn' : 'info';
+    const log = request.log;
+    if (isLevelAware(log) && log.isLevelEnabled(level)) {
+      const line: Record<string, unknown> = {
+        method: request.method,
+        path: safePath(request.raw.url),
+        status,
+        outcome: request.mirror.outcome,
+        ms: Math.round(reply.elapsedTime * 100) / 100,
+      };
+      const length = reply.getHeader('content-length');
+      if (length !== undefined) line.bytes = Number(length);
+      const staleAge = reply.getHeader('x-cache-stale-age');
+      if (staleAge !== undefined) line.staleAgeSeconds = Number(staleAge);
+      log[level](line, 'request');
+    }
+    done();
+  });
+});
+
+/** The request path for logs, with token-like query parameters masked. */
+export function safePath(url: string | undefined): string {
+  if (url === undefined) return '';
+  return url.replace(/([?&](?:access_token|token|client_secret|code|state)=)[^&]*/gi, '$1[redacted]').slice(0, 512);
+}

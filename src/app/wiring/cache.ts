@@ -1,0 +1,87 @@
+/**
+ * The cache stack, built from the config: this replica's bounded memory cache, and with the Redis
+ * backend, Redis shared by every replica behind a breaker that falls back to that memory. The
+ * instrumentation wrapper (timing per backend and operation) is what the use cases get.
+ */
+import type { MirrorConfig } from '../config/index.js';
+import type { CachePort } from '../../domain/ports/cache.port.js';
+import type { ClockPort } from '../../domain/ports/clock.port.js';
+import type { LeasePort } from '../../domain/ports/lease.port.js';
+import type { EventEmitter2Bus } from '../../adapters/events/eventemitter2-bus.adapter.js';
+import { MemoryCache } from '../../adapters/cache/memory/memory-cache.adapter.js';
+import { InstrumentedCache } from '../../adapters/cache/instrumented-cache.adapter.js';
+import { RedisCache } from '../../adapters/cache/redis/redis-cache.adapter.js';
+import { BreakerCache } from '../../adapters/cache/breaker/breaker-cache.adapter.js';
+import { BreakerAwareLease } from '../../adapters/cache/breaker/breaker-lease.adapter.js';
+import { RedisLease } from '../../adapters/cache/redis/redis-lease.adapter.js';
+import { cacheStatsOf } from '../../adapters/metrics/prometheus-metrics.adapter.js';
+import { redisConnectionOptions } from '../snapshot-service.js';
+import { NO_LIFECYCLE, type Lifecycle } from './lifecycle.js';
+
+export interface CacheWiring {
+  /** What the use cases get: the backend, timed per operation. */
+  port: CachePort;
+  /** The backend behind the timing wrapper (the breaker with Redis; memory; or a test's override). */
+  backend: CachePort;
+  /** This replica's memory cache (the breaker's fallback with Redis). */
+  memory: MemoryCache;
+  /** Entry count and bytes for the size gauges, when the backend can tell. */
+  stats: (() => Promise<{ entries: number; bytes: number }>) | undefined;
+  /** Shared flight leases for cross-replica coalescing (Redis backend only). */
+  flights: LeasePort | undefined;
+  /** Names of the backends /metrics lists (0 for the one not in use). */
+  backends: string[];
+  /** Opens and closes the backend's connections. */
+  lifecycle: Lifecycle;
+}
+
+export interface CacheWiringDeps {
+  events: EventEmitter2Bus;
+  clock: ClockPort;
+  /** Replaces the backend (tests). */
+  override?: CachePort;
+}
+
+export function buildCache(config: MirrorConfig, deps: CacheWiringDeps): CacheWiring {
+  const { events, clock } = deps;
+  const memory = new MemoryCache({ maxBytes: config.cache.memory.maxBytes, clock });
+  if (deps.override !== undefined || config.cache.backend !== 'redis') {
+    const backend = deps.override ?? memory;
+    return {
+      port: new InstrumentedCache(backend, events),
+      backend,
+      memory,
+      stats: cacheStatsOf(backend),
+      flights: undefined,
+      backends: [backend.backend],
+      lifecycle: NO_LIFECYCLE,
+    };
+  }
+  const redis = new RedisCache({
+    ...redisConnectionOptions(config),
+    commandTimeoutMs: config.cache.redis.commandTimeoutMs,
+    scaleReads: config.cache.redis.scaleReads,
+    ...(config.cache.redis.readerUrl ? { readerUrl: config.cache.redis.readerUrl } : {}),
+    keyPrefix: config.cache.redis.keyPrefix,
+    events,
+    clock,
+  });
+  const breaker = new BreakerCache(redis, memory, { ...config.cache.breaker, events, clock });
+  return {
+    port: new InstrumentedCache(breaker, events),
+    backend: breaker,
+    memory,
+    stats: cacheStatsOf(breaker),
+    flights: new BreakerAwareLease(new RedisLease({ client: redis.client, keyPrefix: config.cache.redis.keyPrefix }), () => breaker.breakerState === 'closed'),
+    backends: ['redis', 'memory'],
+    lifecycle: {
+      // never throws: an unreachable Redis starts the mirror on memory, the breaker switches later
+      start: () => redis.start(),
+      close: async () => {
+        await breaker.close();
+        await redis.close();
+      },
+    },
+  };
+}
+
