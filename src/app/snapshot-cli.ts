@@ -25,7 +25,7 @@ import { loadConfig, ConfigError, type MirrorConfig } from './config.js';
 import { createLogger } from './logger.js';
 import { buildSnapshotStore, createSnapshotRedisClient, RESTORE_LEASE } from './snapshot-service.js';
 import { RedisCacheDump } from '../adapters/cache/redis/redis-dump.adapter.js';
-import { RedisLease } from '../adapters/cache/redis/redis-lease.adapter.js';
+import { RedisLease } from '../adapters/lease/redis-lease.adapter.js';
 import { SnapshotDecoder } from '../adapters/snapshot/snapshot-format.js';
 import { SnapshotFileSource } from '../adapters/snapshot/snapshot-file-source.adapter.js';
 import type { BlobSnapshotStore } from '../adapters/snapshot/blob-snapshot-store.adapter.js';

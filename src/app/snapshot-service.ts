@@ -27,12 +27,12 @@ import { TakeSnapshot, type TakeSnapshotResult } from '../domain/use-cases/take-
 import { RestoreSnapshot, type RestoreProgress, type RestoreSnapshotResult } from '../domain/use-cases/restore-snapshot.js';
 import { MemoryCache } from '../adapters/cache/memory/memory-cache.adapter.js';
 import { MemoryCacheDump } from '../adapters/snapshot/memory-cache-dump.adapter.js';
-import { LocalLease } from '../adapters/snapshot/local-lease.adapter.js';
+import { LocalLease } from '../adapters/lease/local-lease.adapter.js';
 import { BlobSnapshotStore } from '../adapters/snapshot/blob-snapshot-store.adapter.js';
 import { FileBlobStore } from '../adapters/snapshot/file-blob-store.adapter.js';
 import { S3BlobStore } from '../adapters/snapshot/s3-blob-store.adapter.js';
 import { RedisCacheDump } from '../adapters/cache/redis/redis-dump.adapter.js';
-import { RedisLease } from '../adapters/cache/redis/redis-lease.adapter.js';
+import { RedisLease } from '../adapters/lease/redis-lease.adapter.js';
 import { createRedisClients, type RedisConnectionOptions } from '../adapters/cache/redis/redis-client.js';
 
 /** Injection token of the SnapshotService (registered only when snapshot.store is not none). */

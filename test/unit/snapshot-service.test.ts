@@ -6,7 +6,7 @@
  */
 import test from 'ava';
 import { SnapshotService, RESTORE_LEASE, type SnapshotServiceOptions } from '../../src/app/snapshot-service.js';
-import { LocalLease } from '../../src/adapters/snapshot/local-lease.adapter.js';
+import { LocalLease } from '../../src/adapters/lease/local-lease.adapter.js';
 import { createLogger } from '../../src/app/logger.js';
 import type { LeasePort } from '../../src/domain/ports/lease.port.js';
 import { FakeClock, RecordingBus } from '../support/fakes.js';
