@@ -22,7 +22,9 @@ import { PrometheusMetrics, cacheStatsOf } from '../adapters/metrics/prometheus-
 import { ResolveResource } from '../domain/use-cases/resolve-resource.js';
 import { PassThrough } from '../domain/use-cases/pass-through.js';
 import { AdmitClient } from '../domain/use-cases/admit-client.js';
-import { buildSnapshotService, redisConnectionOptions, SNAPSHOT_SERVICE } from './snapshot-service.js';
+import { SNAPSHOT_SERVICE } from './snapshot-service.js';
+import { buildSnapshotService } from './wiring/snapshots.js';
+import { redisConnectionOptions } from './wiring/redis-options.js';
 
 /** Used when cache.secret is empty (development only; production with Redis refuses to start). */
 export const DEVELOPMENT_SECRET = 'github-mirror-development-secret';

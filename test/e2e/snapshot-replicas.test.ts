@@ -14,7 +14,7 @@ import { freePort, startRedis, waitFor, type RedisProcess } from '../support/red
 import { RedisCache } from '../../src/adapters/cache/redis/redis-cache.adapter.js';
 import { RedisLease } from '../../src/adapters/lease/redis-lease.adapter.js';
 import { RedisCacheDump } from '../../src/adapters/cache/redis/redis-dump.adapter.js';
-import { RESTORE_LEASE } from '../../src/app/snapshot-service.js';
+import { RESTORE_LEASE } from '../../src/domain/use-cases/restore-when-lost.js';
 import type { Mirror } from '../../src/app/mirror.js';
 import { capturingLogger, replay, resourcePaths, setResources, TOKENS } from './snapshot-traffic.js';
 
