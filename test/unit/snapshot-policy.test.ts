@@ -31,18 +31,22 @@ async function storeWith(clock: FakeClock, entries: Record<string, string>, stor
   return store;
 }
 
-const skips = (bus: RecordingBus): Array<Pick<SnapshotWorkSkippedEvent, 'work' | 'cause' | 'trigger'>> =>
-  (bus.named(EventName.snapshotWorkSkipped) as SnapshotWorkSkippedEvent[]).map(({ work, cause, trigger }) => ({ work, cause, trigger }));
-
-test('replicas sharing a lease: one snapshot per interval, the next interval is anyone’s', async (t) => {
+/** Two replicas a and b snapshotting one shared cache (holding one entry) with one shared lease. */
+function twoReplicas() {
   const clock = new FakeClock();
   const store = new FakeStore();
   const shared = new FakeDump(clock);
   shared.put('k', 'v', 600_000);
   const lease = new SharedFakeLease(clock, 'a');
   const bus = new RecordingBus();
-  const a = perInterval(shared, store, lease, clock, bus);
-  const b = perInterval(shared, store, lease.as('b'), clock, bus);
+  return { clock, store, shared, bus, a: perInterval(shared, store, lease, clock, bus), b: perInterval(shared, store, lease.as('b'), clock, bus) };
+}
+
+const skips = (bus: RecordingBus): Array<Pick<SnapshotWorkSkippedEvent, 'work' | 'cause' | 'trigger'>> =>
+  (bus.named(EventName.snapshotWorkSkipped) as SnapshotWorkSkippedEvent[]).map(({ work, cause, trigger }) => ({ work, cause, trigger }));
+
+test('replicas sharing a lease: one snapshot per interval, the next interval is anyone’s', async (t) => {
+  const { clock, store, bus, a, b } = twoReplicas();
   t.is((await a.execute({ trigger: 'manual' }))?.outcome, 'ok');
   t.is(await b.execute({ trigger: 'manual' }), undefined, 'b waits: a took this interval');
   t.is(await a.execute({ trigger: 'manual' }), undefined, 'a too: one per interval');
@@ -56,13 +60,7 @@ test('replicas sharing a lease: one snapshot per interval, the next interval is 
 });
 
 test('a failed snapshot gives the interval back to the other replicas', async (t) => {
-  const clock = new FakeClock();
-  const store = new FakeStore();
-  const dump = new FakeDump(clock);
-  dump.put('k', 'v', 600_000);
-  const lease = new SharedFakeLease(clock, 'a');
-  const a = perInterval(dump, store, lease, clock);
-  const b = perInterval(dump, store, lease.as('b'), clock);
+  const { shared: dump, a, b } = twoReplicas();
   const entries = dump.entries.bind(dump);
   dump.entries = async function* () {
     await Promise.resolve();

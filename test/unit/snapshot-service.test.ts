@@ -16,6 +16,15 @@ function service(dump: FakeDump, store: FakeStore, lease: LeasePort, clock: Fake
   return new SnapshotService({ dump, store, lease, events: new RecordingBus(), clock }, { intervalMs: 60_000, retain: 5, snapshotOnStop: false, ...options });
 }
 
+/** A store holding one snapshot of `entries` (taken by a replica of its own). */
+async function storeWith(clock: FakeClock, entries: Record<string, string>): Promise<FakeStore> {
+  const store = new FakeStore();
+  const source = new FakeDump(clock);
+  for (const [key, value] of Object.entries(entries)) source.put(key, value, 600_000);
+  await service(source, store, new LocalLease(clock), clock).snapshotNow();
+  return store;
+}
+
 /** Lets promises run (no timer, no clock advance) until `check` holds. */
 async function until(check: () => boolean, what: string): Promise<void> {
   for (let i = 0; i < 2_000; i++) {
@@ -40,10 +49,7 @@ test('memory backend: stop takes a final snapshot', async (t) => {
 
 test('start restores an empty cache and is not ready meanwhile; stop during it cuts it short and skips the final snapshot', async (t) => {
   const clock = new FakeClock();
-  const store = new FakeStore();
-  const source = new FakeDump(clock);
-  for (let i = 0; i < 9; i++) source.put(`k${i}`, 'v', 600_000);
-  await service(source, store, new LocalLease(clock), clock).snapshotNow();
+  const store = await storeWith(clock, Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`k${i}`, 'v'])));
 
   const target = new FakeDump(clock);
   let open!: () => void;
@@ -74,10 +80,7 @@ test('start restores an empty cache and is not ready meanwhile; stop during it c
 
 test('after a restore the mark stays: the next interval snapshots instead of restoring again', async (t) => {
   const clock = new FakeClock();
-  const store = new FakeStore();
-  const dump = new FakeDump(clock);
-  dump.put('a', '1', 600_000);
-  await service(dump, store, new LocalLease(clock), clock).snapshotNow();
+  const store = await storeWith(clock, { a: '1' });
   const target = new FakeDump(clock);
   const s = service(target, store, new SharedFakeLease(clock, 'r1'), clock, { intervalMs: 20, jitter: 0 });
   await s.start();
@@ -90,10 +93,7 @@ test('after a restore the mark stays: the next interval snapshots instead of res
 
 test('another replica holding the restore lease: this one serves without restoring', async (t) => {
   const clock = new FakeClock();
-  const store = new FakeStore();
-  const dump = new FakeDump(clock);
-  dump.put('a', '1', 600_000);
-  await service(dump, store, new LocalLease(clock), clock).snapshotNow();
+  const store = await storeWith(clock, { a: '1' });
   const lease = new SharedFakeLease(clock, 'other');
   t.true(await lease.acquire(RESTORE_LEASE, 30_000));
   const target = new FakeDump(clock);
@@ -122,10 +122,7 @@ test('a shared cache that turns empty while running is restored at the next inte
 
 test('the shared cache back after an outage: restored at once when it lost its data; a cache of its own is left to the schedule', async (t) => {
   const clock = new FakeClock();
-  const store = new FakeStore();
-  const dump = new FakeDump(clock);
-  dump.put('a', '1', 600_000);
-  await service(dump, store, new LocalLease(clock), clock).snapshotNow();
+  const store = await storeWith(clock, { a: '1' });
 
   const emptied = new FakeDump(clock);
   const shared = service(emptied, store, new SharedFakeLease(clock, 'r1'), clock, { restoreOnStart: true });
