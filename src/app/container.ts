@@ -16,7 +16,7 @@ import type { KeyHasherPort } from '../domain/ports/key-hasher.port.js';
 import { EventName } from '../domain/events/events.js';
 import { systemClock } from '../adapters/clock/system-clock.adapter.js';
 import { EventEmitter2Bus } from '../adapters/events/eventemitter2-bus.adapter.js';
-import { subscribeCacheLog } from '../adapters/logging/cache-log.subscriber.js';
+import { subscribeCacheLogs } from '../adapters/logging/cache-log.subscriber.js';
 import { HmacKeyHasher } from '../adapters/crypto/hmac-key-hasher.adapter.js';
 import { PrometheusMetrics } from '../adapters/metrics/prometheus-metrics.adapter.js';
 import { ReadinessTracker } from '../adapters/readiness/readiness-tracker.adapter.js';
@@ -74,7 +74,7 @@ export function buildContainer(config: MirrorConfig, logger: Logger, overrides: 
     once((r) => {
       const events = new EventEmitter2Bus((error, event) => logger.error({ err: error, event: event.name }, 'event listener failed'));
       // the cache adapters only emit events; this writes their log lines
-      subscribeCacheLog(events, logger, { clock: clock(r) });
+      subscribeCacheLogs(events, logger, { clock: clock(r) });
       return events;
     }),
   );

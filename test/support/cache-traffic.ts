@@ -6,7 +6,7 @@ import type { DomainEvent } from '../../src/domain/events/events.js';
 import type { CachedEntry } from '../../src/domain/model.js';
 import type { CachePort } from '../../src/domain/ports/cache.port.js';
 import { EventEmitter2Bus } from '../../src/adapters/events/eventemitter2-bus.adapter.js';
-import { subscribeCacheLog } from '../../src/adapters/logging/cache-log.subscriber.js';
+import { subscribeCacheLogs } from '../../src/adapters/logging/cache-log.subscriber.js';
 
 export function makeEntry(body: string | Uint8Array, overrides: Partial<CachedEntry> = {}): CachedEntry {
   return {
@@ -54,7 +54,7 @@ export class RecordingLogger {
 /** A RecordingBus whose events the app's cache log subscriber writes into `logger`. */
 export function loggingBus(logger: RecordingLogger): RecordingBus {
   const bus = new RecordingBus();
-  subscribeCacheLog(bus, logger);
+  subscribeCacheLogs(bus, logger);
   return bus;
 }
 

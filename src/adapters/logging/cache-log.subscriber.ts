@@ -24,7 +24,7 @@ export interface CacheLogOptions {
 type EventSource = Pick<EventEmitter2Bus, 'on'>;
 
 /** Subscribes to the cache's events; returns the function that unsubscribes. */
-export function subscribeCacheLog(bus: EventSource, logger: CacheLogger, options: CacheLogOptions = {}): () => void {
+export function subscribeCacheLogs(bus: EventSource, logger: CacheLogger, options: CacheLogOptions = {}): () => void {
   const throttled = throttle(logger, options.clock ?? systemClock, options.errorLogIntervalMs ?? 10_000);
   const off = [
     bus.on(EventName.cacheConnection, (event) => connectionChanged(logger, event)),

@@ -1,5 +1,5 @@
 /**
- * The ioredis clients of one Redis deployment (settings: redis-options.ts) and `RedisConnections`,
+ * The ioredis clients of one Redis deployment (settings: redis-settings.ts) and `RedisConnections`,
  * which supervises them: connect without ever throwing, readiness, restart of a connection ioredis
  * gave up on, the reader for lookups, close; each change is reported as a domain event. Nothing here
  * logs or returns a password.
@@ -10,9 +10,9 @@ import { EventName, type CacheConnectionErrorEvent, type CacheConnectionEvent } 
 import type { ClockPort } from '../../../domain/ports/clock.port.js';
 import type { EventBusPort } from '../../../domain/ports/event-bus.port.js';
 import { systemClock } from '../../clock/system-clock.adapter.js';
-import { planRedisClients, reconnectDelay, type RedisConnectionOptions, type RedisTopology } from './redis-options.js';
+import { planRedisClients, reconnectDelay, type RedisConnectionOptions, type RedisTopology } from './redis-settings.js';
 
-export type { HostPort, RedisConnectionOptions, RedisTopology } from './redis-options.js';
+export type { HostPort, RedisConnectionOptions, RedisTopology } from './redis-settings.js';
 
 export interface RedisClients {
   topology: RedisTopology;
