@@ -17,7 +17,8 @@ import { RedisLease } from '../adapters/cache/redis/redis-lease.adapter.js';
 import type { LeasePort } from '../domain/ports/lease.port.js';
 import { UndiciUpstream } from '../adapters/github/undici-upstream.adapter.js';
 import { UpstreamBreaker } from '../adapters/github/upstream-breaker.adapter.js';
-import { SecondaryLimitGate } from '../adapters/github/secondary-limit-gate.adapter.js';
+import { GovernedUpstream } from '../adapters/github/governed-upstream.adapter.js';
+import { createGovernor, type SharedGovernorBackend } from '../adapters/governor/create-governor.js';
 import { PrometheusMetrics, cacheStatsOf } from '../adapters/metrics/prometheus-metrics.adapter.js';
 import { ResolveResource } from '../domain/use-cases/resolve-resource.js';
 import { PassThrough } from '../domain/use-cases/pass-through.js';
@@ -61,6 +62,8 @@ export function buildContainer(config: MirrorConfig, logger: Logger, overrides: 
   let lifecycle: CacheLifecycle = { start: () => Promise.resolve(), close: () => Promise.resolve() };
   /** Shared flight leases for cross-replica coalescing (Redis backend only). */
   let flights: LeasePort | undefined;
+  /** Where the upstream governor counts, fleet-wide (Redis backend only; memory otherwise). */
+  let sharedGovernor: SharedGovernorBackend | undefined;
   c.register(TOKENS.Cache, {
     useFactory: instanceCachingFactory((r) => {
       const bus = r.resolve<EventEmitter2Bus>(TOKENS.EventBus);
@@ -81,6 +84,7 @@ export function buildContainer(config: MirrorConfig, logger: Logger, overrides: 
         });
         const breaker = new BreakerCache(redis, memory, { ...config.cache.breaker, events: bus, logger, clock });
         backend = breaker;
+        sharedGovernor = { client: redis.client, keyPrefix: config.cache.redis.keyPrefix, available: () => breaker.breakerState === 'closed' };
         flights = new BreakerAwareLease(new RedisLease({ client: redis.client, keyPrefix: config.cache.redis.keyPrefix }), () => breaker.breakerState === 'closed');
         lifecycle = {
           // never throws: an unreachable Redis starts the mirror on memory, the breaker switches later
@@ -103,7 +107,8 @@ export function buildContainer(config: MirrorConfig, logger: Logger, overrides: 
   });
   c.register(TOKENS.Upstream, {
     // undici, wrapped by the upstream breaker (OFFLINE_* at once while GitHub is down), wrapped by the
-    // secondary-limit gate (a held credential is answered 429 without reaching GitHub or the breaker).
+    // upstream governor (secondary limits per credential; a held credential is answered 429 without
+    // reaching GitHub or the breaker).
     // The outermost object's close()/destroy() go down the chain.
     useFactory: instanceCachingFactory((r) => {
       const undici = new UndiciUpstream({
@@ -115,7 +120,17 @@ export function buildContainer(config: MirrorConfig, logger: Logger, overrides: 
       });
       const { enabled, ...breakerOptions } = config.upstream.breaker;
       const guarded = enabled ? new UpstreamBreaker(undici, r.resolve(TOKENS.EventBus), breakerOptions) : undici;
-      return new SecondaryLimitGate(guarded, r.resolve(TOKENS.KeyHasher), r.resolve(TOKENS.Clock));
+      r.resolve(TOKENS.Cache); // the cache backend first: with Redis, the governor counts there (issue 15)
+      const clock = r.resolve<ClockPort>(TOKENS.Clock);
+      const governor = createGovernor({
+        ...config.upstream.governor,
+        clock,
+        events: r.resolve(TOKENS.EventBus),
+        slotTtlMs: Math.max(60_000, 3 * config.upstream.timeoutMs),
+        ...(sharedGovernor === undefined ? {} : { shared: sharedGovernor }),
+        onRedisError: (error) => logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'upstream governor: Redis failing, counting in memory'),
+      });
+      return new GovernedUpstream(guarded, r.resolve(TOKENS.KeyHasher), clock, governor);
     }),
   });
   c.register(TOKENS.ResolveResource, {

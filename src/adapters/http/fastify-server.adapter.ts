@@ -11,7 +11,7 @@ import { UserCheckFailed } from '../../domain/use-cases/admit-client.js';
 import { cacheStatusValue } from '../../domain/use-cases/resolution.js';
 import type { EventBusPort } from '../../domain/ports/event-bus.port.js';
 import { EventName } from '../../domain/events/events.js';
-import { ErrorCode, MirrorError, isMirrorError } from '../../domain/errors.js';
+import { ErrorCode, GovernorWaitExceeded, MirrorError, isMirrorError } from '../../domain/errors.js';
 import { HOP_BY_HOP } from '../../domain/http-semantics.js';
 import type { HeaderMap } from '../../domain/model.js';
 import { parseTarget, type ParsedTarget } from './request-target.js';
@@ -185,6 +185,7 @@ export function buildHttpServer(deps: HttpAdapterDeps, options: HttpAdapterOptio
       return;
     }
     if (isMirrorError(error)) {
+      if (error instanceof GovernorWaitExceeded) void reply.header('retry-after', String(error.retryAfterSeconds));
       void reply.code(statusForCode(error.code)).type('application/json; charset=utf-8').send(errorJson(error.message, error.code));
       return;
     }

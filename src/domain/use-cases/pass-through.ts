@@ -62,7 +62,7 @@ export class PassThrough {
       if (isMirrorError(error, ErrorCode.REQUEST_BODY_TOO_LARGE)) throw error;
       const failure = classifyUpstreamFailure(error);
       this.events.emit({ name: EventName.upstreamCalled, result: failure.result, countedAgainstQuota: false, conditional: false, durationMs: this.clock.now() - started });
-      return { outcome: failure.miss, status: failure.status, headers: { 'content-type': JSON_CONTENT_TYPE }, body: errorBody(failure.message, failure.code) };
+      return { outcome: failure.miss, status: failure.status, headers: { 'content-type': JSON_CONTENT_TYPE, ...failure.headers }, body: errorBody(failure.message, failure.code) };
     }
   }
 }

@@ -1,5 +1,5 @@
 import type { Outcome } from '../model.js';
-import { ErrorCode, isMirrorError } from '../errors.js';
+import { ErrorCode, GovernorWaitExceeded, isMirrorError } from '../errors.js';
 
 /** What a use case hands back to the edge for one client request. */
 export interface Resolution {
@@ -61,11 +61,26 @@ export interface UpstreamFailure {
   code: string;
   message: string;
   /** The `upstream.called` event's result. */
-  result: 'timeout' | 'connection_error' | 'offline';
+  result: 'timeout' | 'connection_error' | 'offline' | 'refused';
+  /** Headers of the mirror's own answer, besides its content type (Retry-After of a governor refusal). */
+  headers?: Record<string, string>;
 }
 
 /** Maps an UpstreamPort rejection to DESIGN §4's outcomes: timeout, breaker open (offline), anything else unreachable. */
 export function classifyUpstreamFailure(error: unknown): UpstreamFailure {
+  if (isMirrorError(error, ErrorCode.GOVERNOR_WAIT_EXCEEDED)) {
+    // the upstream governor kept the call back too long (secondary limits): a rate limit of the mirror's own
+    const seconds = error instanceof GovernorWaitExceeded ? error.retryAfterSeconds : 1;
+    return {
+      hit: 'RATE_LIMITED_HIT',
+      miss: 'RATE_LIMITED_MISS',
+      status: 429,
+      code: ErrorCode.GOVERNOR_WAIT_EXCEEDED,
+      message: error.message,
+      result: 'refused',
+      headers: { 'retry-after': String(seconds) },
+    };
+  }
   if (isMirrorError(error, ErrorCode.UPSTREAM_TIMEOUT)) {
     return { hit: 'API_TIMEOUT_HIT', miss: 'API_TIMEOUT_MISS', status: 504, code: ErrorCode.UPSTREAM_TIMEOUT, message: 'GitHub did not answer in time', result: 'timeout' };
   }

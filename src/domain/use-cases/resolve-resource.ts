@@ -323,7 +323,7 @@ export class ResolveResource {
     return {
       outcome: failure.miss,
       status: failure.status,
-      headers: { 'content-type': JSON_CONTENT_TYPE },
+      headers: { 'content-type': JSON_CONTENT_TYPE, ...failure.headers },
       body: errorBody(failure.message, failure.code),
       etag: undefined,
       fromCache: false,

@@ -1,0 +1,45 @@
+/**
+ * What the governor's queue needs from where the counters live (this process, or Redis for the
+ * fleet): one atomic "may this call go now?" per attempt, the release of a slot, and holds.
+ */
+import type { GovernedCall } from '../../domain/ports/governor.port.js';
+
+export interface GovernorLimits {
+  /** Off: no concurrency, points or spacing limits (holds still apply). */
+  enabled: boolean;
+  /** Calls in flight per credential, fleet-wide. */
+  maxConcurrent: number;
+  /** Points per credential in any minute (GET/HEAD/OPTIONS 1, other methods 5). */
+  pointsPerMinute: number;
+  /** Least time between two writes of a credential (0 = no spacing). */
+  writeSpacingMs: number;
+}
+
+/** A granted concurrency slot, to give back to the store that granted it. */
+export interface SlotRef {
+  readonly store: GovernorStore;
+  readonly partition: string;
+  readonly slotId: string;
+  /** The points window bucket (epoch seconds) the call's points were added to. */
+  readonly bucket: number;
+  readonly points: number;
+}
+
+export type TryResult =
+  | { kind: 'admitted'; slot: SlotRef | undefined }
+  | { kind: 'held'; retryAfterMs: number }
+  /** Over budget now; `retryAfterMs` = when a retry may succeed, when the store can tell. */
+  | { kind: 'busy'; reason: 'concurrency' | 'points' | 'spacing'; retryAfterMs?: number };
+
+export interface GovernorStore {
+  /** One atomic check-and-take for `call`; the slot (when admitted) is named `slotId`. Never rejects. */
+  tryAcquire(call: GovernedCall, slotId: string): Promise<TryResult>;
+  /** Frees a slot; `sent: false` gives its points back. Never rejects. */
+  release(slot: SlotRef, sent: boolean): Promise<void>;
+  /** Holds the credential for `ms` from now (a longer hold already there is kept). Never rejects. */
+  hold(partition: string, ms: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Length of the points window: 61 one-second buckets, so any 60 s span lies inside one window. */
+export const WINDOW_BUCKETS = 61;
