@@ -176,20 +176,20 @@ export class MemoryGovernorStore implements GovernorStore {
     return WINDOW_BUCKETS * 1000;
   }
 
-  /** Makes room, idle credentials first, then the least recently used; never `keep`. */
+  /**
+   * Makes room, never dropping `keep`: idle credentials first, then those with no call in flight (their
+   * points are forgotten), then the least recently used.
+   */
   private evict(keep: string): void {
     const now = this.clock.now();
-    for (const [partition, ledger] of this.ledgers) {
-      if (this.ledgers.size <= this.maxCredentials) return;
-      if (partition === keep) continue;
-      this.prune(ledger, now);
-      const idle = ledger.slots.size === 0 && ledger.points === 0 && now >= ledger.lastWriteAt + this.limits.writeSpacingMs;
-      if (idle) this.ledgers.delete(partition);
-    }
-    while (this.ledgers.size > this.maxCredentials) {
-      const oldest = this.ledgers.keys().next().value;
-      if (oldest === undefined) break;
-      this.ledgers.delete(oldest);
+    const idle = (ledger: Ledger): boolean => ledger.points === 0 && now >= ledger.lastWriteAt + this.limits.writeSpacingMs;
+    for (const droppable of [(l: Ledger) => l.slots.size === 0 && idle(l), (l: Ledger) => l.slots.size === 0, () => true]) {
+      for (const [partition, ledger] of this.ledgers) {
+        if (this.ledgers.size <= this.maxCredentials) return;
+        if (partition === keep) continue;
+        this.prune(ledger, now);
+        if (droppable(ledger)) this.ledgers.delete(partition);
+      }
     }
   }
 }
