@@ -43,3 +43,12 @@ export interface GovernorStore {
 
 /** Length of the points window: 61 one-second buckets, so any 60 s span lies inside one window. */
 export const WINDOW_BUCKETS = 61;
+
+/**
+ * The spacing the counters enforce between two writes: writeSpacingMs plus a headroom of a tenth (at
+ * most 50 ms), because GitHub measures the gap where the calls arrive, and two calls on their way can
+ * get closer by the jitter of the path (event loop, connection pool, network).
+ */
+export function enforcedSpacingMs(writeSpacingMs: number): number {
+  return writeSpacingMs <= 0 ? 0 : writeSpacingMs + Math.min(50, Math.ceil(writeSpacingMs / 10));
+}

@@ -6,7 +6,7 @@
  */
 import type { ClockPort } from '../../domain/ports/clock.port.js';
 import type { GovernedCall } from '../../domain/ports/governor.port.js';
-import { WINDOW_BUCKETS, type GovernorLimits, type GovernorStore, type SlotRef, type TryResult } from './governor-store.js';
+import { WINDOW_BUCKETS, enforcedSpacingMs, type GovernorLimits, type GovernorStore, type SlotRef, type TryResult } from './governor-store.js';
 
 export interface MemoryGovernorStoreOptions {
   limits: GovernorLimits;
@@ -95,7 +95,7 @@ export class MemoryGovernorStore implements GovernorStore {
     const ledger = this.ledgerOf(call.partition);
     this.prune(ledger, now);
     if (ledger.slots.size >= this.limits.maxConcurrent) return { kind: 'busy', reason: 'concurrency' };
-    const spacing = this.limits.writeSpacingMs;
+    const spacing = enforcedSpacingMs(this.limits.writeSpacingMs);
     if (call.write && spacing > 0 && now < ledger.lastWriteAt + spacing) {
       return { kind: 'busy', reason: 'spacing', retryAfterMs: ledger.lastWriteAt + spacing - now };
     }
@@ -182,7 +182,7 @@ export class MemoryGovernorStore implements GovernorStore {
    */
   private evict(keep: string): void {
     const now = this.clock.now();
-    const idle = (ledger: Ledger): boolean => ledger.points === 0 && now >= ledger.lastWriteAt + this.limits.writeSpacingMs;
+    const idle = (ledger: Ledger): boolean => ledger.points === 0 && now >= ledger.lastWriteAt + enforcedSpacingMs(this.limits.writeSpacingMs);
     for (const droppable of [(l: Ledger) => l.slots.size === 0 && idle(l), (l: Ledger) => l.slots.size === 0, () => true]) {
       for (const [partition, ledger] of this.ledgers) {
         if (this.ledgers.size <= this.maxCredentials) return;

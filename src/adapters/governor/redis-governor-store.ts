@@ -15,7 +15,7 @@
 import type { Cluster, Redis } from 'ioredis';
 import type { ClockPort } from '../../domain/ports/clock.port.js';
 import type { GovernedCall } from '../../domain/ports/governor.port.js';
-import { WINDOW_BUCKETS, type GovernorLimits, type GovernorStore, type SlotRef, type TryResult } from './governor-store.js';
+import { WINDOW_BUCKETS, enforcedSpacingMs, type GovernorLimits, type GovernorStore, type SlotRef, type TryResult } from './governor-store.js';
 import type { MemoryGovernorStore } from './memory-governor-store.js';
 
 export interface RedisGovernorStoreOptions {
@@ -37,7 +37,7 @@ export interface RedisGovernorStoreOptions {
   onError?: (error: unknown) => void;
 }
 
-// KEYS: slots, points, last write, hold. ARGV: enforce, maxConcurrent, pointsPerMinute, spacingMs, points,
+// KEYS: slots, points, last write, hold. ARGV: enforce, maxConcurrent, pointsPerMinute, spacingMs (with headroom), points,
 // write, slotId, slotTtlMs. Reply {code, value}: 0 admitted (value = bucket), 1 held (ms left),
 // 2 concurrency, 3 spacing (ms to wait), 4 points (ms to wait).
 const ACQUIRE = `
@@ -153,7 +153,7 @@ export class RedisGovernorStore implements GovernorStore {
         limits.enabled ? '1' : '0',
         String(limits.maxConcurrent),
         String(limits.pointsPerMinute),
-        String(limits.writeSpacingMs),
+        String(enforcedSpacingMs(limits.writeSpacingMs)),
         String(call.points),
         call.write ? '1' : '0',
         slotId,
