@@ -84,7 +84,7 @@ export function buildContainer(config: MirrorConfig, logger: Logger, overrides: 
         });
         const breaker = new BreakerCache(redis, memory, { ...config.cache.breaker, events: bus, logger, clock });
         backend = breaker;
-        sharedGovernor = { client: redis.client, keyPrefix: config.cache.redis.keyPrefix, available: () => breaker.breakerState === 'closed' };
+        sharedGovernor = { client: redis.client, keyPrefix: config.cache.redis.keyPrefix, available: () => breaker.breakerState === 'closed', cacheEvents: bus };
         flights = new BreakerAwareLease(new RedisLease({ client: redis.client, keyPrefix: config.cache.redis.keyPrefix }), () => breaker.breakerState === 'closed');
         lifecycle = {
           // never throws: an unreachable Redis starts the mirror on memory, the breaker switches later

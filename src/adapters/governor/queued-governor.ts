@@ -1,9 +1,11 @@
 /**
- * GovernorPort over a GovernorStore: the waiting part. Calls of one credential queue first come, first
- * served — in two lanes, reads and writes, so a write waiting out its spacing does not stall the
- * reads behind it. Only the head of a lane asks the store; it retries when the store says a retry may
- * succeed, when a slot of that credential is released in this process, or every `pollMs` (a slot freed
- * on another replica tells nobody). A call still waiting after `maxWaitMs` is refused.
+ * GovernorPort over a GovernorStore: the waiting part. A call that finds nobody of its credential
+ * waiting asks the store at once (calls within budget never wait on each other's round trips). A call
+ * told "busy", and every call after it, queues first come, first served — in two lanes per credential,
+ * reads and writes, so a write waiting out its spacing does not stall the reads. Only the head of a
+ * lane asks the store; it retries when the store says a retry may succeed, when a slot of that
+ * credential is released in this process, or every `pollMs` (a slot freed on another replica tells
+ * nobody). A call still waiting after `maxWaitMs` is refused.
  */
 import type { ClockPort } from '../../domain/ports/clock.port.js';
 import type { EventBusPort } from '../../domain/ports/event-bus.port.js';
@@ -66,17 +68,32 @@ export class QueuedGovernor implements GovernorPort {
     return this.depth;
   }
 
-  acquire(call: GovernedCall): Promise<Admission> {
-    if (this.closed) return Promise.resolve({ kind: 'admitted', permit: NO_PERMIT, waitedMs: 0 });
+  async acquire(call: GovernedCall): Promise<Admission> {
+    if (this.closed) return { kind: 'admitted', permit: NO_PERMIT, waitedMs: 0 };
+    const key = laneKey(call.partition, call.write);
+    const started = this.clock.now();
+    if (!this.lanes.has(key)) {
+      // nobody of this credential waits: ask at once (calls that fit the budget never queue behind
+      // each other's round trips); only a call told "busy" takes its place in the line
+      const result = await this.attempt(call);
+      if (result.kind === 'admitted') return this.decided(call, { kind: 'admitted', permit: this.permitFor(result.slot), waitedMs: this.clock.now() - started });
+      if (result.kind === 'held') {
+        this.options.events?.emit({ name: EventName.governorHold, partition: call.partition, holdMs: result.retryAfterMs, source: 'store' });
+        return this.decided(call, { kind: 'held', retryAfterMs: result.retryAfterMs });
+      }
+      return this.enqueue(key, call, started, result.retryAfterMs ?? this.pollMs);
+    }
+    return this.enqueue(key, call, started, undefined);
+  }
+
+  private enqueue(key: string, call: GovernedCall, started: number, hintMs: number | undefined): Promise<Admission> {
     return new Promise<Admission>((resolve) => {
-      const key = laneKey(call.partition, call.write);
       let lane = this.lanes.get(key);
       if (lane === undefined) {
-        lane = { waiters: [], pumping: false, releases: 0, wake: undefined, hintMs: undefined };
+        lane = { waiters: [], pumping: false, releases: 0, wake: undefined, hintMs };
         this.lanes.set(key, lane);
       }
-      const now = this.clock.now();
-      lane.waiters.push({ call, enqueuedAt: now, deadline: now + this.options.maxWaitMs, resolve });
+      lane.waiters.push({ call, enqueuedAt: started, deadline: started + this.options.maxWaitMs, resolve });
       this.changeDepth(1);
       if (!lane.pumping) void this.pump(key, lane);
     });
@@ -183,13 +200,18 @@ export class QueuedGovernor implements GovernorPort {
 
   private settle(waiter: Waiter, admission: Admission): void {
     this.changeDepth(-1);
+    waiter.resolve(this.decided(waiter.call, admission, this.clock.now() - waiter.enqueuedAt));
+  }
+
+  /** Tells the bus how a call was answered, and hands the answer back. */
+  private decided(call: GovernedCall, admission: Admission, heldAfterMs = 0): Admission {
     this.options.events?.emit({
       name: EventName.governorDecided,
       result: admission.kind,
-      waitedMs: admission.kind === 'held' ? this.clock.now() - waiter.enqueuedAt : admission.waitedMs,
-      write: waiter.call.write,
+      waitedMs: admission.kind === 'held' ? heldAfterMs : admission.waitedMs,
+      write: call.write,
     });
-    waiter.resolve(admission);
+    return admission;
   }
 
   private changeDepth(by: number): void {

@@ -9,7 +9,7 @@
  * last 61 s, a hash), `:w` (time of the last write), `:h` (hold until). Every key has a TTL.
  *
  * When Redis cannot be used (the cache breaker is not closed, the connection is not ready, or a call
- * just failed) the in-memory store answers instead, so a Redis outage never blocks a GitHub call.
+ * to it — the governor's or the cache's — just failed) the in-memory store answers instead, so a Redis outage never blocks a GitHub call.
  * Holds are written to both, and a memory hold counts even while Redis answers.
  */
 import type { Cluster, Redis } from 'ioredis';
@@ -206,12 +206,17 @@ export class RedisGovernorStore implements GovernorStore {
     await this.options.fallback.close();
   }
 
+  /** Leaves Redis alone for `suspendMs` (e.g. a cache call on the same Redis just timed out). */
+  suspend(): void {
+    this.suspendedUntil = Math.max(this.suspendedUntil, this.options.clock.now() + this.suspendMs);
+  }
+
   private usable(): boolean {
     return this.client.status === 'ready' && this.options.clock.now() >= this.suspendedUntil && this.available();
   }
 
   private failed(error: unknown): void {
-    this.suspendedUntil = this.options.clock.now() + this.suspendMs;
+    this.suspend();
     if (!this.failing) this.options.onError?.(error);
     this.failing = true;
   }
