@@ -182,9 +182,9 @@ test('a streamed answer keeps its slot until its body has closed', async (t) => 
   const clock = new FakeClock();
   const body = new Readable({ read() {} });
   const upstream = new ScriptedUpstream(() => json(201, {}));
-  upstream.forward = async (request) => {
+  upstream.forward = (request) => {
     upstream.requests.push(request);
-    return { status: 201, headers: {}, body };
+    return Promise.resolve({ status: 201, headers: {}, body });
   };
   const governor = new MemoryGovernor({ ...LIMITS, maxConcurrent: 1, writeSpacingMs: 0, clock });
   const gate = new GovernedUpstream(upstream, new HmacKeyHasher('test-secret'), clock, governor);
