@@ -11,6 +11,7 @@ import { RedisGovernor, type RedisGovernorOptions } from '../../src/adapters/gov
 import { HmacKeyHasher } from '../../src/adapters/crypto/hmac-key-hasher.adapter.js';
 import { systemClock } from '../../src/adapters/clock/system-clock.adapter.js';
 import { governedCall, type Admission } from '../../src/domain/ports/governor.port.js';
+import { EventEmitter2Bus } from '../../src/adapters/events/eventemitter2-bus.adapter.js';
 import { startRedis, waitFor, type RedisProcess } from '../support/redis-harness.js';
 
 let redis: RedisProcess;
@@ -121,6 +122,24 @@ test.serial('the slots of a replica that died lapse after their lease', async (t
   // A "dies": its permits are never released
   t.is((await b.acquire(governedCall(partition, 'GET'))).kind, 'refused');
   await waitFor('lapsed', async () => (await b.acquire(governedCall(partition, 'GET'))).kind === 'admitted', 5000, 50);
+  t.pass();
+});
+
+test.serial('after a cache error on the same Redis, the governor counts in memory for a while instead of waiting on Redis', async (t) => {
+  const bus = new EventEmitter2Bus(() => undefined);
+  const { governors: [a], keyPrefix } = await fleet({ cacheEvents: bus });
+  if (!a) throw new Error('one replica');
+  bus.emit({ name: 'cache.error', backend: 'memory', operation: 'lookup', code: 'X', message: 'x' });
+  t.is((await a.acquire(governedCall(partition, 'GET'))).kind, 'admitted');
+  t.not((await redis.cli('--scan', '--pattern', `${keyPrefix}*`)).trim(), '', 'another backend’s error changes nothing');
+  await redis.cli('FLUSHALL');
+  bus.emit({ name: 'cache.error', backend: 'redis', operation: 'lookup', code: 'BREAKER_TIMEOUT', message: 'no answer' });
+  t.is((await a.acquire(governedCall(partition, 'GET'))).kind, 'admitted');
+  t.is((await redis.cli('--scan', '--pattern', `${keyPrefix}*`)).trim(), '', 'Redis was left alone');
+  await waitFor('back on Redis', async () => {
+    await a.acquire(governedCall(partition, 'GET'));
+    return (await redis.cli('--scan', '--pattern', `${keyPrefix}*`)).trim() !== '';
+  }, 5000, 100);
   t.pass();
 });
 

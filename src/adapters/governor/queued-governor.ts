@@ -184,17 +184,19 @@ export class QueuedGovernor implements GovernorPort {
     }
   }
 
+  /** Waits `ms`, or less when woken; the timer is a cancellable one, so none is left behind once woken or closed. */
   private sleep(lane: Lane, ms: number): Promise<void> {
     return new Promise<void>((resolve) => {
       let done = false;
       const finish = (): void => {
         if (done) return;
         done = true;
+        cancel();
         if (lane.wake === finish) lane.wake = undefined;
         resolve();
       };
+      const cancel = this.clock.every(ms, finish);
       lane.wake = finish;
-      void this.clock.sleep(ms).then(finish);
     });
   }
 
