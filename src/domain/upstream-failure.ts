@@ -4,7 +4,7 @@
  * the `upstream.called` event's result.
  */
 import type { Outcome } from './model.js';
-import { ErrorCode, isMirrorError, type MirrorFailure } from './errors.js';
+import { ErrorCode, GovernorWaitExceeded, isMirrorError, type MirrorFailure } from './errors.js';
 
 export interface UpstreamFailure {
   hit: Outcome;
@@ -12,11 +12,16 @@ export interface UpstreamFailure {
   /** What the mirror answers when nothing cached can be served. */
   error: MirrorFailure;
   /** The `upstream.called` event's result. */
-  result: 'timeout' | 'connection_error' | 'offline';
+  result: 'timeout' | 'connection_error' | 'offline' | 'refused';
 }
 
-/** Maps an UpstreamPort rejection to its outcomes: timeout, breaker open (offline), anything else unreachable. */
+/** Maps an UpstreamPort rejection to its outcomes: governor refusal (rate limited), timeout, breaker open (offline), anything else unreachable. */
 export function classifyUpstreamFailure(error: unknown): UpstreamFailure {
+  if (isMirrorError(error, ErrorCode.GOVERNOR_WAIT_EXCEEDED)) {
+    // the upstream governor kept the call back too long (secondary limits): a rate limit of the mirror's own
+    const retryAfterSeconds = error instanceof GovernorWaitExceeded ? error.retryAfterSeconds : 1;
+    return { hit: 'RATE_LIMITED_HIT', miss: 'RATE_LIMITED_MISS', error: { code: ErrorCode.GOVERNOR_WAIT_EXCEEDED, message: error.message, retryAfterSeconds }, result: 'refused' };
+  }
   if (isMirrorError(error, ErrorCode.UPSTREAM_TIMEOUT)) {
     return { hit: 'API_TIMEOUT_HIT', miss: 'API_TIMEOUT_MISS', error: { code: ErrorCode.UPSTREAM_TIMEOUT, message: 'GitHub did not answer in time' }, result: 'timeout' };
   }

@@ -46,6 +46,7 @@ export interface MirrorConfig {
     connections: number;
     maxBodyBytes: number;
     breaker: BreakerConfig & { enabled: boolean };
+    governor: GovernorConfig;
   };
   cache: {
     backend: CacheBackend;
@@ -85,4 +86,13 @@ export interface MirrorConfig {
     retain: number;
     s3: { bucket: string; prefix: string; region: string; endpoint: string; forcePathStyle: boolean };
   };
+}
+
+/** upstream.governor: GitHub's secondary rate limits per credential, shared by the fleet (issue 15). */
+export interface GovernorConfig {
+  enabled: boolean;
+  maxConcurrent: number;
+  pointsPerMinute: number;
+  writeSpacingMs: number;
+  maxWaitMs: number;
 }

@@ -7,16 +7,16 @@ import type { MirrorConfig } from '../config/index.js';
 import type { CachePort } from '../../domain/ports/cache.port.js';
 import type { ClockPort } from '../../domain/ports/clock.port.js';
 import type { LeasePort } from '../../domain/ports/lease.port.js';
-import type { Logger } from 'pino';
 import type { EventEmitter2Bus } from '../../adapters/events/eventemitter2-bus.adapter.js';
 import { MemoryCache } from '../../adapters/cache/memory/memory-cache.adapter.js';
 import { InstrumentedCache } from '../../adapters/cache/instrumented-cache.adapter.js';
 import { RedisCache } from '../../adapters/cache/redis/redis-cache.adapter.js';
 import { BreakerCache } from '../../adapters/cache/breaker/breaker-cache.adapter.js';
-import { BreakerAwareLease } from '../../adapters/cache/breaker/breaker-lease.adapter.js';
-import { RedisLease } from '../../adapters/cache/redis/redis-lease.adapter.js';
+import { BreakerAwareLease } from '../../adapters/lease/breaker-lease.adapter.js';
+import { RedisLease } from '../../adapters/lease/redis-lease.adapter.js';
+import type { SharedGovernorBackend } from '../../adapters/governor/create-governor.js';
 import { cacheStatsOf } from '../../adapters/metrics/prometheus-metrics.adapter.js';
-import { redisConnectionOptions } from '../snapshot-service.js';
+import { redisConnectionOptions } from './redis-options.js';
 import { NO_LIFECYCLE, type Lifecycle } from './lifecycle.js';
 
 export interface CacheWiring {
@@ -30,6 +30,8 @@ export interface CacheWiring {
   stats: (() => Promise<{ entries: number; bytes: number }>) | undefined;
   /** Shared flight leases for cross-replica coalescing (Redis backend only). */
   flights: LeasePort | undefined;
+  /** Where the upstream governor counts fleet-wide (Redis backend only; memory otherwise). */
+  governor: SharedGovernorBackend | undefined;
   /** Names of the backends /metrics lists (0 for the one not in use). */
   backends: string[];
   /** Opens and closes the backend's connections. */
@@ -39,13 +41,12 @@ export interface CacheWiring {
 export interface CacheWiringDeps {
   events: EventEmitter2Bus;
   clock: ClockPort;
-  logger: Logger;
   /** Replaces the backend (tests). */
   override?: CachePort;
 }
 
 export function buildCache(config: MirrorConfig, deps: CacheWiringDeps): CacheWiring {
-  const { events, clock, logger } = deps;
+  const { events, clock } = deps;
   const memory = new MemoryCache({ maxBytes: config.cache.memory.maxBytes, clock });
   if (deps.override !== undefined || config.cache.backend !== 'redis') {
     const backend = deps.override ?? memory;
@@ -55,6 +56,7 @@ export function buildCache(config: MirrorConfig, deps: CacheWiringDeps): CacheWi
       memory,
       stats: cacheStatsOf(backend),
       flights: undefined,
+      governor: undefined,
       backends: [backend.backend],
       lifecycle: NO_LIFECYCLE,
     };
@@ -66,16 +68,16 @@ export function buildCache(config: MirrorConfig, deps: CacheWiringDeps): CacheWi
     ...(config.cache.redis.readerUrl ? { readerUrl: config.cache.redis.readerUrl } : {}),
     keyPrefix: config.cache.redis.keyPrefix,
     events,
-    logger,
     clock,
   });
-  const breaker = new BreakerCache(redis, memory, { ...config.cache.breaker, events, logger, clock });
+  const breaker = new BreakerCache(redis, memory, { ...config.cache.breaker, events, clock });
   return {
     port: new InstrumentedCache(breaker, events),
     backend: breaker,
     memory,
     stats: cacheStatsOf(breaker),
     flights: new BreakerAwareLease(new RedisLease({ client: redis.client, keyPrefix: config.cache.redis.keyPrefix }), () => breaker.breakerState === 'closed'),
+    governor: { client: redis.client, keyPrefix: config.cache.redis.keyPrefix, available: () => breaker.breakerState === 'closed', cacheEvents: events },
     backends: ['redis', 'memory'],
     lifecycle: {
       // never throws: an unreachable Redis starts the mirror on memory, the breaker switches later

@@ -13,13 +13,41 @@ export const EventName = {
   cacheOperation: 'cache.operation',
   cacheError: 'cache.error',
   cacheCorrupt: 'cache.corrupt',
+  cacheConnection: 'cache.connection',
+  cacheConnectionError: 'cache.connection_error',
+  cacheMisconfigured: 'cache.misconfigured',
+  cacheStatsFailed: 'cache.stats_failed',
   breakerChanged: 'breaker.changed',
+  breakerFollowedPrimary: 'breaker.followed_primary',
   backendChanged: 'cache.backend_changed',
   httpCompleted: 'http.request.completed',
   snapshotCompleted: 'snapshot.completed',
   restoreCompleted: 'snapshot.restored',
   restoreProgress: 'snapshot.restore_progress',
   snapshotFailed: 'snapshot.failed',
+  /** An old snapshot could not be removed after a new one (retention). */
+  snapshotPruneFailed: 'snapshot.prune_failed',
+  /** A restore refused a snapshot (corrupt, truncated, unknown version...) and tries the next older one. */
+  snapshotRejected: 'snapshot.rejected',
+  /** A restore found no usable snapshot, or the store or the cache failed: the cache stays as it is. */
+  restoreFailed: 'snapshot.restore_failed',
+  /** The cache lost its data and this replica holds the restore lease: the restore begins. */
+  restoreStarted: 'snapshot.restore_started',
+  /** The restored mark could not be written after a settled restore (the next check restores again). */
+  restoreMarkFailed: 'snapshot.mark_failed',
+  /** A snapshot or a restore was not attempted (the lease is taken, the cache holds its data...). */
+  snapshotWorkSkipped: 'snapshot.work_skipped',
+  /** A lease renewal found the lease gone, or failed, while a snapshot or restore ran. */
+  snapshotLeaseLost: 'snapshot.lease_lost',
+  /** The snapshot service's own connection failed to open (start) or close (stop). */
+  snapshotConnectionFailed: 'snapshot.connection_failed',
+  /** stop() could not end cleanly: work still running, or no final snapshot of a half-restored cache. */
+  snapshotStopIncomplete: 'snapshot.stop_incomplete',
+  /** The snapshot schedule met an error it did not expect (the next tick is scheduled anyway). */
+  snapshotScheduleFailed: 'snapshot.schedule_failed',
+  governorDecided: 'governor.decided',
+  governorQueue: 'governor.queue_changed',
+  governorHold: 'governor.hold',
 } as const;
 
 /** One per resolved GET/HEAD. */
@@ -40,8 +68,8 @@ export interface ResourceResolvedEvent {
 /** Every call to GitHub. */
 export interface UpstreamCalledEvent {
   name: typeof EventName.upstreamCalled;
-  /** ok (an HTTP answer), timeout, connection_error, offline. */
-  result: 'ok' | 'timeout' | 'connection_error' | 'offline';
+  /** ok (an HTTP answer), timeout, connection_error, offline, refused (the upstream governor kept it back). */
+  result: 'ok' | 'timeout' | 'connection_error' | 'offline' | 'refused';
   status?: number;
   /** Whether the call counted against the client's hourly quota (a 304 to an authenticated client does not). */
   countedAgainstQuota: boolean;
@@ -81,12 +109,86 @@ export interface CacheCorruptEvent {
   name: typeof EventName.cacheCorrupt;
   backend: string;
   reason: string;
+  /** Size of the unreadable value. */
+  bytes?: number;
+}
+
+/** A connection of a shared cache backend (Redis) changed state. */
+export interface CacheConnectionEvent {
+  name: typeof EventName.cacheConnection;
+  backend: string;
+  /** primary: writes (and lookups without a reader); reader: a read endpoint for lookups. */
+  role: 'primary' | 'reader';
+  /**
+   * ready: takes commands; lost: dropped, reconnecting; unreachable: not connected at start (serving
+   * without it, reconnecting in the background); restarting: the client gave the connection up, it is
+   * started again.
+   */
+  state: 'ready' | 'lost' | 'unreachable' | 'restarting';
+  /** Where it points, without credentials. */
+  endpoint: string;
+  /** ready: standalone, sentinel or cluster. */
+  topology?: string;
+  /** restarting: how many times in a row. */
+  attempt?: number;
+  /** unreachable: why. */
+  message?: string;
+}
+
+/**
+ * A connection-level failure of a shared cache backend (no command failed by it alone; those are
+ * cache.error). Frequent while the backend is down: the log subscriber throttles them.
+ */
+export interface CacheConnectionErrorEvent {
+  name: typeof EventName.cacheConnectionError;
+  backend: string;
+  role: 'primary' | 'reader';
+  /** connection: the client's error; node: a cluster node's; reconnect: a restart attempt; quit: on close. */
+  source: 'connection' | 'node' | 'reconnect' | 'quit';
+  endpoint: string;
+  /** source node: which node. */
+  node?: string;
+  message: string;
+}
+
+/** A cache option that works but defeats its purpose (told once, when the adapter is built). */
+export interface CacheMisconfiguredEvent {
+  name: typeof EventName.cacheMisconfigured;
+  backend: string;
+  /** cluster_key_prefix_hash_tag: a `{` in a cluster's key prefix would put every key in one slot. */
+  problem: 'cluster_key_prefix_hash_tag';
+}
+
+/** A cache breaker's primary could not report its size; the fallback's is reported instead. */
+export interface CacheStatsFailedEvent {
+  name: typeof EventName.cacheStatsFailed;
+  breaker: string;
+  backend: string;
+  message: string;
 }
 
 export interface BreakerChangedEvent {
   name: typeof EventName.breakerChanged;
   breaker: string;
   state: 'closed' | 'open' | 'half_open';
+  /** Cache breakers: the state before. */
+  previous?: 'closed' | 'open' | 'half_open';
+  /** Cache breakers: the backend serving from now on. */
+  backend?: string;
+  /** Cache breakers, on closing: how long it was not closed. */
+  outageMs?: number;
+}
+
+/**
+ * A cache breaker acting on its primary's readiness, before any call failed: not ready when the
+ * breaker is built (`initial`, it opens), ready again (it closes), connection lost (it opens).
+ */
+export interface BreakerFollowedPrimaryEvent {
+  name: typeof EventName.breakerFollowedPrimary;
+  breaker: string;
+  backend: string;
+  ready: boolean;
+  initial: boolean;
 }
 
 export interface BackendChangedEvent {
@@ -125,6 +227,131 @@ export interface SnapshotEvent {
   expired?: number;
   /** Restore: entries skipped because the cache already held that key (never overwritten). */
   present?: number;
+  /** Restore (outcome ok): snapshots refused before this one was restored. */
+  rejected?: number;
+  /** Snapshot: what asked for it ("interval", "manual", "shutdown", ...). */
+  trigger?: string;
+  /** Snapshot (outcome ok): ids of the older snapshots removed by retention. */
+  removed?: string[];
+  /** snapshot.failed: what failed (for the log line; never sent anywhere else). */
+  error?: unknown;
+}
+
+export interface SnapshotPruneFailedEvent {
+  name: typeof EventName.snapshotPruneFailed;
+  store: string;
+  /** The snapshot that stays, or "*" when the store could not even list them. */
+  snapshotId: string;
+  error: unknown;
+}
+
+export interface SnapshotRejectedEvent {
+  name: typeof EventName.snapshotRejected;
+  store: string;
+  snapshotId: string;
+  /** A SnapshotRejection value, or "unreadable" when the store failed to deliver it. */
+  reason: string;
+  message: string;
+  /** Entries restored from it before the problem was found (each verified; they stay). */
+  restoredBeforeRejection: number;
+}
+
+export interface RestoreFailedEvent {
+  name: typeof EventName.restoreFailed;
+  store: string;
+  reason: string;
+  /** Snapshots refused on the way. */
+  rejected: number;
+  durationMs: number;
+}
+
+export interface RestoreStartedEvent {
+  name: typeof EventName.restoreStarted;
+  trigger: string;
+  store: string;
+  backend: string;
+}
+
+export interface RestoreMarkFailedEvent {
+  name: typeof EventName.restoreMarkFailed;
+  error: unknown;
+}
+
+/** Why a snapshot or a restore was not attempted. */
+export type SnapshotSkipCause =
+  /** Another replica holds the lease (this interval's snapshot, or a restore in progress). */
+  | 'lease_held'
+  /** The lease could not be taken: the cache does not answer. */
+  | 'lease_unreachable'
+  /** Restore: the cache did not answer whether it lost its data. */
+  | 'cache_unreachable'
+  /** Restore: the cache is marked restored and not empty. */
+  | 'holds_data'
+  /** Restore: another replica restored it between the check and the lease. */
+  | 'restored_elsewhere';
+
+export interface SnapshotWorkSkippedEvent {
+  name: typeof EventName.snapshotWorkSkipped;
+  work: 'snapshot' | 'restore';
+  trigger: string;
+  cause: SnapshotSkipCause;
+  /** The cache backend (restore, holds_data). */
+  backend?: string;
+  error?: unknown;
+}
+
+export interface SnapshotLeaseLostEvent {
+  name: typeof EventName.snapshotLeaseLost;
+  lease: string;
+  /** expired: found expired or taken over; unreachable: the renewal failed (the lease may run out). */
+  cause: 'expired' | 'unreachable';
+  error?: unknown;
+}
+
+export interface SnapshotConnectionFailedEvent {
+  name: typeof EventName.snapshotConnectionFailed;
+  store: string;
+  phase: 'open' | 'close';
+  error: unknown;
+}
+
+export interface SnapshotStopIncompleteEvent {
+  name: typeof EventName.snapshotStopIncomplete;
+  store: string;
+  /** still_running: the store or cache did not let work end in time; restore_cut_short: no final snapshot. */
+  cause: 'still_running' | 'restore_cut_short';
+}
+
+export interface SnapshotScheduleFailedEvent {
+  name: typeof EventName.snapshotScheduleFailed;
+  error: unknown;
+}
+
+/** The upstream governor's answer to one call that was about to leave for GitHub. */
+export interface GovernorDecidedEvent {
+  name: typeof EventName.governorDecided;
+  /** admitted (sent), refused (waited upstream.governor.maxWaitMs in vain), held (GitHub asked the credential to wait). */
+  result: 'admitted' | 'refused' | 'held';
+  /** Time the call waited for its turn. */
+  waitedMs: number;
+  write: boolean;
+}
+
+/** Calls waiting for their turn in this replica's governor, after a change. */
+export interface GovernorQueueEvent {
+  name: typeof EventName.governorQueue;
+  depth: number;
+}
+
+/** A credential held: GitHub asked it to wait (seen by this replica, or learnt from the shared store). */
+export interface GovernorHoldEvent {
+  name: typeof EventName.governorHold;
+  /** The credential's partition (a keyed hash, never the credential); never a metric label. */
+  partition: string;
+  /** Time left on the hold. */
+  holdMs: number;
+  /** answer: this replica saw GitHub's refusal; store: another replica (or an earlier call) did. */
+  source: 'answer' | 'store';
 }
 
 /** Which event each name carries: the bus adapter types its listeners with it. */
@@ -135,13 +362,31 @@ export interface DomainEventMap {
   [EventName.cacheOperation]: CacheOperationEvent;
   [EventName.cacheError]: CacheErrorEvent;
   [EventName.cacheCorrupt]: CacheCorruptEvent;
+  [EventName.cacheConnection]: CacheConnectionEvent;
+  [EventName.cacheConnectionError]: CacheConnectionErrorEvent;
+  [EventName.cacheMisconfigured]: CacheMisconfiguredEvent;
+  [EventName.cacheStatsFailed]: CacheStatsFailedEvent;
   [EventName.breakerChanged]: BreakerChangedEvent;
+  [EventName.breakerFollowedPrimary]: BreakerFollowedPrimaryEvent;
   [EventName.backendChanged]: BackendChangedEvent;
   [EventName.httpCompleted]: HttpCompletedEvent;
   [EventName.snapshotCompleted]: SnapshotEvent;
   [EventName.restoreCompleted]: SnapshotEvent;
   [EventName.restoreProgress]: SnapshotEvent;
   [EventName.snapshotFailed]: SnapshotEvent;
+  [EventName.snapshotPruneFailed]: SnapshotPruneFailedEvent;
+  [EventName.snapshotRejected]: SnapshotRejectedEvent;
+  [EventName.restoreFailed]: RestoreFailedEvent;
+  [EventName.restoreStarted]: RestoreStartedEvent;
+  [EventName.restoreMarkFailed]: RestoreMarkFailedEvent;
+  [EventName.snapshotWorkSkipped]: SnapshotWorkSkippedEvent;
+  [EventName.snapshotLeaseLost]: SnapshotLeaseLostEvent;
+  [EventName.snapshotConnectionFailed]: SnapshotConnectionFailedEvent;
+  [EventName.snapshotStopIncomplete]: SnapshotStopIncompleteEvent;
+  [EventName.snapshotScheduleFailed]: SnapshotScheduleFailedEvent;
+  [EventName.governorDecided]: GovernorDecidedEvent;
+  [EventName.governorQueue]: GovernorQueueEvent;
+  [EventName.governorHold]: GovernorHoldEvent;
 }
 
 export type DomainEventName = keyof DomainEventMap;
