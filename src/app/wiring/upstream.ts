@@ -34,6 +34,7 @@ export function buildUpstream(config: MirrorConfig, deps: UpstreamWiringDeps): U
     timeoutMs: config.upstream.timeoutMs,
     connectTimeoutMs: config.upstream.connectTimeoutMs,
     connections: config.upstream.connections,
+    writeConnections: config.upstream.writeConnections,
     maxBodyBytes: config.upstream.maxBodyBytes,
   });
   const { enabled, ...breakerOptions } = config.upstream.breaker;

@@ -18,7 +18,8 @@ export interface PassThroughRequest {
   target: string;
   /** Client headers, lower-case, hop-by-hop and Host removed. */
   headers: HeaderMap;
-  body?: AsyncIterable<Uint8Array>;
+  /** The request body: read whole by the edge (a slow client never holds an upstream connection), or streamed. */
+  body?: AsyncIterable<Uint8Array> | Uint8Array;
   credential: string | undefined;
 }
 
