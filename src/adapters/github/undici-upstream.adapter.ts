@@ -155,9 +155,9 @@ function untilAborted(request: Promise<Dispatcher.ResponseData>, signal: AbortSi
         if (gaveUp) response.body.destroy();
         else resolve(response);
       },
-      (error: unknown) => {
+      (error: Error) => {
         signal.removeEventListener('abort', onAbort);
-        reject(error as Error);
+        reject(error);
       },
     );
   });

@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import type { ResolveRequest } from '../../domain/use-cases/resolve-resource.js';
 import type { PassThroughRequest, PassThroughResult } from '../../domain/use-cases/pass-through.js';
 import type { Resolution } from '../../domain/resolution.js';
-import { ErrorCode, MirrorError, isMirrorError } from '../../domain/errors.js';
+import { ErrorCode, MirrorError } from '../../domain/errors.js';
 import { HOP_BY_HOP } from '../../domain/http-semantics.js';
 import type { HeaderMap } from '../../domain/model.js';
 import { parseTarget, type ParsedTarget } from './request-target.js';

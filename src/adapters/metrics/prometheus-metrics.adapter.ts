@@ -68,7 +68,7 @@ interface Incrementer {
 const OUTCOME_VALUES = new Set<string>([...ALL_OUTCOMES, 'NONE']);
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 const BREAKER_STATES = ['closed', 'open', 'half_open'] as const;
-const UPSTREAM_RESULTS = new Set(['ok', 'timeout', 'connection_error', 'offline']);
+const UPSTREAM_RESULTS = new Set(['ok', 'timeout', 'connection_error', 'offline', 'body_too_large']);
 const SNAPSHOT_OUTCOMES = new Set(['ok', 'failed', 'skipped', 'corrupt', 'in_progress']);
 /** x-ratelimit-resource values GitHub documents; anything else is "other". */
 const RATE_LIMIT_RESOURCES = new Set([
@@ -224,7 +224,7 @@ export class PrometheusMetrics {
     // --- upstream ---
     this.upstreamLatency = new Histogram({
       name: 'github_mirror_upstream_request_seconds',
-      help: 'Time of one call to GitHub, by result (ok, timeout, connection_error, offline) and status class',
+      help: 'Time of one call to GitHub, by result (ok, timeout, connection_error, offline, body_too_large) and status class',
       labelNames: ['result', 'status_class'],
       buckets: LATENCY_BUCKETS,
       registers,

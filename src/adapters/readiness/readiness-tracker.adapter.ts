@@ -100,6 +100,13 @@ export class ReadinessTracker {
   private onUpstream(e: UpstreamCalledEvent): void {
     const now = this.now();
     this.lastCallAt = now;
+    if (e.result === 'body_too_large') {
+      // GitHub answered, with a body over upstream.maxBodyBytes: it is up.
+      this.upstreamState = 'ok';
+      this.lastOkAt = now;
+      this.failures = 0;
+      return;
+    }
     if (e.result === 'ok') {
       this.lastStatus = e.status;
       if (e.status !== undefined && e.status >= 500) {

@@ -60,8 +60,8 @@ export interface ResourceResolvedEvent {
 /** Every call to GitHub. */
 export interface UpstreamCalledEvent {
   name: typeof EventName.upstreamCalled;
-  /** ok (an HTTP answer), timeout, connection_error, offline. */
-  result: 'ok' | 'timeout' | 'connection_error' | 'offline';
+  /** ok (an HTTP answer), timeout, connection_error, offline, body_too_large (an answer over upstream.maxBodyBytes). */
+  result: 'ok' | 'timeout' | 'connection_error' | 'offline' | 'body_too_large';
   status?: number;
   /** Whether the call counted against the client's hourly quota (a 304 to an authenticated client does not). */
   countedAgainstQuota: boolean;

@@ -80,7 +80,13 @@ export class PassThrough {
     } catch (error) {
       if (isMirrorError(error, ErrorCode.REQUEST_BODY_TOO_LARGE)) throw error;
       const failure = classifyUpstreamFailure(error);
-      this.events.emit({ name: EventName.upstreamCalled, result: failure.result, countedAgainstQuota: false, conditional: false, durationMs: this.clock.now() - started });
+      this.events.emit({
+        name: EventName.upstreamCalled,
+        result: failure.result,
+        countedAgainstQuota: failure.answered && countsAgainstQuota(200, request.credential),
+        conditional: false,
+        durationMs: this.clock.now() - started,
+      });
       return { outcome: failure.miss, error: failure.error };
     }
   }

@@ -247,7 +247,7 @@ export class ResolveResource {
     try {
       response = await this.upstream.fetch({ method: 'GET', target: request.target, headers });
     } catch (error) {
-      return this.upstreamFailed(error, entry, conditional, started);
+      return this.upstreamFailed(key, error, entry, conditional, started, request.credential);
     }
     this.upstreamCalled(response, request, conditional, started);
 
@@ -333,10 +333,20 @@ export class ResolveResource {
     };
   }
 
-  private upstreamFailed(error: unknown, entry: CachedEntry | undefined, conditional: boolean, started: number): SharedResult {
+  private async upstreamFailed(
+    key: Slot,
+    error: unknown,
+    entry: CachedEntry | undefined,
+    conditional: boolean,
+    started: number,
+    credential: string | undefined,
+  ): Promise<SharedResult> {
     const failure = classifyUpstreamFailure(error);
-    this.events.emit({ name: EventName.upstreamCalled, result: failure.result, countedAgainstQuota: false, conditional, durationMs: this.clock.now() - started });
-    if (entry !== undefined) return this.stale(failure.hit, entry);
+    const countedAgainstQuota = failure.answered && countsAgainstQuota(200, credential);
+    this.events.emit({ name: EventName.upstreamCalled, result: failure.result, countedAgainstQuota, conditional, durationMs: this.clock.now() - started });
+    if (entry !== undefined && failure.hit !== undefined) return this.stale(failure.hit, entry);
+    // GitHub answered with a body the mirror does not hold: the entry is outdated, not a fallback
+    if (entry !== undefined) await this.forget(key);
     return { outcome: failure.miss, error: failure.error, fromCache: false };
   }
 
