@@ -188,6 +188,8 @@ export interface RestoreStartedEvent {
   trigger: string;
   store: string;
   backend: string;
+  /** empty: no entry at all (a fresh install too); unmarked: entries, but the mark of the last restore is gone. */
+  cause: 'empty' | 'unmarked';
 }
 
 export interface RestoreMarkFailedEvent {
