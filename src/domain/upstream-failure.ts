@@ -6,7 +6,7 @@
  * resource changed into one the mirror does not hold) and it is not reported as unreachable.
  */
 import type { Outcome } from './model.js';
-import { ErrorCode, isMirrorError, type MirrorFailure } from './errors.js';
+import { ErrorCode, describeError, isMirrorError, type MirrorFailure } from './errors.js';
 
 export interface UpstreamFailure {
   /** The outcome when a cached body is served instead; undefined = no cached body may be (the entry is outdated). */
@@ -20,8 +20,15 @@ export interface UpstreamFailure {
   answered: boolean;
 }
 
-/** Maps an UpstreamPort rejection to its outcomes: timeout, breaker open (offline), body too large, anything else unreachable. */
+/** Maps an UpstreamPort rejection to its outcomes; the failure carries the error's description as its cause (for the log). */
 export function classifyUpstreamFailure(error: unknown): UpstreamFailure {
+  const failure = classify(error);
+  failure.error.cause = describeError(error);
+  return failure;
+}
+
+/** Timeout, breaker open (offline), body too large, anything else unreachable. */
+function classify(error: unknown): UpstreamFailure {
   if (isMirrorError(error, ErrorCode.UPSTREAM_TIMEOUT)) {
     return {
       hit: 'API_TIMEOUT_HIT',

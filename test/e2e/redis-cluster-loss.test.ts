@@ -52,7 +52,7 @@ interface Load {
 /** CLIENTS loops of cached GETs over the KEYS resources until stopped. */
 function load(mirror: Mirror): Load {
   const started = performance.now();
-  const result: Load = { buckets: [], failed: 0, slowestMs: 0, stop: async () => undefined };
+  const result: Load = { buckets: [], failed: 0, slowestMs: 0, stop: () => Promise.resolve() };
   let running = true;
   const loops = Array.from({ length: CLIENTS }, async (_, c) => {
     for (let i = c; running; i += CLIENTS) {
@@ -124,7 +124,6 @@ test.serial('one master of three lost under load: no failed request, throughput 
   await Promise.all([victim.exited(), replica.exited()]);
   const breakersSeen = new Set<string>();
   let failAt: number | undefined;
-  let breakerOpenAfterFail: string | undefined;
   await waitFor(
     'cluster fail',
     async () => {
@@ -138,7 +137,7 @@ test.serial('one master of three lost under load: no failed request, throughput 
   );
   const partialRate = rate(redisLoad.buckets, killedAt, failAt as number);
   await sleep(2000);
-  breakerOpenAfterFail = (await readyz(onRedis)).breakers['cache'];
+  const breakerOpenAfterFail = (await readyz(onRedis)).breakers['cache'];
   await sleep(1000);
   await redisLoad.stop();
   const failRate = rate(redisLoad.buckets, (failAt as number) + 2, redisLoad.buckets.length);

@@ -108,9 +108,11 @@ export const proxyRoutesPlugin = definePlugin<ProxyRoutesOptions>(
     async function sendResolution(request: FastifyRequest, reply: FastifyReply, resolution: Resolution, publicBase: string): Promise<void> {
       request.mirror.outcome = resolution.outcome;
       if (resolution.error !== undefined) {
+        if (resolution.error.cause !== undefined) request.mirror.cause = resolution.error.cause;
         await sendFailure(reply, resolution.error, resolution);
         return;
       }
+      if (resolution.upstreamCause !== undefined) request.mirror.cause = resolution.upstreamCause;
       const out: Record<string, string> = { ...resolution.headers };
       if (out['link'] !== undefined) out['link'] = rewriter.rewriteHeader(out['link'], publicBase);
       if (out['location'] !== undefined) out['location'] = rewriter.rewriteHeader(out['location'], publicBase);
@@ -173,6 +175,7 @@ export const proxyRoutesPlugin = definePlugin<ProxyRoutesOptions>(
       const result = await options.passThrough.execute(passRequest);
       request.mirror.outcome = result.outcome;
       if (result.error !== undefined) {
+        if (result.error.cause !== undefined) request.mirror.cause = result.error.cause;
         await sendFailure(reply, result.error, { outcome: result.outcome, collapsed: false, fromCache: false });
         return;
       }

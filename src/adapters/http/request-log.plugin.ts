@@ -2,7 +2,8 @@
  * The access log (a fastify plugin): every request carries its outcome (`request.mirror`), and every
  * answer ends with one `http.request.completed` event and one log line — 5xx at warn, the rest at
  * info (log.level=warn keeps only the failures), probes and scrapes of the reserved paths at debug.
- * Token-like query parameters are masked in the logged path.
+ * An answer made because upstream failed says why (`cause`). Token-like query parameters are masked
+ * in the logged path.
  */
 import type { FastifyBaseLogger } from 'fastify';
 import type { Logger } from 'pino';
@@ -16,6 +17,8 @@ export interface RequestState {
   outcome: string;
   /** Set once a pass-through answer's body is being streamed from upstream. */
   streamingUpstream?: boolean;
+  /** Why upstream failed (a 502/504 the mirror made, or a stale answer served instead), logged as `cause`. */
+  cause?: string;
 }
 
 declare module 'fastify' {
@@ -69,6 +72,7 @@ export const requestLogPlugin = definePlugin<RequestLogOptions>({ name: REQUEST_
       if (length !== undefined) line.bytes = Number(length);
       const staleAge = reply.getHeader('x-cache-stale-age');
       if (staleAge !== undefined) line.staleAgeSeconds = Number(staleAge);
+      if (request.mirror.cause !== undefined) line.cause = request.mirror.cause;
       log[level](line, 'request');
     }
     done();
