@@ -7,7 +7,6 @@ import type { MirrorConfig } from '../config/index.js';
 import type { CachePort } from '../../domain/ports/cache.port.js';
 import type { ClockPort } from '../../domain/ports/clock.port.js';
 import type { LeasePort } from '../../domain/ports/lease.port.js';
-import type { Logger } from 'pino';
 import type { EventEmitter2Bus } from '../../adapters/events/eventemitter2-bus.adapter.js';
 import { MemoryCache } from '../../adapters/cache/memory/memory-cache.adapter.js';
 import { InstrumentedCache } from '../../adapters/cache/instrumented-cache.adapter.js';
@@ -39,13 +38,12 @@ export interface CacheWiring {
 export interface CacheWiringDeps {
   events: EventEmitter2Bus;
   clock: ClockPort;
-  logger: Logger;
   /** Replaces the backend (tests). */
   override?: CachePort;
 }
 
 export function buildCache(config: MirrorConfig, deps: CacheWiringDeps): CacheWiring {
-  const { events, clock, logger } = deps;
+  const { events, clock } = deps;
   const memory = new MemoryCache({ maxBytes: config.cache.memory.maxBytes, clock });
   if (deps.override !== undefined || config.cache.backend !== 'redis') {
     const backend = deps.override ?? memory;
@@ -66,10 +64,9 @@ export function buildCache(config: MirrorConfig, deps: CacheWiringDeps): CacheWi
     ...(config.cache.redis.readerUrl ? { readerUrl: config.cache.redis.readerUrl } : {}),
     keyPrefix: config.cache.redis.keyPrefix,
     events,
-    logger,
     clock,
   });
-  const breaker = new BreakerCache(redis, memory, { ...config.cache.breaker, events, logger, clock });
+  const breaker = new BreakerCache(redis, memory, { ...config.cache.breaker, events, clock });
   return {
     port: new InstrumentedCache(breaker, events),
     backend: breaker,

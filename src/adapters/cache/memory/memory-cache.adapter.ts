@@ -1,3 +1,4 @@
+/** CachePort in process memory: bounded by bytes, least recently used first out; the fallback tier behind Redis. */
 import type { CachePort, CacheStatsPort } from '../../../domain/ports/cache.port.js';
 import type { ClockPort } from '../../../domain/ports/clock.port.js';
 import { systemClock } from '../../clock/system-clock.adapter.js';

@@ -9,7 +9,7 @@
 import calculateSlot from 'cluster-key-slot';
 import type { Cluster, Redis } from 'ioredis';
 import type { CacheDumpPort, DumpedEntry } from '../../../domain/ports/cache-dump.port.js';
-import { CODEC_VERSION } from './entry-codec.js';
+import { CODEC_VERSION } from '../entry-codec.js';
 
 /** Same codec bytes as the memory dump's payloads, so snapshots move between the two backends. */
 export const REDIS_ENTRY_FORMAT = `mirror-entry-v${CODEC_VERSION}`;
