@@ -14,6 +14,7 @@ export const EventName = {
   cacheError: 'cache.error',
   cacheCorrupt: 'cache.corrupt',
   cacheConnection: 'cache.connection',
+  cacheCluster: 'cache.cluster',
   cacheConnectionError: 'cache.connection_error',
   cacheMisconfigured: 'cache.misconfigured',
   cacheStatsFailed: 'cache.stats_failed',
@@ -133,6 +134,20 @@ export interface CacheConnectionEvent {
 }
 
 /**
+ * A Redis Cluster losing part of itself: a master that stopped answering (commands for its slots fail
+ * at once and are served from the fallback, call by call) or answers again; the cluster saying it is
+ * down (CLUSTERDOWN: the whole cache counts as not ready) or ok again.
+ */
+export interface CacheClusterEvent {
+  name: typeof EventName.cacheCluster;
+  backend: string;
+  state: 'node_unreachable' | 'node_back' | 'down' | 'ok';
+  /** node_*: the master, host:port. */
+  node?: string;
+  endpoint: string;
+}
+
+/**
  * A connection-level failure of a shared cache backend (no command failed by it alone; those are
  * cache.error). Frequent while the backend is down: the log subscriber throttles them.
  */
@@ -172,6 +187,8 @@ export interface BreakerChangedEvent {
   previous?: 'closed' | 'open' | 'half_open';
   /** Cache breakers: the backend serving from now on. */
   backend?: string;
+  /** Cache breakers: the state it starts in (a primary not connected yet at construction), not a change seen while serving. */
+  initial?: boolean;
   /** Cache breakers, on closing: how long it was not closed. */
   outageMs?: number;
 }
@@ -335,6 +352,7 @@ export interface DomainEventMap {
   [EventName.cacheError]: CacheErrorEvent;
   [EventName.cacheCorrupt]: CacheCorruptEvent;
   [EventName.cacheConnection]: CacheConnectionEvent;
+  [EventName.cacheCluster]: CacheClusterEvent;
   [EventName.cacheConnectionError]: CacheConnectionErrorEvent;
   [EventName.cacheMisconfigured]: CacheMisconfiguredEvent;
   [EventName.cacheStatsFailed]: CacheStatsFailedEvent;
