@@ -55,6 +55,8 @@ export interface PrometheusMetricsOptions {
   now?: () => number;
   /** Width of the `github_mirror_rate_limit_remaining_min` window (default 5 minutes). */
   rateLimitWindowMs?: number;
+  /** The breakers' state now, read at scrape time: `github_mirror_breaker_state` is there from the first scrape, not from the first change. */
+  breakers?: Readonly<Record<string, () => BreakerChangedEvent['state']>>;
 }
 
 interface Observer {
@@ -255,11 +257,15 @@ export class PrometheusMetrics {
       labelNames: ['scope'],
       registers,
     });
+    const breakerSources = Object.entries(options.breakers ?? {});
     this.breakerState = new Gauge({
       name: 'github_mirror_breaker_state',
       help: 'Circuit breaker state: 1 for the current state (closed, open, half_open) of each breaker, 0 for the others',
       labelNames: ['breaker', 'state'],
       registers,
+      collect() {
+        for (const [breaker, state] of breakerSources) self.onBreakerChanged({ name: EventName.breakerChanged, breaker, state: state() });
+      },
     });
 
     // --- snapshots ---

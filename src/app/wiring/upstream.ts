@@ -10,7 +10,7 @@ import type { ClockPort } from '../../domain/ports/clock.port.js';
 import type { EventBusPort } from '../../domain/ports/event-bus.port.js';
 import type { KeyHasherPort } from '../../domain/ports/key-hasher.port.js';
 import { UndiciUpstream } from '../../adapters/github/undici-upstream.adapter.js';
-import { UpstreamBreaker } from '../../adapters/github/upstream-breaker.adapter.js';
+import { UpstreamBreaker, type UpstreamBreakerState } from '../../adapters/github/upstream-breaker.adapter.js';
 import { SecondaryLimitGate } from '../../adapters/github/secondary-limit-gate.adapter.js';
 
 /** The chain as the app holds it: the port, plus closing its connections (gracefully or at once). */
@@ -20,6 +20,8 @@ export interface UpstreamWiring {
   close(): Promise<void>;
   /** Closes the pool now, cutting calls in flight (the end of the shutdown grace period). */
   destroy(): Promise<void>;
+  /** The upstream breaker's state now, when it is on (for /readyz and /metrics before any change is heard). */
+  breakers: Record<string, () => UpstreamBreakerState>;
 }
 
 export interface UpstreamWiringDeps {
@@ -40,5 +42,6 @@ export function buildUpstream(config: MirrorConfig, deps: UpstreamWiringDeps): U
   const { enabled, ...breakerOptions } = config.upstream.breaker;
   const guarded = enabled ? new UpstreamBreaker(undici, deps.events, breakerOptions) : undici;
   const gate = new SecondaryLimitGate(guarded, deps.keys, deps.clock);
-  return { port: gate, close: () => gate.close(), destroy: () => gate.destroy() };
+  const breakers: UpstreamWiring['breakers'] = guarded instanceof UpstreamBreaker ? { upstream: () => guarded.state } : {};
+  return { port: gate, close: () => gate.close(), destroy: () => gate.destroy(), breakers };
 }
