@@ -101,33 +101,40 @@ test.serial('one master of three lost under load: no failed request, throughput 
     for (let i = 0; i < KEYS; i++) await (await fetch(`${mirror.url}/repos/o/r${i}`, { headers: { authorization: 'token loss' } })).arrayBuffer();
   }
 
-  const memoryLoad = load(onMemory);
-  await sleep(3000);
-  await memoryLoad.stop();
-  const memoryRate = rate(memoryLoad.buckets, 2, 12);
+  // warm-up under load (JIT, connections), not counted
+  for (const mirror of [onRedis, onMemory]) {
+    const warmUp = load(mirror);
+    await sleep(1000);
+    await warmUp.stop();
+  }
 
   const masters = await cluster.masterPorts();
   const byPort = new Map(cluster.nodes.map((n) => [n.port, n]));
   const victim = byPort.get(masters[0] as number) as RedisProcess;
-  const myId = (await victim.cli('CLUSTER', 'NODES')).split('\n').find((l) => l.includes('myself'))?.split(' ')[0] as string;
-  const replicaLine = (await victim.cli('CLUSTER', 'NODES')).split('\n').find((l) => l.includes('slave') && l.includes(myId)) as string;
+  const nodesSeen = await victim.cli('CLUSTER', 'NODES');
+  const myId = nodesSeen.split('\n').find((l) => l.includes('myself'))?.split(' ')[0] as string;
+  const replicaLine = nodesSeen.split('\n').find((l) => l.includes('slave') && l.includes(myId)) as string;
   const replica = byPort.get(Number(replicaLine.split(' ')[1]?.split('@')[0]?.split(':')[1])) as RedisProcess;
   const survivor = byPort.get(masters[1] as number) as RedisProcess;
 
+  const codes = new Map<string, number>();
+  onRedis.bus.on('cache.error', (e) => {
+    const what = `${e.code}: ${e.message.slice(0, 60)}`;
+    codes.set(what, (codes.get(what) ?? 0) + 1);
+  });
+  // the same load on both mirrors at the same time: the machine's noise hits both alike
+  const memoryLoad = load(onMemory);
   const redisLoad = load(onRedis);
   await sleep(2000);
-  const healthyRate = rate(redisLoad.buckets, 2, 8);
   const killedAt = redisLoad.buckets.length;
   // the master and its replica: its slots stay unreachable (no failover), then the cluster is `fail`
   replica.kill('SIGKILL');
   victim.kill('SIGKILL');
   await Promise.all([victim.exited(), replica.exited()]);
-  const breakersSeen = new Set<string>();
   let failAt: number | undefined;
   await waitFor(
     'cluster fail',
     async () => {
-      breakersSeen.add((await readyz(onRedis)).breakers['cache'] ?? 'none');
       if ((await clusterState(survivor)) !== 'fail') return false;
       failAt ??= redisLoad.buckets.length;
       return true;
@@ -135,21 +142,30 @@ test.serial('one master of three lost under load: no failed request, throughput 
     30_000,
     100,
   );
-  const partialRate = rate(redisLoad.buckets, killedAt, failAt as number);
+  const failedAt = failAt as number;
   await sleep(2000);
-  const breakerOpenAfterFail = (await readyz(onRedis)).breakers['cache'];
+  const breakerAfterFail = (await readyz(onRedis)).breakers['cache'];
   await sleep(1000);
-  await redisLoad.stop();
-  const failRate = rate(redisLoad.buckets, (failAt as number) + 2, redisLoad.buckets.length);
+  await Promise.all([redisLoad.stop(), memoryLoad.stop()]);
+  const end = Math.min(redisLoad.buckets.length, memoryLoad.buckets.length);
+  const phases = {
+    healthy: [2, killedAt],
+    partial: [killedAt, failedAt],
+    fail: [failedAt + 2, end],
+  } as const;
+  const rates = Object.fromEntries(
+    Object.entries(phases).map(([phase, [from, to]]) => [phase, { redis: rate(redisLoad.buckets, from, to), memory: rate(memoryLoad.buckets, from, to) }]),
+  ) as Record<keyof typeof phases, { redis: number; memory: number }>;
 
-  t.log(`memory backend: ${memoryRate.toFixed(0)} rps`);
-  t.log(`redis cluster healthy: ${healthyRate.toFixed(0)} rps`);
-  t.log(`one master lost, cluster still ok (${(((failAt as number) - killedAt) / 4).toFixed(2)} s): ${partialRate.toFixed(0)} rps`);
-  t.log(`cluster_state fail: ${failRate.toFixed(0)} rps; cache breaker 2 s after: ${breakerOpenAfterFail}`);
-  t.log(`failed requests: ${redisLoad.failed}; slowest answer ${redisLoad.slowestMs.toFixed(0)} ms; per 250 ms after the kill: ${redisLoad.buckets.slice(killedAt).join(',')}`);
+  t.log([...codes].map(([what, count]) => `${count} × ${what}`).join('\n'));
+  for (const [phase, { redis, memory }] of Object.entries(rates)) {
+    t.log(`${phase}: redis cluster ${redis.toFixed(0)} rps, memory backend ${memory.toFixed(0)} rps (ratio ${(redis / memory).toFixed(2)})`);
+  }
+  t.log(`one master lost before cluster_state fail: ${((failedAt - killedAt) / 4).toFixed(2)} s; cache breaker 2 s after fail: ${breakerAfterFail}`);
+  t.log(`failed requests: ${redisLoad.failed}; slowest answer ${redisLoad.slowestMs.toFixed(0)} ms; redis per 250 ms from the kill: ${redisLoad.buckets.slice(killedAt).join(',')}`);
 
   t.is(redisLoad.failed, 0, 'no request failed');
-  t.true(partialRate >= memoryRate / 2, `partial loss ${partialRate.toFixed(0)} rps vs memory ${memoryRate.toFixed(0)} rps`);
-  t.true(failRate >= memoryRate / 2, `cluster fail ${failRate.toFixed(0)} rps vs memory ${memoryRate.toFixed(0)} rps`);
-  t.is(breakerOpenAfterFail, 'open', 'a cluster in fail state opens the cache breaker');
+  t.true(rates.partial.redis >= rates.partial.memory / 2, 'one master lost: within 2x of the memory backend');
+  t.true(rates.fail.redis >= rates.fail.memory / 2, 'cluster fail: within 2x of the memory backend');
+  t.is(breakerAfterFail, 'open', 'a cluster in fail state opens the cache breaker');
 });
