@@ -84,7 +84,7 @@ export function buildContainer(config: MirrorConfig, logger: Logger, overrides: 
     once((r) => buildCache(config, { events: bus(r), clock: clock(r), ...(overrides.cache ? { override: overrides.cache } : {}) })),
   );
   c.register(TOKENS.Cache, once((r) => cache(r).port));
-  c.register(TOKENS.Upstream, once((r) => buildUpstream(config, { events: bus(r), keys: keys(r), clock: clock(r) })));
+  c.register(TOKENS.Upstream, once((r) => buildUpstream(config, { events: bus(r), keys: keys(r), clock: clock(r), logger, governorBackend: cache(r).governor })));
   c.register(
     TOKENS.ResolveResource,
     once(

@@ -6,7 +6,7 @@
  * resource changed into one the mirror does not hold) and it is not reported as unreachable.
  */
 import type { Outcome } from './model.js';
-import { ErrorCode, describeError, isMirrorError, type MirrorFailure } from './errors.js';
+import { ErrorCode, GovernorWaitExceeded, describeError, isMirrorError, type MirrorFailure } from './errors.js';
 
 export interface UpstreamFailure {
   /** The outcome when a cached body is served instead; undefined = no cached body may be (the entry is outdated). */
@@ -15,7 +15,7 @@ export interface UpstreamFailure {
   /** What the mirror answers when nothing cached can be served. */
   error: MirrorFailure;
   /** The `upstream.called` event's result. */
-  result: 'timeout' | 'connection_error' | 'offline' | 'body_too_large';
+  result: 'timeout' | 'connection_error' | 'offline' | 'refused' | 'body_too_large';
   /** GitHub did answer (the call counted against the quota). */
   answered: boolean;
 }
@@ -27,8 +27,19 @@ export function classifyUpstreamFailure(error: unknown): UpstreamFailure {
   return failure;
 }
 
-/** Timeout, breaker open (offline), body too large, anything else unreachable. */
+/** Governor refusal (rate limited), timeout, breaker open (offline), body too large, anything else unreachable. */
 function classify(error: unknown): UpstreamFailure {
+  if (isMirrorError(error, ErrorCode.GOVERNOR_WAIT_EXCEEDED)) {
+    // the upstream governor kept the call back too long (secondary limits): a rate limit of the mirror's own
+    const retryAfterSeconds = error instanceof GovernorWaitExceeded ? error.retryAfterSeconds : 1;
+    return {
+      hit: 'RATE_LIMITED_HIT',
+      miss: 'RATE_LIMITED_MISS',
+      error: { code: ErrorCode.GOVERNOR_WAIT_EXCEEDED, message: error.message, retryAfterSeconds },
+      result: 'refused',
+      answered: false,
+    };
+  }
   if (isMirrorError(error, ErrorCode.UPSTREAM_TIMEOUT)) {
     return {
       hit: 'API_TIMEOUT_HIT',

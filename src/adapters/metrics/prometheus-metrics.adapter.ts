@@ -13,6 +13,7 @@ import { ALL_OUTCOMES } from '../../domain/model.js';
 import type { CacheStatsPort } from '../../domain/ports/cache.port.js';
 import { SlidingMinimum } from './sliding-minimum.js';
 import { FastHistogram, type FastHistogramChild } from './fast-histogram.js';
+import { GovernorMetrics } from './governor-metrics.js';
 
 /**
  * Buckets of `request_latency_seconds` and `github_mirror_upstream_request_seconds` (seconds): fine from
@@ -70,7 +71,7 @@ interface Incrementer {
 const OUTCOME_VALUES = new Set<string>([...ALL_OUTCOMES, 'NONE']);
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 const BREAKER_STATES = ['closed', 'open', 'half_open'] as const;
-const UPSTREAM_RESULTS = new Set(['ok', 'timeout', 'connection_error', 'offline', 'body_too_large']);
+const UPSTREAM_RESULTS = new Set(['ok', 'timeout', 'connection_error', 'offline', 'refused', 'body_too_large']);
 const SNAPSHOT_OUTCOMES = new Set(['ok', 'failed', 'skipped', 'corrupt', 'in_progress']);
 /** x-ratelimit-resource values GitHub documents; anything else is "other". */
 const RATE_LIMIT_RESOURCES = new Set([
@@ -123,6 +124,7 @@ export class PrometheusMetrics {
   private readonly rateLimitWindowMs: number;
 
   private readonly coalesced: Counter<'scope'>;
+  private readonly governor: GovernorMetrics;
   private readonly breakerState: Gauge<'breaker' | 'state'>;
   private readonly backends: Set<string>;
   private lastBackend: string | undefined;
@@ -226,7 +228,7 @@ export class PrometheusMetrics {
     // --- upstream ---
     this.upstreamLatency = new Histogram({
       name: 'github_mirror_upstream_request_seconds',
-      help: 'Time of one call to GitHub, by result (ok, timeout, connection_error, offline, body_too_large) and status class',
+      help: 'Time of one call to GitHub, by result (ok, timeout, connection_error, offline, refused, body_too_large) and status class',
       labelNames: ['result', 'status_class'],
       buckets: LATENCY_BUCKETS,
       registers,
@@ -257,6 +259,7 @@ export class PrometheusMetrics {
       labelNames: ['scope'],
       registers,
     });
+    this.governor = new GovernorMetrics(registers, this.now);
     const breakerSources = Object.entries(options.breakers ?? {});
     this.breakerState = new Gauge({
       name: 'github_mirror_breaker_state',
@@ -339,6 +342,9 @@ export class PrometheusMetrics {
       this.cacheCorrupt.inc({ backend: this.bounded('backend', event.backend) });
     });
     on(EventName.breakerChanged, (event) => this.onBreakerChanged(event));
+    on(EventName.governorDecided, (event) => this.governor.onDecided(event));
+    on(EventName.governorQueue, (event) => this.governor.onQueue(event));
+    on(EventName.governorHold, (event) => this.governor.onHold(event));
     on(EventName.backendChanged, (event) => {
       this.lastBackend = this.bounded('backend', event.backend);
     });

@@ -16,6 +16,40 @@ export interface ConfigSchemaTree {
   [name: string]: ConfigKeySpec | ConfigSchemaTree;
 }
 
+/** upstream.governor (issue 15): GitHub's secondary rate limits per credential, shared by the fleet. */
+const governorSchema = {
+  enabled: {
+    doc: 'Upstream governor: keeps each credential under GitHub\'s secondary rate limits across every replica (through Redis with the redis backend). Off = no concurrency, points or spacing limits; Retry-After holds still apply.',
+    format: 'flag',
+    default: true,
+    env: 'MIRROR_UPSTREAM_GOVERNOR_ENABLED',
+  },
+  maxConcurrent: {
+    doc: 'Most calls in flight to GitHub per credential, fleet-wide (GitHub allows 100, REST and GraphQL together).',
+    format: 'positive-int',
+    default: 50,
+    env: 'MIRROR_UPSTREAM_GOVERNOR_MAX_CONCURRENT',
+  },
+  pointsPerMinute: {
+    doc: 'Most points per credential in any minute, fleet-wide: GET/HEAD/OPTIONS cost 1, other methods 5 (GitHub allows 900 for REST).',
+    format: 'positive-int',
+    default: 800,
+    env: 'MIRROR_UPSTREAM_GOVERNOR_POINTS_PER_MINUTE',
+  },
+  writeSpacingMs: {
+    doc: 'Least time between two writes (methods other than GET/HEAD/OPTIONS) of a credential, fleet-wide; GitHub asks for 1 s. 0 = no spacing.',
+    format: 'non-negative-int',
+    default: 1000,
+    env: 'MIRROR_UPSTREAM_GOVERNOR_WRITE_SPACING_MS',
+  },
+  maxWaitMs: {
+    doc: 'Longest a call over budget waits for its turn (first come, first served per credential); then 429 GOVERNOR_WAIT_EXCEEDED with Retry-After, or the cached body (RATE_LIMITED_HIT). 0 = never wait.',
+    format: 'non-negative-int',
+    default: 10000,
+    env: 'MIRROR_UPSTREAM_GOVERNOR_MAX_WAIT_MS',
+  },
+} satisfies ConfigSchemaTree;
+
 export const configSchema = {
   server: {
     port: {
@@ -162,6 +196,7 @@ export const configSchema = {
         env: 'MIRROR_UPSTREAM_BREAKER_RESET_TIMEOUT_MS',
       },
     },
+    governor: governorSchema,
   },
   cache: {
     backend: {

@@ -14,6 +14,7 @@ import { RedisCache } from '../../adapters/cache/redis/redis-cache.adapter.js';
 import { BreakerCache, type BreakerState } from '../../adapters/cache/breaker/breaker-cache.adapter.js';
 import { BreakerAwareLease } from '../../adapters/lease/breaker-lease.adapter.js';
 import { RedisLease } from '../../adapters/lease/redis-lease.adapter.js';
+import type { SharedGovernorBackend } from '../../adapters/governor/create-governor.js';
 import { cacheStatsOf } from '../../adapters/metrics/prometheus-metrics.adapter.js';
 import { redisConnectionOptions } from './redis-options.js';
 import { NO_LIFECYCLE, type Lifecycle } from './lifecycle.js';
@@ -29,6 +30,8 @@ export interface CacheWiring {
   stats: (() => Promise<{ entries: number; bytes: number }>) | undefined;
   /** Shared flight leases for cross-replica coalescing (Redis backend only). */
   flights: LeasePort | undefined;
+  /** Where the upstream governor counts fleet-wide (Redis backend only; memory otherwise). */
+  governor: SharedGovernorBackend | undefined;
   /** Names of the backends /metrics lists (0 for the one not in use). */
   backends: string[];
   /** Opens and closes the backend's connections. */
@@ -55,6 +58,7 @@ export function buildCache(config: MirrorConfig, deps: CacheWiringDeps): CacheWi
       memory,
       stats: cacheStatsOf(backend),
       flights: undefined,
+      governor: undefined,
       backends: [backend.backend],
       lifecycle: NO_LIFECYCLE,
       breakers: {},
@@ -76,6 +80,7 @@ export function buildCache(config: MirrorConfig, deps: CacheWiringDeps): CacheWi
     memory,
     stats: cacheStatsOf(breaker),
     flights: new BreakerAwareLease(new RedisLease({ client: redis.client, keyPrefix: config.cache.redis.keyPrefix }), () => breaker.breakerState === 'closed'),
+    governor: { client: redis.client, keyPrefix: config.cache.redis.keyPrefix, available: () => breaker.breakerState === 'closed', cacheEvents: events },
     backends: ['redis', 'memory'],
     breakers: { cache: () => breaker.breakerState },
     lifecycle: {

@@ -46,6 +46,9 @@ export const EventName = {
   snapshotStopIncomplete: 'snapshot.stop_incomplete',
   /** The snapshot schedule met an error it did not expect (the next tick is scheduled anyway). */
   snapshotScheduleFailed: 'snapshot.schedule_failed',
+  governorDecided: 'governor.decided',
+  governorQueue: 'governor.queue_changed',
+  governorHold: 'governor.hold',
 } as const;
 
 /** One per resolved GET/HEAD. */
@@ -66,8 +69,11 @@ export interface ResourceResolvedEvent {
 /** Every call to GitHub. */
 export interface UpstreamCalledEvent {
   name: typeof EventName.upstreamCalled;
-  /** ok (an HTTP answer), timeout, connection_error, offline, body_too_large (an answer over upstream.maxBodyBytes). */
-  result: 'ok' | 'timeout' | 'connection_error' | 'offline' | 'body_too_large';
+  /**
+   * ok (an HTTP answer), timeout, connection_error, offline, refused (the upstream governor kept it
+   * back), body_too_large (an answer over upstream.maxBodyBytes).
+   */
+  result: 'ok' | 'timeout' | 'connection_error' | 'offline' | 'refused' | 'body_too_large';
   status?: number;
   /** Whether the call counted against the client's hourly quota (a 304 to an authenticated client does not). */
   countedAgainstQuota: boolean;
@@ -343,6 +349,33 @@ export interface SnapshotScheduleFailedEvent {
   error: unknown;
 }
 
+/** The upstream governor's answer to one call that was about to leave for GitHub. */
+export interface GovernorDecidedEvent {
+  name: typeof EventName.governorDecided;
+  /** admitted (sent), refused (waited upstream.governor.maxWaitMs in vain), held (GitHub asked the credential to wait). */
+  result: 'admitted' | 'refused' | 'held';
+  /** Time the call waited for its turn. */
+  waitedMs: number;
+  write: boolean;
+}
+
+/** Calls waiting for their turn in this replica's governor, after a change. */
+export interface GovernorQueueEvent {
+  name: typeof EventName.governorQueue;
+  depth: number;
+}
+
+/** A credential held: GitHub asked it to wait (seen by this replica, or learnt from the shared store). */
+export interface GovernorHoldEvent {
+  name: typeof EventName.governorHold;
+  /** The credential's partition (a keyed hash, never the credential); never a metric label. */
+  partition: string;
+  /** Time left on the hold. */
+  holdMs: number;
+  /** answer: this replica saw GitHub's refusal; store: another replica (or an earlier call) did. */
+  source: 'answer' | 'store';
+}
+
 /** Which event each name carries: the bus adapter types its listeners with it. */
 export interface DomainEventMap {
   [EventName.resourceResolved]: ResourceResolvedEvent;
@@ -374,6 +407,9 @@ export interface DomainEventMap {
   [EventName.snapshotConnectionFailed]: SnapshotConnectionFailedEvent;
   [EventName.snapshotStopIncomplete]: SnapshotStopIncompleteEvent;
   [EventName.snapshotScheduleFailed]: SnapshotScheduleFailedEvent;
+  [EventName.governorDecided]: GovernorDecidedEvent;
+  [EventName.governorQueue]: GovernorQueueEvent;
+  [EventName.governorHold]: GovernorHoldEvent;
 }
 
 export type DomainEventName = keyof DomainEventMap;
