@@ -63,7 +63,7 @@ export function subscribeSnapshotLogs(bus: Pick<EventEmitter2Bus, 'on'>, log: Sn
     bus.on(EventName.restoreCompleted, (e) => {
       // the other outcomes are one snapshot tried: snapshot.rejected and snapshot.restore_failed say those
       if (e.outcome === 'ok') {
-        const fields = { store: e.store, snapshotId: e.snapshotId, restored: e.restored, expired: e.expired, present: e.present, entries: e.entries };
+        const fields = { store: e.store, snapshotId: e.snapshotId, restored: e.restored, evicted: e.evicted, expired: e.expired, present: e.present, entries: e.entries };
         log.info({ ...fields, durationMs: Math.round(e.durationMs), rejected: e.rejected }, 'snapshot restored');
       } else if (e.outcome === 'skipped') log.info({ store: e.store, reason: e.reason }, `restore skipped: ${e.reason}`);
     }),

@@ -241,8 +241,10 @@ export interface SnapshotEvent {
   reason?: string;
   /** Restore: entries in the snapshot being restored (for progress). */
   total?: number;
-  /** Restore: entries written into the cache (`entries` counts every entry read). */
+  /** Restore: entries written into the cache and still there (`entries` counts every entry read). */
   restored?: number;
+  /** Restore: entries the cache dropped to make room while it ran (a memory cache smaller than the snapshot). */
+  evicted?: number;
   /** Restore: entries skipped because their TTL ran out since the snapshot. */
   expired?: number;
   /** Restore: entries skipped because the cache already held that key (never overwritten). */
