@@ -3,9 +3,11 @@
  * answer ends with one `http.request.completed` event and one log line — 5xx at warn, the rest at
  * info (log.level=warn keeps only the failures), probes and scrapes of the reserved paths at debug.
  * An answer made because upstream failed says why (`cause`). Token-like query parameters are masked
- * in the logged path.
+ * in the logged path. The requests not answered yet are listed by `app.mirrorInFlight()` (what a
+ * shutdown cut at the end of its grace period).
  */
-import type { FastifyBaseLogger } from 'fastify';
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { EventBusPort } from '../../domain/ports/event-bus.port.js';
 import { EventName } from '../../domain/events/events.js';
@@ -21,9 +23,23 @@ export interface RequestState {
   cause?: string;
 }
 
+/** A request not answered yet, as a shutdown that cuts it reports it. */
+export interface InFlightRequest {
+  method: string;
+  /** Token-like query parameters masked. */
+  path: string;
+  /** Time since it arrived. */
+  ms: number;
+  outcome: string;
+}
+
 declare module 'fastify' {
   interface FastifyRequest {
     mirror: RequestState;
+  }
+  interface FastifyInstance {
+    /** The requests not answered yet (oldest first). */
+    mirrorInFlight(): InFlightRequest[];
   }
 }
 
@@ -45,11 +61,27 @@ export const requestLogPlugin = definePlugin<RequestLogOptions>({ name: REQUEST_
   requireOption(REQUEST_LOG_PLUGIN, isLevelAware(app.log), 'the server logger must be a pino logger (isLevelEnabled)');
 
   app.decorateRequest('mirror', null as unknown as RequestState);
+  const inFlight = new Map<FastifyRequest, number>();
+  app.decorate('mirrorInFlight', (): InFlightRequest[] => {
+    const now = performance.now();
+    return [...inFlight].map(([request, since]) => ({
+      method: request.method,
+      path: safePath(request.raw.url),
+      ms: Math.round(now - since),
+      outcome: request.mirror.outcome,
+    }));
+  });
   app.addHook('onRequest', (request, _reply, done) => {
     request.mirror = { outcome: 'NONE' };
+    inFlight.set(request, performance.now());
+    done();
+  });
+  app.addHook('onRequestAbort', (request, done) => {
+    inFlight.delete(request);
     done();
   });
   app.addHook('onResponse', (request, reply, done) => {
+    inFlight.delete(request);
     const status = reply.statusCode;
     options.events.emit({
       name: EventName.httpCompleted,
