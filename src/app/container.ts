@@ -126,11 +126,18 @@ export function buildContainer(config: MirrorConfig, logger: Logger, overrides: 
         ...(wiring.stats ? { cacheStats: wiring.stats } : {}),
         activeBackend: () => wiring.port.backend,
         backends: wiring.backends,
+        breakers: { ...wiring.breakers, ...r.resolve<UpstreamWiring>(TOKENS.Upstream).breakers },
         ...(config.snapshot.store === 'none' ? {} : { snapshot: { store: config.snapshot.store, intervalSeconds: config.snapshot.intervalSeconds } }),
       });
     }),
   );
-  c.register(TOKENS.Readiness, once((r) => new Readiness(cache(r).port, new ReadinessTracker(bus(r)), config.upstream.url)));
+  c.register(
+    TOKENS.Readiness,
+    once((r) => {
+      const breakers = { ...cache(r).breakers, ...r.resolve<UpstreamWiring>(TOKENS.Upstream).breakers };
+      return new Readiness(cache(r).port, new ReadinessTracker(bus(r), Date.now, breakers), config.upstream.url);
+    }),
+  );
   c.register(
     TOKENS.Snapshots,
     once((r) => {

@@ -18,6 +18,8 @@ interface ResolutionCommon {
   ttlSeconds?: number;
   /** The answer carries a cached entry's body (the body is the entry's, URLs in it still upstream's). */
   fromCache: boolean;
+  /** Why upstream failed when a cached body was served instead (for the log; never sent). */
+  upstreamCause?: string;
 }
 
 /** An answer to relay: the status GitHub gave (or the entry kept), its headers and body. */

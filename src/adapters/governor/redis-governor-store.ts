@@ -115,6 +115,12 @@ export class RedisGovernorStore implements GovernorStore {
   private readonly suspendMs: number;
   private suspendedUntil = 0;
   private failing = false;
+  /**
+   * Slots that may be taken in Redis but could not be given back: an acquire whose reply was lost (a
+   * command timeout after the script ran), a release while Redis was not usable. Given back at the
+   * next call that succeeds, so fleet-wide concurrency is not eaten by slots waiting out their lease.
+   */
+  private readonly orphans = new Map<string, string>();
 
   constructor(private readonly options: RedisGovernorStoreOptions) {
     this.client = options.client as Redis & GovernorCommands;
@@ -161,6 +167,7 @@ export class RedisGovernorStore implements GovernorStore {
       );
     } catch (error) {
       this.failed(error);
+      this.orphan(call.partition, slotId);
       return fallback.tryAcquireNow(call, slotId);
     }
     this.succeeded();
@@ -180,14 +187,22 @@ export class RedisGovernorStore implements GovernorStore {
   }
 
   async release(slot: SlotRef, sent: boolean): Promise<void> {
-    if (!this.usable()) return; // the slot's lease lapses on its own
+    if (!this.usable()) {
+      this.orphan(slot.partition, slot.slotId); // given back once Redis answers again (else its lease lapses)
+      return;
+    }
     const keys = this.keysOf(slot.partition);
     try {
       await this.client.mirrorGovernorRelease(keys.slots, keys.points, slot.slotId, String(slot.bucket), sent ? '0' : String(slot.points));
       this.succeeded();
     } catch (error) {
       this.failed(error);
+      this.orphan(slot.partition, slot.slotId);
     }
+  }
+
+  private orphan(partition: string, slotId: string): void {
+    if (this.orphans.size < 10_000) this.orphans.set(slotId, partition);
   }
 
   async hold(partition: string, ms: number): Promise<void> {
@@ -223,5 +238,13 @@ export class RedisGovernorStore implements GovernorStore {
 
   private succeeded(): void {
     this.failing = false;
+    if (this.orphans.size === 0) return;
+    const orphans = [...this.orphans];
+    this.orphans.clear();
+    for (const [slotId, partition] of orphans) {
+      const keys = this.keysOf(partition);
+      // best effort: a slot that was never taken is a no-op; one that fails again lapses with its lease
+      this.client.mirrorGovernorRelease(keys.slots, keys.points, slotId, '0', '0').catch(() => undefined);
+    }
   }
 }

@@ -9,7 +9,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { UserCheckFailed } from '../../domain/use-cases/admit-client.js';
-import { ErrorCode, GovernorWaitExceeded, isMirrorError, type MirrorFailure } from '../../domain/errors.js';
+import { ErrorCode, GovernorWaitExceeded, describeError, isMirrorError, type MirrorFailure } from '../../domain/errors.js';
 import { errorJson, statusForCode } from './errors.js';
 import { cacheStatusValue, type CacheStatusFacts } from './cache-status.js';
 import { definePlugin } from './plugin.js';
@@ -60,6 +60,7 @@ export const errorsPlugin = definePlugin({ name: ERRORS_PLUGIN, dependencies: [R
         ? { code: ErrorCode.UPSTREAM_TIMEOUT, message: 'GitHub did not answer in time' }
         : { code: ErrorCode.UPSTREAM_UNREACHABLE, message: 'GitHub closed the connection in the middle of the answer' };
       request.mirror.outcome = outcome;
+      request.mirror.cause = describeError(error);
       for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name);
       void sendFailure(reply, failure, { outcome, collapsed: false, fromCache: false });
       return;

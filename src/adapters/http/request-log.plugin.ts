@@ -2,15 +2,19 @@
  * The access log (a fastify plugin): every request carries its outcome (`request.mirror`), and every
  * answer ends with one `http.request.completed` event and one log line — 5xx at warn, the rest at
  * info (log.level=warn keeps only the failures), probes and scrapes of the reserved paths at debug.
- * Token-like query parameters are masked in the logged path.
+ * An answer made because upstream failed says why (`cause`). Token-like query parameters are masked
+ * in the logged path. The requests not answered yet are listed by `app.mirrorInFlight()` (what a
+ * shutdown cut at the end of its grace period).
  *
  * The line is cheap: it goes through a child of the server logger without pino's path redaction
- * (its fields are the plugin's own — method, masked path, status, outcome, times, sizes — none of
- * them a redacted path; the logger's pattern pass over the finished line still runs), written with
- * the request id as its first field, so the output is the same as through the request's own child
- * logger, which is only created when something else logs for the request (lazy-child-logger.ts).
+ * (its fields are the plugin's own — method, masked path, status, outcome, times, sizes, the
+ * mirror's own cause — none of them a redacted path; the logger's pattern pass over the finished
+ * line still runs), with the request id as its first field, so the output is the same as through
+ * the request's own child logger, which is only made when something else logs for the request
+ * (lazy-child-logger.ts).
  */
-import type { FastifyBaseLogger } from 'fastify';
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { EventBusPort } from '../../domain/ports/event-bus.port.js';
 import { EventName } from '../../domain/events/events.js';
@@ -22,11 +26,27 @@ export interface RequestState {
   outcome: string;
   /** Set once a pass-through answer's body is being streamed from upstream. */
   streamingUpstream?: boolean;
+  /** Why upstream failed (a 502/504 the mirror made, or a stale answer served instead), logged as `cause`. */
+  cause?: string;
+}
+
+/** A request not answered yet, as a shutdown that cuts it reports it. */
+export interface InFlightRequest {
+  method: string;
+  /** Token-like query parameters masked. */
+  path: string;
+  /** Time since it arrived. */
+  ms: number;
+  outcome: string;
 }
 
 declare module 'fastify' {
   interface FastifyRequest {
     mirror: RequestState;
+  }
+  interface FastifyInstance {
+    /** The requests not answered yet (oldest first). */
+    mirrorInFlight(): InFlightRequest[];
   }
 }
 
@@ -51,11 +71,27 @@ export const requestLogPlugin = definePlugin<RequestLogOptions>({ name: REQUEST_
   const server = app.log as LevelAwareLogger;
   const access = server.child({}, { level: 'trace', redact: [] });
   app.decorateRequest('mirror', null as unknown as RequestState);
+  const inFlight = new Map<FastifyRequest, number>();
+  app.decorate('mirrorInFlight', (): InFlightRequest[] => {
+    const now = performance.now();
+    return [...inFlight].map(([request, since]) => ({
+      method: request.method,
+      path: safePath(request.raw.url),
+      ms: Math.round(now - since),
+      outcome: request.mirror.outcome,
+    }));
+  });
   app.addHook('onRequest', (request, _reply, done) => {
     request.mirror = { outcome: 'NONE' };
+    inFlight.set(request, performance.now());
+    done();
+  });
+  app.addHook('onRequestAbort', (request, done) => {
+    inFlight.delete(request);
     done();
   });
   app.addHook('onResponse', (request, reply, done) => {
+    inFlight.delete(request);
     const status = reply.statusCode;
     options.events.emit({
       name: EventName.httpCompleted,
@@ -78,6 +114,7 @@ export const requestLogPlugin = definePlugin<RequestLogOptions>({ name: REQUEST_
       if (length !== undefined) line.bytes = Number(length);
       const staleAge = reply.getHeader('x-cache-stale-age');
       if (staleAge !== undefined) line.staleAgeSeconds = Number(staleAge);
+      if (request.mirror.cause !== undefined) line.cause = request.mirror.cause;
       access[level](line, 'request');
     }
     done();

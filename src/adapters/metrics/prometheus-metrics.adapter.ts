@@ -56,6 +56,8 @@ export interface PrometheusMetricsOptions {
   now?: () => number;
   /** Width of the `github_mirror_rate_limit_remaining_min` window (default 5 minutes). */
   rateLimitWindowMs?: number;
+  /** The breakers' state now, read at scrape time: `github_mirror_breaker_state` is there from the first scrape, not from the first change. */
+  breakers?: Readonly<Record<string, () => BreakerChangedEvent['state']>>;
 }
 
 interface Observer {
@@ -69,7 +71,7 @@ interface Incrementer {
 const OUTCOME_VALUES = new Set<string>([...ALL_OUTCOMES, 'NONE']);
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 const BREAKER_STATES = ['closed', 'open', 'half_open'] as const;
-const UPSTREAM_RESULTS = new Set(['ok', 'timeout', 'connection_error', 'offline', 'refused']);
+const UPSTREAM_RESULTS = new Set(['ok', 'timeout', 'connection_error', 'offline', 'refused', 'body_too_large']);
 const SNAPSHOT_OUTCOMES = new Set(['ok', 'failed', 'skipped', 'corrupt', 'in_progress']);
 /** x-ratelimit-resource values GitHub documents; anything else is "other". */
 const RATE_LIMIT_RESOURCES = new Set([
@@ -226,7 +228,7 @@ export class PrometheusMetrics {
     // --- upstream ---
     this.upstreamLatency = new FastHistogram({
       name: 'github_mirror_upstream_request_seconds',
-      help: 'Time of one call to GitHub, by result (ok, timeout, connection_error, offline, refused) and status class',
+      help: 'Time of one call to GitHub, by result (ok, timeout, connection_error, offline, refused, body_too_large) and status class',
       labelNames: ['result', 'status_class'],
       buckets: LATENCY_BUCKETS,
       registers,
@@ -258,11 +260,15 @@ export class PrometheusMetrics {
       registers,
     });
     this.governor = new GovernorMetrics(registers, this.now);
+    const breakerSources = Object.entries(options.breakers ?? {});
     this.breakerState = new Gauge({
       name: 'github_mirror_breaker_state',
       help: 'Circuit breaker state: 1 for the current state (closed, open, half_open) of each breaker, 0 for the others',
       labelNames: ['breaker', 'state'],
       registers,
+      collect() {
+        for (const [breaker, state] of breakerSources) self.onBreakerChanged({ name: EventName.breakerChanged, breaker, state: state() });
+      },
     });
 
     // --- snapshots ---

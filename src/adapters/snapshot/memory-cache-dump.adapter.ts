@@ -39,6 +39,11 @@ export class MemoryCacheDump implements CacheDumpPort {
     this.batchEntries = options.batchEntries ?? 256;
   }
 
+  /** Entries the memory cache dropped for room (a restore larger than cache.memory.maxBytes keeps the most recent). */
+  get evictions(): number {
+    return this.cache.evictions;
+  }
+
   isEmpty(): Promise<boolean> {
     return Promise.resolve(this.cache.size === 0);
   }

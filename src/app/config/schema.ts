@@ -84,6 +84,14 @@ export const configSchema = {
       default: 26214400,
       env: 'MIRROR_BODY_LIMIT_BYTES',
     },
+    bodyTimeoutMs: {
+      doc:
+        'Time a client has to send a request body once its headers arrived; the body is read whole before it goes upstream ' +
+        '(a slow client never holds an upstream connection). Later: 408 REQUEST_TIMEOUT.',
+      format: 'positive-int',
+      default: 10000,
+      env: 'MIRROR_BODY_TIMEOUT_MS',
+    },
     requestTimeoutMs: {
       doc: 'Time a client has to send a whole request (protects against slow clients).',
       format: 'positive-int',
@@ -145,10 +153,16 @@ export const configSchema = {
       env: 'MIRROR_UPSTREAM_CONNECT_TIMEOUT_MS',
     },
     connections: {
-      doc: 'Size of the keep-alive connection pool to the upstream.',
+      doc: 'Size of the keep-alive connection pool for reads (cached GETs and HEADs) to the upstream.',
       format: 'positive-int',
       default: 128,
       env: 'MIRROR_UPSTREAM_CONNECTIONS',
+    },
+    writeConnections: {
+      doc: 'Size of the separate keep-alive connection pool for every other method (passed through): writes never hold a connection a read needs.',
+      format: 'positive-int',
+      default: 32,
+      env: 'MIRROR_UPSTREAM_WRITE_CONNECTIONS',
     },
     maxBodyBytes: {
       doc: 'Largest upstream response body the mirror reads into memory.',

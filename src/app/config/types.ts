@@ -32,6 +32,7 @@ export interface MirrorConfig {
     publicUrl: string;
     trustProxy: boolean;
     bodyLimitBytes: number;
+    bodyTimeoutMs: number;
     requestTimeoutMs: number;
     headersTimeoutMs: number;
     shutdownGraceMs: number;
@@ -44,6 +45,7 @@ export interface MirrorConfig {
     timeoutMs: number;
     connectTimeoutMs: number;
     connections: number;
+    writeConnections: number;
     maxBodyBytes: number;
     breaker: BreakerConfig & { enabled: boolean };
     governor: GovernorConfig;

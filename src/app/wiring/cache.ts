@@ -11,7 +11,7 @@ import type { EventEmitter2Bus } from '../../adapters/events/eventemitter2-bus.a
 import { MemoryCache } from '../../adapters/cache/memory/memory-cache.adapter.js';
 import { InstrumentedCache } from '../../adapters/cache/instrumented-cache.adapter.js';
 import { RedisCache } from '../../adapters/cache/redis/redis-cache.adapter.js';
-import { BreakerCache } from '../../adapters/cache/breaker/breaker-cache.adapter.js';
+import { BreakerCache, type BreakerState } from '../../adapters/cache/breaker/breaker-cache.adapter.js';
 import { BreakerAwareLease } from '../../adapters/lease/breaker-lease.adapter.js';
 import { RedisLease } from '../../adapters/lease/redis-lease.adapter.js';
 import type { SharedGovernorBackend } from '../../adapters/governor/create-governor.js';
@@ -36,6 +36,8 @@ export interface CacheWiring {
   backends: string[];
   /** Opens and closes the backend's connections. */
   lifecycle: Lifecycle;
+  /** The breakers in the stack and their state now, for /readyz and /metrics before any change is heard (Redis: "cache"). */
+  breakers: Record<string, () => BreakerState>;
 }
 
 export interface CacheWiringDeps {
@@ -59,6 +61,7 @@ export function buildCache(config: MirrorConfig, deps: CacheWiringDeps): CacheWi
       governor: undefined,
       backends: [backend.backend],
       lifecycle: NO_LIFECYCLE,
+      breakers: {},
     };
   }
   const redis = new RedisCache({
@@ -79,6 +82,7 @@ export function buildCache(config: MirrorConfig, deps: CacheWiringDeps): CacheWi
     flights: new BreakerAwareLease(new RedisLease({ client: redis.client, keyPrefix: config.cache.redis.keyPrefix }), () => breaker.breakerState === 'closed'),
     governor: { client: redis.client, keyPrefix: config.cache.redis.keyPrefix, available: () => breaker.breakerState === 'closed', cacheEvents: events },
     backends: ['redis', 'memory'],
+    breakers: { cache: () => breaker.breakerState },
     lifecycle: {
       // never throws: an unreachable Redis starts the mirror on memory, the breaker switches later
       start: () => redis.start(),

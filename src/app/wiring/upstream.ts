@@ -10,7 +10,7 @@ import type { UpstreamPort } from '../../domain/ports/upstream.port.js';
 import type { ClockPort } from '../../domain/ports/clock.port.js';
 import type { KeyHasherPort } from '../../domain/ports/key-hasher.port.js';
 import { UndiciUpstream } from '../../adapters/github/undici-upstream.adapter.js';
-import { UpstreamBreaker } from '../../adapters/github/upstream-breaker.adapter.js';
+import { UpstreamBreaker, type UpstreamBreakerState } from '../../adapters/github/upstream-breaker.adapter.js';
 import { GovernedUpstream } from '../../adapters/github/governed-upstream.adapter.js';
 import { createGovernor, type SharedGovernorBackend } from '../../adapters/governor/create-governor.js';
 import type { EventEmitter2Bus } from '../../adapters/events/eventemitter2-bus.adapter.js';
@@ -23,6 +23,8 @@ export interface UpstreamWiring {
   close(): Promise<void>;
   /** Closes the pool now, cutting calls in flight (the end of the shutdown grace period). */
   destroy(): Promise<void>;
+  /** The upstream breaker's state now, when it is on (for /readyz and /metrics before any change is heard). */
+  breakers: Record<string, () => UpstreamBreakerState>;
 }
 
 export interface UpstreamWiringDeps {
@@ -40,6 +42,7 @@ export function buildUpstream(config: MirrorConfig, deps: UpstreamWiringDeps): U
     timeoutMs: config.upstream.timeoutMs,
     connectTimeoutMs: config.upstream.connectTimeoutMs,
     connections: config.upstream.connections,
+    writeConnections: config.upstream.writeConnections,
     maxBodyBytes: config.upstream.maxBodyBytes,
   });
   const { enabled, ...breakerOptions } = config.upstream.breaker;
@@ -53,5 +56,6 @@ export function buildUpstream(config: MirrorConfig, deps: UpstreamWiringDeps): U
     onRedisError: (error) => deps.logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'upstream governor: Redis failing, counting in memory'),
   });
   const governed = new GovernedUpstream(guarded, deps.keys, deps.clock, governor);
-  return { port: governed, close: () => governed.close(), destroy: () => governed.destroy() };
+  const breakers: UpstreamWiring['breakers'] = guarded instanceof UpstreamBreaker ? { upstream: () => guarded.state } : {};
+  return { port: governed, close: () => governed.close(), destroy: () => governed.destroy(), breakers };
 }

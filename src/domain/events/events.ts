@@ -14,6 +14,7 @@ export const EventName = {
   cacheError: 'cache.error',
   cacheCorrupt: 'cache.corrupt',
   cacheConnection: 'cache.connection',
+  cacheCluster: 'cache.cluster',
   cacheConnectionError: 'cache.connection_error',
   cacheMisconfigured: 'cache.misconfigured',
   cacheStatsFailed: 'cache.stats_failed',
@@ -68,8 +69,11 @@ export interface ResourceResolvedEvent {
 /** Every call to GitHub. */
 export interface UpstreamCalledEvent {
   name: typeof EventName.upstreamCalled;
-  /** ok (an HTTP answer), timeout, connection_error, offline, refused (the upstream governor kept it back). */
-  result: 'ok' | 'timeout' | 'connection_error' | 'offline' | 'refused';
+  /**
+   * ok (an HTTP answer), timeout, connection_error, offline, refused (the upstream governor kept it
+   * back), body_too_large (an answer over upstream.maxBodyBytes).
+   */
+  result: 'ok' | 'timeout' | 'connection_error' | 'offline' | 'refused' | 'body_too_large';
   status?: number;
   /** Whether the call counted against the client's hourly quota (a 304 to an authenticated client does not). */
   countedAgainstQuota: boolean;
@@ -136,6 +140,20 @@ export interface CacheConnectionEvent {
 }
 
 /**
+ * A Redis Cluster losing part of itself: a master that stopped answering (commands for its slots fail
+ * at once and are served from the fallback, call by call) or answers again; the cluster saying it is
+ * down (CLUSTERDOWN: the whole cache counts as not ready) or ok again.
+ */
+export interface CacheClusterEvent {
+  name: typeof EventName.cacheCluster;
+  backend: string;
+  state: 'node_unreachable' | 'node_back' | 'down' | 'ok';
+  /** node_*: the master, host:port. */
+  node?: string;
+  endpoint: string;
+}
+
+/**
  * A connection-level failure of a shared cache backend (no command failed by it alone; those are
  * cache.error). Frequent while the backend is down: the log subscriber throttles them.
  */
@@ -175,6 +193,8 @@ export interface BreakerChangedEvent {
   previous?: 'closed' | 'open' | 'half_open';
   /** Cache breakers: the backend serving from now on. */
   backend?: string;
+  /** Cache breakers: the state it starts in (a primary not connected yet at construction), not a change seen while serving. */
+  initial?: boolean;
   /** Cache breakers, on closing: how long it was not closed. */
   outageMs?: number;
 }
@@ -221,8 +241,10 @@ export interface SnapshotEvent {
   reason?: string;
   /** Restore: entries in the snapshot being restored (for progress). */
   total?: number;
-  /** Restore: entries written into the cache (`entries` counts every entry read). */
+  /** Restore: entries written into the cache and still there (`entries` counts every entry read). */
   restored?: number;
+  /** Restore: entries the cache dropped to make room while it ran (a memory cache smaller than the snapshot). */
+  evicted?: number;
   /** Restore: entries skipped because their TTL ran out since the snapshot. */
   expired?: number;
   /** Restore: entries skipped because the cache already held that key (never overwritten). */
@@ -270,6 +292,8 @@ export interface RestoreStartedEvent {
   trigger: string;
   store: string;
   backend: string;
+  /** empty: no entry at all (a fresh install too); unmarked: entries, but the mark of the last restore is gone. */
+  cause: 'empty' | 'unmarked';
 }
 
 export interface RestoreMarkFailedEvent {
@@ -363,6 +387,7 @@ export interface DomainEventMap {
   [EventName.cacheError]: CacheErrorEvent;
   [EventName.cacheCorrupt]: CacheCorruptEvent;
   [EventName.cacheConnection]: CacheConnectionEvent;
+  [EventName.cacheCluster]: CacheClusterEvent;
   [EventName.cacheConnectionError]: CacheConnectionErrorEvent;
   [EventName.cacheMisconfigured]: CacheMisconfiguredEvent;
   [EventName.cacheStatsFailed]: CacheStatsFailedEvent;

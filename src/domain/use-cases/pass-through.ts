@@ -18,7 +18,8 @@ export interface PassThroughRequest {
   target: string;
   /** Client headers, lower-case, hop-by-hop and Host removed. */
   headers: HeaderMap;
-  body?: AsyncIterable<Uint8Array>;
+  /** The request body: read whole by the edge (a slow client never holds an upstream connection), or streamed. */
+  body?: AsyncIterable<Uint8Array> | Uint8Array;
   credential: string | undefined;
 }
 
@@ -79,7 +80,13 @@ export class PassThrough {
     } catch (error) {
       if (isMirrorError(error, ErrorCode.REQUEST_BODY_TOO_LARGE)) throw error;
       const failure = classifyUpstreamFailure(error);
-      this.events.emit({ name: EventName.upstreamCalled, result: failure.result, countedAgainstQuota: false, conditional: false, durationMs: this.clock.now() - started });
+      this.events.emit({
+        name: EventName.upstreamCalled,
+        result: failure.result,
+        countedAgainstQuota: failure.answered && countsAgainstQuota(200, request.credential),
+        conditional: false,
+        durationMs: this.clock.now() - started,
+      });
       return { outcome: failure.miss, error: failure.error };
     }
   }

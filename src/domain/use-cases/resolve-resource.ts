@@ -65,6 +65,8 @@ interface SharedAnswer {
   fromCache: boolean;
   /** Served from the entry another replica fetched while this one waited (cross-replica coalescing). */
   sharedFlight?: boolean;
+  /** Why upstream failed, when a cached body stands in for its answer. */
+  upstreamCause?: string;
   error?: undefined;
 }
 
@@ -141,6 +143,7 @@ export class ResolveResource {
     if (result.upstreamStatus !== undefined) resolution.upstreamStatus = result.upstreamStatus;
     if (result.staleAgeSeconds !== undefined) resolution.staleAgeSeconds = result.staleAgeSeconds;
     if (result.ttlSeconds !== undefined) resolution.ttlSeconds = result.ttlSeconds;
+    if (result.upstreamCause !== undefined) resolution.upstreamCause = result.upstreamCause;
     if (result.status === 200 && etagMatches(joinHeader(request.headers['if-none-match']), result.etag)) {
       resolution.status = 304;
       resolution.body = EMPTY;
@@ -204,7 +207,7 @@ export class ResolveResource {
     try {
       response = await this.upstream.fetch({ method: 'GET', target: request.target, headers });
     } catch (error) {
-      return this.upstreamFailed(error, entry, conditional, started);
+      return this.upstreamFailed(key, error, entry, conditional, started, request.credential);
     }
     this.upstreamCalled(response, request, conditional, started);
 
@@ -290,10 +293,24 @@ export class ResolveResource {
     };
   }
 
-  private upstreamFailed(error: unknown, entry: CachedEntry | undefined, conditional: boolean, started: number): SharedResult {
+  private async upstreamFailed(
+    key: Slot,
+    error: unknown,
+    entry: CachedEntry | undefined,
+    conditional: boolean,
+    started: number,
+    credential: string | undefined,
+  ): Promise<SharedResult> {
     const failure = classifyUpstreamFailure(error);
-    this.events.emit({ name: EventName.upstreamCalled, result: failure.result, countedAgainstQuota: false, conditional, durationMs: this.clock.now() - started });
-    if (entry !== undefined) return this.stale(failure.hit, entry);
+    const countedAgainstQuota = failure.answered && countsAgainstQuota(200, credential);
+    this.events.emit({ name: EventName.upstreamCalled, result: failure.result, countedAgainstQuota, conditional, durationMs: this.clock.now() - started });
+    if (entry !== undefined && failure.hit !== undefined) {
+      const stale = this.stale(failure.hit, entry);
+      if (stale.error === undefined && failure.error.cause !== undefined) stale.upstreamCause = failure.error.cause;
+      return stale;
+    }
+    // GitHub answered with a body the mirror does not hold: the entry is outdated, not a fallback
+    if (entry !== undefined) await this.forget(key);
     return { outcome: failure.miss, error: failure.error, fromCache: false };
   }
 

@@ -52,6 +52,8 @@ export class MemoryCache implements CachePort, CacheStatsPort {
 
   /** Restored entries that did not open or decode at their first lookup (dropped, counted). */
   unreadable = 0;
+  /** Entries dropped to make room (least recently used first), since it was created. */
+  evictions = 0;
 
   lookup(key: string, sealKey?: Uint8Array): Promise<CachedEntry | undefined> {
     return Promise.resolve(this.get(key, sealKey));
@@ -167,6 +169,7 @@ export class MemoryCache implements CachePort, CacheStatsPort {
     for (const [key, slot] of this.slots) {
       this.slots.delete(key);
       this.bytes -= slot.size;
+      this.evictions += 1;
       if (this.bytes <= this.options.maxBytes) return;
     }
   }

@@ -5,9 +5,10 @@
  * Key = keyPrefix + key. Values are `entry-codec` bytes, sealed with AES-256-GCM when the caller
  * passes a seal key (the cache key is the additional authenticated data, so a value moved under
  * another key does not open). A value that does not open or decode is a miss and a `cache.corrupt`
- * event, never an error; with a seal key an unsealed value is refused (it could be forged). A failed command rejects at once (no offline queue, a
- * command timeout) with MirrorError CACHE_UNAVAILABLE, so the breaker in front of this adapter can
- * fall back to memory. The connections (start, readiness, reconnects) are `RedisConnections`'
+ * event, never an error; with a seal key an unsealed value is refused (it could be forged). A failed
+ * command rejects at once (no offline queue, a command timeout) with MirrorError CACHE_UNAVAILABLE,
+ * so the breaker in front of this adapter can fall back to memory; in a cluster, a command for a
+ * slot whose master stopped answering is failed before it is sent (cluster-health.ts). The connections (start, readiness, reconnects) are `RedisConnections`'
  * (redis-client.ts); `start()` never throws: an unreachable Redis is retried in the background.
  */
 import type { Cluster, Redis } from 'ioredis';
@@ -36,12 +37,14 @@ function redisErrorCode(err: unknown): string {
   const message = err instanceof Error ? err.message : String(err);
   const name = err instanceof Error ? err.name : '';
   if (message.includes('Command timed out')) return 'REDIS_TIMEOUT';
+  if (message.startsWith('CLUSTERDOWN')) return 'REDIS_CLUSTER_DOWN';
   if (
     message.includes("isn't writeable") ||
     message.includes('enableOfflineQueue') ||
     message.includes('Connection is closed') ||
     message.includes("isn't ready") ||
     message.includes('Cluster is ended') ||
+    message.includes(SLOT_UNREACHABLE) ||
     name === 'MaxRetriesPerRequestError'
   ) {
     return 'REDIS_UNAVAILABLE';
@@ -49,6 +52,9 @@ function redisErrorCode(err: unknown): string {
   if (name === 'ReplyError') return 'REDIS_REPLY';
   return 'REDIS_ERROR';
 }
+
+/** The message of a command failed at once because its slot's cluster master does not answer. */
+const SLOT_UNREACHABLE = "the cluster master of this key's slot does not answer";
 
 export class RedisCache implements CachePort, CacheStatsPort {
   readonly backend = 'redis';
@@ -102,13 +108,15 @@ export class RedisCache implements CachePort, CacheStatsPort {
 
   async lookup(key: string, sealKey?: Uint8Array): Promise<CachedEntry | undefined> {
     const client = this.connections.forReads();
+    const full = this.admitted('lookup', key);
     let value: Buffer | null;
     try {
-      value = await client.getBuffer(this.prefix + key);
+      value = await client.getBuffer(full);
     } catch (err) {
       this.connections.readFailed(client);
-      throw this.failure('lookup', err);
+      throw this.failure('lookup', err, full);
     }
+    this.connections.answered(full);
     if (value === null) return undefined;
     const memo = this.decoded.get(key);
     if (memo !== undefined && memo.raw.equals(value) && sameKey(memo.sealKey, sealKey)) return memo.entry;
@@ -125,19 +133,23 @@ export class RedisCache implements CachePort, CacheStatsPort {
     if (!(ttlSeconds > 0)) return this.forget(key);
     const value = writeValue(entry, key, sealKey, this.options.codec);
     const ttlMs = Math.max(1, Math.round(ttlSeconds * 1000));
+    const full = this.admitted('store', key);
     try {
-      await this.writer.set(this.prefix + key, value, 'PX', ttlMs);
+      await this.writer.set(full, value, 'PX', ttlMs);
     } catch (err) {
-      throw this.failure('store', err);
+      throw this.failure('store', err, full);
     }
+    this.connections.answered(full);
   }
 
   async forget(key: string): Promise<void> {
+    const full = this.admitted('forget', key);
     try {
-      await this.writer.del(this.prefix + key);
+      await this.writer.del(full);
     } catch (err) {
-      throw this.failure('forget', err);
+      throw this.failure('forget', err, full);
     }
+    this.connections.answered(full);
   }
 
   /**
@@ -184,7 +196,15 @@ export class RedisCache implements CachePort, CacheStatsPort {
     }
   }
 
-  private failure(operation: Operation, err: unknown): MirrorError {
+  /** The prefixed key, or a failure at once when its cluster master is known not to answer. */
+  private admitted(operation: Operation, key: string): string {
+    const full = this.prefix + key;
+    if (!this.connections.admits(full)) throw this.failure(operation, new Error(SLOT_UNREACHABLE));
+    return full;
+  }
+
+  private failure(operation: Operation, err: unknown, key?: string): MirrorError {
+    if (key !== undefined) this.connections.commandFailed(key, err);
     const code = redisErrorCode(err);
     const message = errorSummary(err);
     this.options.events?.emit({ name: EventName.cacheError, backend: this.backend, operation, code, message });
