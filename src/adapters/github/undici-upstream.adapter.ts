@@ -43,16 +43,18 @@ export class UndiciUpstream implements UpstreamPort {
     const base = new URL(options.url);
     this.basePath = base.pathname.replace(/\/+$/, '');
     this.host = base.host;
-    const pool = (connections: number) =>
+    const pool = (connections: number, timeoutMs: number) =>
       new Pool(base.origin, {
         connections,
         connect: { timeout: options.connectTimeoutMs },
-        headersTimeout: options.timeoutMs,
-        bodyTimeout: options.timeoutMs,
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
         keepAliveTimeout: 30_000,
         pipelining: 1,
       });
-    this.reads = pool(options.connections);
+    // Reads: no undici head and body timers (0) — bufferedDispatch's deadline covers the whole call and
+    // always fires first; undici's timers would only cost two timer objects per call, kept ~1 s each.
+    this.reads = pool(options.connections, 0);
     const maxBodyBytes = options.maxBodyBytes;
     this.bufferedCall = {
       timeoutMs: options.timeoutMs,
@@ -61,11 +63,11 @@ export class UndiciUpstream implements UpstreamPort {
       maxBytes: (headers) => (encodingOf(headers) === undefined ? maxBodyBytes : encodedLimit(maxBodyBytes)),
       tooLarge: (limit) => new MirrorError(ErrorCode.UPSTREAM_BODY_TOO_LARGE, `upstream body larger than ${limit} bytes`),
     };
-    this.writes = pool(options.writeConnections ?? Math.max(1, Math.floor(options.connections / 4)));
+    this.writes = pool(options.writeConnections ?? Math.max(1, Math.floor(options.connections / 4)), options.timeoutMs);
   }
 
   async fetch(request: UpstreamRequest): Promise<BufferedResponse> {
-    const headers = { ...request.headers, host: this.host, 'accept-encoding': 'gzip' };
+    const headers = withHeaders(request.headers, this.host, 'gzip');
     let answer: BufferedAnswer;
     try {
       answer = await bufferedDispatch(this.reads, { path: this.basePath + request.target, method: request.method, headers: headers as Record<string, string | string[]> }, this.bufferedCall);
@@ -86,7 +88,7 @@ export class UndiciUpstream implements UpstreamPort {
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(new MirrorError(ErrorCode.UPSTREAM_TIMEOUT, 'upstream timeout')), this.options.timeoutMs);
     timer.unref();
-    const headers = { ...request.headers, host: this.host };
+    const headers = withHeaders(request.headers, this.host, undefined);
     const body = request.body === undefined || request.body instanceof Uint8Array ? request.body : restartingDeadline(request.body, timer);
     try {
       const response = await untilAborted(
@@ -116,6 +118,18 @@ export class UndiciUpstream implements UpstreamPort {
   async destroy(): Promise<void> {
     await Promise.all([this.reads.destroy(), this.writes.destroy()]);
   }
+}
+
+/**
+ * The request's headers with Host (and Accept-Encoding) set, copied key by key: `{ ...headers, host }`
+ * makes V8 build a new hidden class for every call.
+ */
+function withHeaders(headers: HeaderMap, host: string, acceptEncoding: string | undefined): HeaderMap {
+  const out: HeaderMap = {};
+  for (const name in headers) out[name] = headers[name];
+  out['host'] = host;
+  if (acceptEncoding !== undefined) out['accept-encoding'] = acceptEncoding;
+  return out;
 }
 
 /**

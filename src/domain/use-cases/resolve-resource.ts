@@ -257,7 +257,7 @@ export class ResolveResource {
     return {
       outcome: O.ONLINE_HIT,
       status: entry.status,
-      headers: { ...entry.headers, ...refreshedHeaders(response.headers) },
+      headers: mergedHeaders(entry.headers, refreshedHeaders(response.headers)),
       body: entry.body,
       etag: entry.etag,
       upstreamStatus: 304,
@@ -271,7 +271,7 @@ export class ResolveResource {
     const result: SharedResult = {
       outcome,
       status: entry.status,
-      headers: response ? { ...entry.headers, ...perResponseHeaders(response.headers) } : { ...entry.headers },
+      headers: mergedHeaders(entry.headers, response ? perResponseHeaders(response.headers) : undefined),
       body: entry.body,
       etag: entry.etag,
       staleAgeSeconds: Math.max(0, Math.floor((now - entry.validatedAt) / 1000)),
@@ -400,6 +400,18 @@ export class ResolveResource {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/**
+ * `a`'s headers, then `b`'s over them, copied key by key into a new object. Not `{ ...a, ...b }`:
+ * when b overwrites keys of a (etag, cache-control, vary), V8 makes new hidden classes for every
+ * object so built — microseconds and old-generation garbage on every revalidated hit.
+ */
+function mergedHeaders(a: Record<string, string>, b?: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name in a) out[name] = a[name] as string;
+  if (b !== undefined) for (const name in b) out[name] = b[name] as string;
+  return out;
+}
 
 /** Where an entry lives: its cache key and the credential-derived key that seals it at rest. */
 interface Slot {
