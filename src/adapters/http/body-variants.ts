@@ -5,8 +5,9 @@
  *
  * A body is kept from its second answer on: the first sight only marks it (in a WeakSet, which holds
  * nothing alive), so bodies served once — misses that are not stored, every Redis lookup, which
- * decodes a new object — cost no bookkeeping beyond that mark. Kept bodies form an LRU bounded by
- * bytes (source, rewritten and gzipped forms counted), at most VARIANTS_PER_BODY public bases each.
+ * decodes a new object — cost no bookkeeping beyond that mark. Kept bodies form a second-chance LRU
+ * bounded by bytes (source, rewritten and gzipped forms counted), at most VARIANTS_PER_BODY public
+ * bases each.
  */
 import type { UrlRewriter } from './url-rewriter.js';
 
@@ -19,6 +20,8 @@ interface Forms {
   /** Gzip of the served form per public base. */
   gzip: Map<string, Buffer>;
   bytes: number;
+  /** Served since the eviction last looked at it: it gets a second chance (moved to the recent end). */
+  used: boolean;
 }
 
 export class BodyVariants {
@@ -74,8 +77,7 @@ export class BodyVariants {
   private formsOf(source: Uint8Array): Forms | undefined {
     let forms = this.kept.get(source);
     if (forms !== undefined) {
-      this.kept.delete(source);
-      this.kept.set(source, forms);
+      forms.used = true;
       return forms;
     }
     if (!this.seen.has(source)) {
@@ -83,7 +85,7 @@ export class BodyVariants {
       return undefined;
     }
     if (source.byteLength > this.maxBytes / 4) return undefined;
-    forms = { plain: new Map(), gzip: new Map(), bytes: source.byteLength };
+    forms = { plain: new Map(), gzip: new Map(), bytes: source.byteLength, used: false };
     this.kept.set(source, forms);
     this.bytes += forms.bytes;
     this.evict();
@@ -97,10 +99,23 @@ export class BodyVariants {
     this.evict();
   }
 
+  /**
+   * Second-chance LRU: a hit only sets `used` (no reordering of the Map per answer); eviction walks
+   * from the oldest, moves a used body to the recent end once, and drops the first unused one.
+   */
   private evict(): void {
-    for (const [source, forms] of this.kept) {
-      if (this.bytes <= this.maxBytes) return;
+    let moved = 0;
+    while (this.bytes > this.maxBytes) {
+      const oldest = this.kept.entries().next();
+      if (oldest.done === true) return;
+      const [source, forms] = oldest.value;
       this.kept.delete(source);
+      if (forms.used && moved < this.kept.size) {
+        forms.used = false;
+        this.kept.set(source, forms);
+        moved++;
+        continue;
+      }
       this.bytes -= forms.bytes;
     }
   }

@@ -217,12 +217,25 @@ function isHttpUrl(value: unknown): boolean {
 export function forwardableHeaders(headers: FastifyRequest['headers']): HeaderMap {
   const out: HeaderMap = {};
   const connection = headers.connection;
-  const listed = typeof connection === 'string' ? new Set(connection.toLowerCase().split(',').map((s) => s.trim())) : undefined;
+  const listed = typeof connection === 'string' ? connectionTokens(connection) : undefined;
   for (const name in headers) {
     if (name === 'host' || name === 'expect' || HOP_BY_HOP.has(name) || listed?.has(name)) continue;
     out[name] = headers[name];
   }
   return out;
+}
+
+/** Connection header values seen, with their tokens: a handful of distinct values ("keep-alive", "close") serve every request. */
+const connectionValues = new Map<string, ReadonlySet<string>>();
+
+function connectionTokens(value: string): ReadonlySet<string> {
+  let tokens = connectionValues.get(value);
+  if (tokens === undefined) {
+    tokens = new Set(value.toLowerCase().split(',').map((s) => s.trim()));
+    if (connectionValues.size >= 64) connectionValues.clear();
+    connectionValues.set(value, tokens);
+  }
+  return tokens;
 }
 
 function publicBaseFor(request: FastifyRequest, configured: string, options: Pick<ProxyRoutesOptions, 'https' | 'trustProxy'>): string {

@@ -6,12 +6,12 @@
  * in the logged path. The requests not answered yet are listed by `app.mirrorInFlight()` (what a
  * shutdown cut at the end of its grace period).
  *
- * The line is cheap: it goes through a child of the server logger without pino's path redaction
- * (its fields are the plugin's own — method, masked path, status, outcome, times, sizes, the
- * mirror's own cause — none of them a redacted path; the logger's pattern pass over the finished
- * line still runs), with the request id as its first field, so the output is the same as through
- * the request's own child logger, which is only made when something else logs for the request
- * (lazy-child-logger.ts).
+ * The line is cheap: it is assembled by access-line.ts from the pieces of a child of the server
+ * logger (pino's own prefix, time, bindings) without pino's path redaction — its fields are the
+ * plugin's own: method, masked path, status, outcome, times, sizes, the mirror's own cause, none of
+ * them a redacted path — and the logger's pattern pass over the finished line still runs. The
+ * request id comes first, so the line is the one the request's own child logger would write; that
+ * child is only made when something else logs for the request (lazy-child-logger.ts).
  */
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
 import { performance } from 'node:perf_hooks';
@@ -20,6 +20,7 @@ import type { EventBusPort } from '../../domain/ports/event-bus.port.js';
 import { EventName } from '../../domain/events/events.js';
 import { definePlugin, requireOption } from './plugin.js';
 import { RESERVED_PATHS } from './reserved-routes.plugin.js';
+import { accessLineWriter, type AccessFields, type AccessLineWriter } from './access-line.js';
 
 /** What the edge knows about a request while answering it. */
 export interface RequestState {
@@ -70,6 +71,7 @@ export const requestLogPlugin = definePlugin<RequestLogOptions>({ name: REQUEST_
   // Gated by the server logger's level; written through a child that has every level on.
   const server = app.log as LevelAwareLogger;
   const access = server.child({}, { level: 'trace', redact: [] });
+  const writeLine: AccessLineWriter = accessLineWriter(access as unknown as Logger) ?? ((level, fields, msg) => access[level](fields, msg));
   app.decorateRequest('mirror', null as unknown as RequestState);
   const inFlight = new Map<FastifyRequest, number>();
   app.decorate('mirrorInFlight', (): InFlightRequest[] => {
@@ -102,7 +104,7 @@ export const requestLogPlugin = definePlugin<RequestLogOptions>({ name: REQUEST_
     });
     const level = RESERVED_PATHS.has(request.routeOptions.url ?? '') ? 'debug' : status >= 500 ? 'warn' : 'info';
     if (server.isLevelEnabled(level)) {
-      const line: Record<string, unknown> = {
+      const line: AccessFields = {
         reqId: request.id,
         method: request.method,
         path: safePath(request.raw.url),
@@ -115,7 +117,7 @@ export const requestLogPlugin = definePlugin<RequestLogOptions>({ name: REQUEST_
       const staleAge = reply.getHeader('x-cache-stale-age');
       if (staleAge !== undefined) line.staleAgeSeconds = Number(staleAge);
       if (request.mirror.cause !== undefined) line.cause = request.mirror.cause;
-      access[level](line, 'request');
+      writeLine(level, line, 'request');
     }
     done();
   });

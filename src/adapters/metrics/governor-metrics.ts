@@ -2,7 +2,8 @@
  * The upstream governor's metrics (issue 15), fed by its events: time calls waited for their turn,
  * calls waiting now, calls refused, credentials held now. No label names a credential.
  */
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { FastHistogram, type FastHistogramChild } from './fast-histogram.js';
 import type { GovernorDecidedEvent, GovernorHoldEvent, GovernorQueueEvent } from '../../domain/events/events.js';
 
 /** Buckets of `github_mirror_governor_wait_seconds`: most calls never wait; a wait is bounded by maxWaitMs (10 s by default). */
@@ -12,7 +13,9 @@ export const GOVERNOR_WAIT_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25
 const MAX_HOLDS = 10_000;
 
 export class GovernorMetrics {
-  private readonly wait: Histogram<'result'>;
+  private readonly wait: FastHistogram<'result'>;
+  /** The wait histogram's child per result (an observation per upstream call: no label hashing); refused and held appear once seen. */
+  private readonly waitBy: Partial<Record<'admitted' | 'refused' | 'held', FastHistogramChild>>;
   private readonly refusals: Counter<'reason'>;
   private readonly depth: Gauge;
   /** Partition → epoch ms its hold ends (this replica's view). */
@@ -20,7 +23,7 @@ export class GovernorMetrics {
   private readonly nowFn: () => number;
 
   constructor(registers: Registry[], now: () => number) {
-    this.wait = new Histogram({
+    this.wait = new FastHistogram({
       name: 'github_mirror_governor_wait_seconds',
       help: 'Time an upstream call waited for its turn in the governor, by result (admitted, refused, held)',
       labelNames: ['result'],
@@ -48,13 +51,13 @@ export class GovernorMetrics {
     });
     // the two other metrics show up at 0 before the first call
     this.depth.set(0);
-    this.wait.zero({ result: 'admitted' });
+    this.waitBy = { admitted: this.wait.child({ result: 'admitted' }) };
     this.nowFn = now;
   }
 
   onDecided(e: GovernorDecidedEvent): void {
     const result = e.result === 'refused' || e.result === 'held' ? e.result : 'admitted';
-    this.wait.observe({ result }, Math.max(0, e.waitedMs) / 1000);
+    (this.waitBy[result] ??= this.wait.child({ result })).observe(Math.max(0, e.waitedMs) / 1000);
     if (result === 'refused') this.refusals.inc({ reason: 'wait_exceeded' });
     else if (result === 'held') this.refusals.inc({ reason: 'held' });
   }

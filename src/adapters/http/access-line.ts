@@ -1,0 +1,87 @@
+/**
+ * The access line, written without going through a pino log call: the line is assembled from the
+ * pieces pino itself would use for this logger — its cached level prefix, its time function, its
+ * bindings, its message key and line end — then passed through its streamWrite hook (the pattern
+ * pass that removes token-like strings) to its stream. Same bytes as `logger.info(fields, 'request')`
+ * for the fields the access log writes, at a fraction of the cost (no per-key serializer and
+ * stringifier lookups, no redaction paths: the fields are the access log's own).
+ *
+ * Loggers this cannot reproduce exactly (mixins, a log formatter, a nested key, a message prefix, a
+ * stream that wants metadata) get undefined, and the caller logs through pino.
+ */
+import { symbols, type Logger } from 'pino';
+
+/** pino's message prefix (child option msgPrefix): exported at run time, missing from its type of `symbols`. */
+const MSG_PREFIX = (symbols as unknown as Record<string, symbol | undefined>)['msgPrefixSym'] ?? Symbol('no msgPrefix');
+
+export interface AccessFields {
+  reqId: string;
+  method: string;
+  path: string;
+  status: number;
+  outcome: string;
+  ms: number;
+  bytes?: number;
+  staleAgeSeconds?: number;
+  cause?: string;
+}
+
+export type AccessLevel = 'debug' | 'info' | 'warn';
+
+export type AccessLineWriter = (level: AccessLevel, fields: AccessFields, msg: string) => void;
+
+interface PinoInternals {
+  levels: { values: Record<string, number> };
+  [key: symbol]: unknown;
+}
+
+export function accessLineWriter(logger: Pick<Logger, 'levels'>): AccessLineWriter | undefined {
+  const internals = logger as unknown as PinoInternals;
+  const lsCache = internals[symbols.lsCacheSym] as Record<number, string> | undefined;
+  const time = internals[symbols.timeSym];
+  const chindings = internals[symbols.chindingsSym];
+  const end = internals[symbols.endSym];
+  const messageKey = internals[symbols.messageKeySym];
+  const stream = internals[symbols.streamSym] as ({ write(line: string): unknown } & Record<symbol, unknown>) | undefined;
+  const formatters = internals[symbols.formattersSym] as { log?: unknown } | undefined;
+  const hooks = internals[symbols.hooksSym] as { streamWrite?: (line: string) => string } | undefined;
+  if (
+    lsCache === undefined ||
+    typeof time !== 'function' ||
+    typeof chindings !== 'string' ||
+    typeof end !== 'string' ||
+    typeof messageKey !== 'string' ||
+    stream === undefined ||
+    typeof stream.write !== 'function' ||
+    stream[symbols.needsMetadataGsym] === true ||
+    internals[symbols.mixinSym] ||
+    formatters?.log !== undefined ||
+    internals[symbols.nestedKeySym] ||
+    internals[MSG_PREFIX]
+  ) {
+    return undefined;
+  }
+  const levels = logger.levels.values;
+  const prefixes: Record<AccessLevel, string | undefined> = {
+    debug: lsCache[levels['debug'] as number],
+    info: lsCache[levels['info'] as number],
+    warn: lsCache[levels['warn'] as number],
+  };
+  if (prefixes.debug === undefined || prefixes.info === undefined || prefixes.warn === undefined) return undefined;
+  const clock = time as () => string;
+  const key = `,${JSON.stringify(messageKey)}:`;
+  const hook = hooks?.streamWrite;
+  return (level, f, msg) => {
+    let line = `${prefixes[level] as string}${clock()}${chindings},"reqId":${JSON.stringify(f.reqId)},"method":${JSON.stringify(f.method)},"path":${JSON.stringify(f.path)},"status":${num(f.status)},"outcome":${JSON.stringify(f.outcome)},"ms":${num(f.ms)}`;
+    if (f.bytes !== undefined) line += `,"bytes":${num(f.bytes)}`;
+    if (f.staleAgeSeconds !== undefined) line += `,"staleAgeSeconds":${num(f.staleAgeSeconds)}`;
+    if (f.cause !== undefined) line += `,"cause":${JSON.stringify(f.cause)}`;
+    line += `${key}${JSON.stringify(msg)}${end}`;
+    stream.write(hook === undefined ? line : hook(line));
+  };
+}
+
+/** A number as pino writes it: non-finite ones as null. */
+function num(value: number): string {
+  return Number.isFinite(value) ? String(value) : 'null';
+}

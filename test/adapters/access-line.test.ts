@@ -1,0 +1,56 @@
+/**
+ * The access line assembled from pino's own pieces is the line pino writes for the same fields (the
+ * time aside), through the same streamWrite hook; loggers it cannot reproduce are refused.
+ */
+import test from 'ava';
+import { pino, type Logger } from 'pino';
+import { accessLineWriter, type AccessFields } from '../../src/adapters/http/access-line.js';
+import { createLogger } from '../../src/app/logger.js';
+
+const TIME = /"time":"[^"]*"/;
+
+function capture(make: (write: (line: string) => void) => Logger) {
+  const lines: string[] = [];
+  return { logger: make((line) => void lines.push(line)), lines };
+}
+
+const cases: AccessFields[] = [
+  { reqId: 'req-1', method: 'GET', path: '/repos/o/r?token=[redacted]', status: 200, outcome: 'ONLINE_HIT', ms: 1.23, bytes: 4567 },
+  { reqId: 'req-2', method: 'GET', path: '/repos/o/"quoted"\\path\u0001', status: 502, outcome: 'API_CONNECTION_ERROR_MISS', ms: 0, cause: 'ECONNRESET: socket hang up ← "x"' },
+  { reqId: 'req-3', method: 'HEAD', path: '/', status: 200, outcome: 'API_ERROR_HIT', ms: 12, bytes: NaN, staleAgeSeconds: 42 },
+];
+
+test('the same line as pino writes, level by level, hook applied', (t) => {
+  const viaPino = capture((write) => createLogger('trace', { write }).child({}, { level: 'trace', redact: [] }));
+  const direct = capture((write) => createLogger('trace', { write }).child({}, { level: 'trace', redact: [] }));
+  const writer = accessLineWriter(direct.logger);
+  if (writer === undefined) {
+    t.fail('a createLogger logger is one the writer can reproduce');
+    return;
+  }
+  for (const fields of cases) {
+    for (const level of ['debug', 'info', 'warn'] as const) {
+      viaPino.logger[level]({ ...fields }, 'request');
+      writer(level, fields, 'request');
+    }
+  }
+  t.is(direct.lines.length, viaPino.lines.length);
+  direct.lines.forEach((line, i) => t.is(line.replace(TIME, ''), (viaPino.lines[i] ?? '').replace(TIME, '')));
+  t.regex(direct.lines[0] ?? '', /^\{"level":20,"time":"[^"]+","service":"github-mirror","reqId":"req-1",/);
+});
+
+test('the pattern pass still runs on the line', (t) => {
+  const out = capture((write) => createLogger('info', { write }));
+  const writer = accessLineWriter(out.logger);
+  writer?.('info', { reqId: 'r', method: 'GET', path: '/repos/ghp_abcdefghijklmnopqrstuvwxyz012345/x', status: 200, outcome: 'ONLINE_MISS', ms: 1 }, 'request');
+  t.is(out.lines.length, 1);
+  t.false(out.lines[0]?.includes('ghp_abcdefghijklmnopqrstuvwxyz012345'));
+});
+
+test('loggers whose lines it cannot reproduce are refused', (t) => {
+  const write = () => undefined;
+  t.is(accessLineWriter(pino({ mixin: () => ({ a: 1 }) }, { write })), undefined);
+  t.is(accessLineWriter(pino({ formatters: { log: (o: Record<string, unknown>) => o } }, { write })), undefined);
+  t.is(accessLineWriter(pino({ nestedKey: 'payload' }, { write })), undefined);
+  t.not(accessLineWriter(pino({}, { write })), undefined);
+});
