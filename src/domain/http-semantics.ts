@@ -26,6 +26,33 @@ export function isPerResponseHeader(name: string): boolean {
 /** Headers that describe one transfer, not the resource: never stored, never copied from an entry. */
 const TRANSFER_HEADERS = new Set(['content-length', 'content-encoding', 'set-cookie', 'age', 'x-cache', 'cache-status']);
 
+/**
+ * Headers GitHub sets from the credential, not the resource (its scopes, its expiry, its SSO state):
+ * they stay in that credential's own entry and never travel with a body shared across credentials.
+ */
+const CREDENTIAL_HEADERS = new Set([
+  'etag',
+  'x-oauth-scopes',
+  'x-accepted-oauth-scopes',
+  'x-accepted-github-permissions',
+  'x-oauth-client-id',
+  'github-authentication-token-expiration',
+  'x-github-sso',
+]);
+
+export function isCredentialHeader(name: string): boolean {
+  return CREDENTIAL_HEADERS.has(name);
+}
+
+/** A stored answer's headers without the credential's own (for a representation shared across credentials). */
+export function resourceHeaders(headers: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name in headers) {
+    if (!CREDENTIAL_HEADERS.has(name)) out[name] = headers[name] as string;
+  }
+  return out;
+}
+
 export function firstValue(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }

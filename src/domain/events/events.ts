@@ -62,7 +62,7 @@ export interface CoalescedEvent {
 export interface CacheOperationEvent {
   name: typeof EventName.cacheOperation;
   backend: string;
-  operation: 'lookup' | 'store' | 'forget';
+  operation: 'lookup' | 'store' | 'forget' | 'representations';
   durationMs: number;
   /** For lookups: whether an entry was found. */
   found?: boolean;
