@@ -20,6 +20,7 @@ export const EventName = {
   restoreCompleted: 'snapshot.restored',
   restoreProgress: 'snapshot.restore_progress',
   snapshotFailed: 'snapshot.failed',
+  crossCredentialRevalidation: 'cache.cross_credential_revalidation',
 } as const;
 
 /** One per resolved GET/HEAD. */
@@ -127,6 +128,25 @@ export interface SnapshotEvent {
   present?: number;
 }
 
+/**
+ * A credential with no entry of its own offered GitHub the ETags of bodies stored for other
+ * credentials (or of `[]`): "304" = GitHub named one, its body was served; "200" = any other answer
+ * from GitHub (a full answer, a 404, a 304 naming none of them); "error" = no usable answer
+ * (timeout, connection error, upstream offline, 5xx, rate limited).
+ */
+export interface CrossCredentialRevalidationEvent {
+  name: typeof EventName.crossCredentialRevalidation;
+  result: '304' | '200' | 'error';
+  /** ETags offered in the If-None-Match list. */
+  candidates: number;
+  /** The empty-list guess was among them. */
+  guess: boolean;
+  /** Quota units the attempt saved (1 for a 304: the answer would otherwise have cost one). */
+  quotaSaved: number;
+  /** On a 304: a stored body ("shared") or the empty list ("guess") was served. */
+  served?: 'shared' | 'guess';
+}
+
 /** Which event each name carries: the bus adapter types its listeners with it. */
 export interface DomainEventMap {
   [EventName.resourceResolved]: ResourceResolvedEvent;
@@ -142,6 +162,7 @@ export interface DomainEventMap {
   [EventName.restoreCompleted]: SnapshotEvent;
   [EventName.restoreProgress]: SnapshotEvent;
   [EventName.snapshotFailed]: SnapshotEvent;
+  [EventName.crossCredentialRevalidation]: CrossCredentialRevalidationEvent;
 }
 
 export type DomainEventName = keyof DomainEventMap;
