@@ -22,7 +22,8 @@ import { ReadinessTracker } from '../adapters/readiness/readiness-tracker.adapte
 import { ResolveResource } from '../domain/use-cases/resolve-resource.js';
 import { PassThrough } from '../domain/use-cases/pass-through.js';
 import { AdmitClient } from '../domain/use-cases/admit-client.js';
-import { buildSnapshotService, type SnapshotService } from './snapshot-service.js';
+import type { SnapshotService } from './snapshot-service.js';
+import { buildSnapshotService } from './wiring/snapshots.js';
 import { buildCache, type CacheWiring } from './wiring/cache.js';
 import { buildUpstream, type UpstreamWiring } from './wiring/upstream.js';
 import { buildHttp } from './wiring/http.js';

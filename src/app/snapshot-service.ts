@@ -1,50 +1,36 @@
 /**
- * Snapshots on a schedule and restore at start (DESIGN §1, issue 4).
+ * The snapshot schedule (DESIGN §1, issue 4): a timer around the snapshot use cases. The decisions
+ * are theirs (src/domain/use-cases/snapshot-per-interval.ts: one snapshot per interval;
+ * restore-when-lost.ts: the cache lost its data → lease → restore → mark); this class only says when:
  *
- * - Every snapshot.intervalSeconds (±5 % jitter) a replica tries to take a snapshot. With Redis the
- *   replicas share one cache, so a lease in Redis (expiring after 90 % of the interval) lets one
- *   replica per interval do it; with the memory backend each replica snapshots its own cache.
- * - At start, when the cache has lost its data, the newest usable snapshot is restored (with Redis: by
- *   the one replica that gets the restore lease; the others serve meanwhile). "Lost its data" means
- *   empty, or without the mark a finished restore leaves in the cache: a Redis that restarted empty
- *   while replicas kept writing misses into it is restored too, not only one found exactly empty.
- *   While a restore runs at start this replica reports not ready, with progress, in /readyz. With
- *   Redis, a reconnect or an interval that finds the data lost (flushed, failed over to an empty node)
- *   restores instead of snapshotting.
- * - On a graceful stop the memory backend takes a final snapshot (its cache dies with the process);
+ * - every snapshot.intervalSeconds (±5 % jitter, so replicas drift apart) a tick: a shared cache that
+ *   lost its data is restored, otherwise a snapshot is tried;
+ * - at start, a restore before the mirror reports ready (/readyz shows its progress);
+ * - when the shared cache is reachable again (primaryBack), a restore at once if it came back empty;
+ * - on a graceful stop the memory backend takes a final snapshot (its cache dies with the process);
  *   with Redis a snapshot in progress is abandoned (nothing is committed) and Redis keeps the cache.
+ *
+ * It logs nothing itself: what happens is a snapshot.* event (src/adapters/logging/snapshot-log.subscriber.ts).
+ * Its timers go through the ClockPort.
  */
-import { Cluster, Redis } from 'ioredis';
-import type { Logger } from 'pino';
-import type { MirrorConfig } from './config/index.js';
 import type { CacheDumpPort } from '../domain/ports/cache-dump.port.js';
 import type { LeasePort } from '../domain/ports/lease.port.js';
 import type { SnapshotStorePort } from '../domain/ports/snapshot-store.port.js';
 import type { EventBusPort } from '../domain/ports/event-bus.port.js';
-import type { ClockPort } from '../domain/ports/clock.port.js';
-import type { CachePort } from '../domain/ports/cache.port.js';
-import { TakeSnapshot, type TakeSnapshotResult } from '../domain/use-cases/take-snapshot.js';
-import { RestoreSnapshot, type RestoreProgress, type RestoreSnapshotResult } from '../domain/use-cases/restore-snapshot.js';
-import { MemoryCache } from '../adapters/cache/memory/memory-cache.adapter.js';
-import { MemoryCacheDump } from '../adapters/snapshot/memory-cache-dump.adapter.js';
-import { LocalLease } from '../adapters/snapshot/local-lease.adapter.js';
-import { BlobSnapshotStore } from '../adapters/snapshot/blob-snapshot-store.adapter.js';
-import { FileBlobStore } from '../adapters/snapshot/file-blob-store.adapter.js';
-import { S3BlobStore } from '../adapters/snapshot/s3-blob-store.adapter.js';
-import { RedisCacheDump } from '../adapters/cache/redis/redis-dump.adapter.js';
-import { RedisLease } from '../adapters/cache/redis/redis-lease.adapter.js';
-import { createRedisClients, type RedisConnectionOptions } from '../adapters/cache/redis/redis-client.js';
+import type { Cancel, ClockPort } from '../domain/ports/clock.port.js';
+import { EventName } from '../domain/events/events.js';
+import type { TakeSnapshotResult } from '../domain/use-cases/take-snapshot.js';
+import type { RestoreProgress, RestoreSnapshotResult } from '../domain/use-cases/restore-snapshot.js';
+import { SnapshotPerInterval } from '../domain/use-cases/snapshot-per-interval.js';
+import { RestoreWhenLost } from '../domain/use-cases/restore-when-lost.js';
 
 /** Injection token of the SnapshotService (registered only when snapshot.store is not none). */
 export const SNAPSHOT_SERVICE = Symbol('SnapshotService');
 
-export const SNAPSHOT_LEASE = 'snapshot';
-export const RESTORE_LEASE = 'restore';
-
 export interface SnapshotServiceOptions {
   intervalMs: number;
   retain: number;
-  /** Restore at start when the cache is empty (default true). */
+  /** Restore at start when the cache lost its data (default true). */
   restoreOnStart?: boolean;
   /** Take a snapshot in stop() (the memory backend: its cache goes with the process). */
   snapshotOnStop: boolean;
@@ -62,8 +48,7 @@ export interface SnapshotServiceDeps {
   lease: LeasePort;
   events: EventBusPort;
   clock: ClockPort;
-  logger: Logger;
-  /** Runs before the first use (connect the dedicated Redis client); a failure is logged, not thrown. */
+  /** Runs before the first use (connect the dedicated Redis client); a failure is an event, not thrown. */
   open?: () => Promise<void>;
   /** Runs at the end of stop() (close clients). */
   close?: () => Promise<void>;
@@ -79,16 +64,20 @@ export interface SnapshotReadiness {
   lastSnapshot?: { id: string; ageSeconds: number; entries: number; bytes: number };
 }
 
+/** primaryBack(): how often and how many times to ask the cache whether it lost its data, while it reconnects. */
+const RECONNECT_PROBE_MS = 200;
+const RECONNECT_PROBES = 50;
+
 export class SnapshotService {
-  private readonly takeSnapshot: TakeSnapshot;
-  private readonly restoreSnapshot: RestoreSnapshot;
+  private readonly perInterval: SnapshotPerInterval;
+  private readonly restoreWhenLost: RestoreWhenLost;
   /** Aborted by stop(): a restore in progress ends (what it restored stays). */
   private readonly restoreAbort = new AbortController();
   /** Aborted by stop() unless the final snapshot is wanted: a snapshot in progress commits nothing. */
   private readonly snapshotAbort = new AbortController();
   /** A restore was cut short: the cache holds part of a snapshot, which must not become the newest one. */
   private restoreCutShort = false;
-  private timer: NodeJS.Timeout | undefined;
+  private cancelTick: Cancel | undefined;
   private work: Promise<unknown> = Promise.resolve();
   private stopping = false;
   private opened: Promise<void> | undefined;
@@ -102,8 +91,9 @@ export class SnapshotService {
     private readonly options: SnapshotServiceOptions,
   ) {
     if (!(options.intervalMs > 0)) throw new RangeError('SnapshotService: intervalMs must be positive');
-    this.takeSnapshot = new TakeSnapshot(deps.dump, deps.store, deps.events, deps.clock, { retain: options.retain });
-    this.restoreSnapshot = new RestoreSnapshot(deps.dump, deps.store, deps.events, deps.clock);
+    const { dump, store, lease, events, clock } = deps;
+    this.perInterval = new SnapshotPerInterval(dump, store, lease, events, clock, { intervalMs: options.intervalMs, retain: options.retain });
+    this.restoreWhenLost = new RestoreWhenLost(dump, store, lease, events, clock, options.restoreLeaseMs === undefined ? {} : { leaseMs: options.restoreLeaseMs });
   }
 
   get store(): SnapshotStorePort {
@@ -114,10 +104,14 @@ export class SnapshotService {
     return this.deps.dump;
   }
 
+  private get restoreEnabled(): boolean {
+    return this.options.restoreOnStart ?? true;
+  }
+
   /** Restores (when the cache lost its data and restoreOnStart), then starts the schedule. Never throws. */
   async start(): Promise<void> {
     await this.open();
-    if (this.options.restoreOnStart ?? true) {
+    if (this.restoreEnabled) {
       this.restoringAtStart = true;
       try {
         await this.exclusive(() => this.restore('start'));
@@ -132,36 +126,23 @@ export class SnapshotService {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    if (this.timer) clearTimeout(this.timer);
+    this.cancelTick?.();
     this.restoreAbort.abort();
     if (!this.options.snapshotOnStop) this.snapshotAbort.abort();
+    const { events, store } = this.deps;
     const settled = await this.settleWithin(this.options.stopWaitMs ?? 30_000);
     if (!settled) {
-      this.deps.logger.warn({ store: this.deps.store.name }, 'stop: a snapshot or restore still runs (store or cache not answering); not waiting for it');
+      events.emit({ name: EventName.snapshotStopIncomplete, store: store.name, cause: 'still_running' });
     } else if (this.options.snapshotOnStop && this.restoreCutShort) {
-      this.deps.logger.warn({ store: this.deps.store.name }, 'no final snapshot: the restore at start was cut short, the cache holds only part of the last snapshot');
+      events.emit({ name: EventName.snapshotStopIncomplete, store: store.name, cause: 'restore_cut_short' });
     } else if (this.options.snapshotOnStop) {
-      const result = await this.exclusive(() => this.snapshot('shutdown'));
-      if (result?.outcome === 'failed') this.deps.logger.error({ store: this.deps.store.name, reason: result.reason }, 'final snapshot at shutdown failed');
+      // a failure is a snapshot.failed event with trigger "shutdown"
+      await this.exclusive(() => this.snapshot('shutdown'));
     }
     try {
       await this.deps.close?.();
     } catch (error) {
-      this.deps.logger.warn({ err: error }, 'closing the snapshot clients failed');
-    }
-  }
-
-  /** True when the work in progress ended within `ms`. */
-  private async settleWithin(ms: number): Promise<boolean> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<false>((resolve) => {
-      timer = setTimeout(() => resolve(false), ms);
-      timer.unref();
-    });
-    try {
-      return await Promise.race([this.work.then(() => true, () => true), timeout]);
-    } finally {
-      clearTimeout(timer);
+      events.emit({ name: EventName.snapshotConnectionFailed, store: store.name, phase: 'close', error });
     }
   }
 
@@ -181,16 +162,16 @@ export class SnapshotService {
    * next interval, before misses refill it at the cost of one quota unit per resource per client.
    */
   async primaryBack(): Promise<RestoreSnapshotResult | undefined> {
-    if (!this.deps.lease.shared || this.stopping || !(this.options.restoreOnStart ?? true)) return undefined;
+    if (!this.deps.lease.shared || this.stopping || !this.restoreEnabled) return undefined;
     await this.open();
     // the snapshot service's own connection reconnects on its own schedule: wait (bounded) until it
     // can tell whether the cache lost its data, instead of giving up on the first refused command
-    for (let attempt = 0; attempt < 50 && !this.stopping; attempt++) {
+    for (let attempt = 0; attempt < RECONNECT_PROBES && !this.stopping; attempt++) {
       try {
         await this.deps.dump.isMarkedRestored();
         break;
       } catch {
-        await new Promise((resolve) => setTimeout(resolve, 200).unref());
+        await new Promise<void>((resolve) => this.after(RECONNECT_PROBE_MS, resolve));
       }
     }
     return this.exclusive(() => this.restore('reconnect'));
@@ -220,7 +201,7 @@ export class SnapshotService {
       try {
         await this.deps.open?.();
       } catch (error) {
-        this.deps.logger.warn({ err: error, store: this.deps.store.name }, 'snapshot: cache connection not ready at start; retrying in the background');
+        this.deps.events.emit({ name: EventName.snapshotConnectionFailed, store: this.deps.store.name, phase: 'open', error });
       }
     })();
     return this.opened;
@@ -233,294 +214,75 @@ export class SnapshotService {
     return run;
   }
 
+  /** Runs `task` once after `ms` (through the clock, which never keeps the process alive for it). */
+  private after(ms: number, task: () => void): Cancel {
+    const cancel = this.deps.clock.every(ms, () => {
+      cancel();
+      task();
+    });
+    return cancel;
+  }
+
+  /** True when the work in progress ended within `ms`. */
+  private async settleWithin(ms: number): Promise<boolean> {
+    let cancel: Cancel | undefined;
+    const timeout = new Promise<false>((resolve) => {
+      cancel = this.after(ms, () => resolve(false));
+    });
+    try {
+      return await Promise.race([this.work.then(() => true, () => true), timeout]);
+    } finally {
+      cancel?.();
+    }
+  }
+
   private schedule(): void {
     if (this.stopping) return;
     const jitter = this.options.jitter ?? 0.05;
     const delay = Math.max(1, Math.round(this.options.intervalMs * (1 + (Math.random() * 2 - 1) * jitter)));
-    this.timer = setTimeout(() => void this.tick(), delay);
-    this.timer.unref();
+    this.cancelTick = this.after(delay, () => void this.tick());
   }
 
   private async tick(): Promise<void> {
     try {
       await this.exclusive(async () => {
         if (this.stopping) return;
-        // a shared cache that lost its data (flushed, failed over to an empty node) is restored, not snapshotted
-        if (this.deps.lease.shared && (this.options.restoreOnStart ?? true) && (await this.lostDataSafe())) {
+        if (this.restoreEnabled && (await this.restoreWhenLost.sharedCacheLostData())) {
           await this.restore('interval');
           return;
         }
         await this.snapshot('interval');
       });
     } catch (error) {
-      this.deps.logger.error({ err: error }, 'snapshot schedule: unexpected error');
+      this.deps.events.emit({ name: EventName.snapshotScheduleFailed, error });
     } finally {
       this.schedule();
     }
   }
 
-  /** Empty, or without the mark of a finished restore: the cache lost its data since. */
-  private async lostData(): Promise<boolean> {
-    const { dump } = this.deps;
-    return !(await dump.isMarkedRestored()) || (await dump.isEmpty());
-  }
-
-  private async lostDataSafe(): Promise<boolean> {
-    try {
-      return await this.lostData();
-    } catch {
-      // unreachable: the snapshot attempt that follows reports it
-      return false;
-    }
-  }
-
   private async snapshot(trigger: string): Promise<TakeSnapshotResult | undefined> {
-    const { lease, logger, store } = this.deps;
-    // the lease outlives the snapshot on purpose: it is this interval's, so another replica waits for the next
-    const leaseMs = Math.max(1000, Math.floor(this.options.intervalMs * 0.9));
-    let held: boolean;
-    try {
-      held = await lease.acquire(SNAPSHOT_LEASE, leaseMs);
-    } catch (error) {
-      logger.warn({ err: error, trigger }, 'snapshot skipped: the lease could not be taken (cache unreachable)');
-      return undefined;
-    }
-    if (!held) {
-      logger.debug({ trigger }, 'snapshot skipped: another replica holds this interval’s lease');
-      return undefined;
-    }
-    const renew = this.keepLease(SNAPSHOT_LEASE, leaseMs);
-    let result: TakeSnapshotResult;
-    try {
-      result = await this.takeSnapshot.execute({ cancel: this.snapshotAbort.signal });
-    } finally {
-      clearInterval(renew);
-    }
-    if (result.outcome === 'ok') {
-      this.last = { id: result.info.id, takenAt: result.info.takenAt, entries: result.info.entries, bytes: result.info.bytes };
-      logger.info(
-        {
-          trigger,
-          store: store.name,
-          snapshotId: result.info.id,
-          entries: result.info.entries,
-          bytes: result.info.bytes,
-          durationMs: Math.round(result.durationMs),
-          removed: result.removed,
-        },
-        'snapshot taken',
-      );
-      for (const failure of result.removeErrors) logger.warn({ err: failure.error, snapshotId: failure.id }, 'old snapshot could not be removed');
-    } else if (result.outcome === 'skipped') {
-      logger.info({ trigger, store: store.name, reason: result.reason }, 'snapshot skipped');
-    } else {
-      logger.error({ trigger, store: store.name, reason: result.reason, err: result.error }, `snapshot failed: ${result.reason}`);
-    }
-    if (result.outcome !== 'ok' || !lease.shared) await lease.release(SNAPSHOT_LEASE).catch(() => undefined);
+    const result = await this.perInterval.execute({ trigger, cancel: this.snapshotAbort.signal });
+    if (result?.outcome === 'ok') this.last = { id: result.info.id, takenAt: result.info.takenAt, entries: result.info.entries, bytes: result.info.bytes };
     return result;
   }
 
   private async restore(trigger: string): Promise<RestoreSnapshotResult | undefined> {
-    const { dump, lease, logger, store } = this.deps;
-    const lost = await this.lostData().catch((error: unknown) => {
-      logger.warn({ err: error, trigger }, 'restore skipped: cannot tell whether the cache lost its data (cache unreachable)');
-      return undefined;
-    });
-    if (lost === undefined) return undefined;
-    if (!lost) {
-      if (trigger !== 'interval') logger.info({ trigger, backend: dump.backend }, 'cache holds its data: no restore');
-      return undefined;
-    }
-    const leaseMs = this.options.restoreLeaseMs ?? 30_000;
-    let held: boolean;
     try {
-      held = await lease.acquire(RESTORE_LEASE, leaseMs);
-    } catch (error) {
-      logger.warn({ err: error, trigger }, 'restore skipped: the lease could not be taken (cache unreachable)');
-      return undefined;
-    }
-    if (!held) {
-      logger.info({ trigger }, 'restore skipped: another replica is restoring the shared cache');
-      return undefined;
-    }
-    this.restoring = true;
-    this.restoreProgress = undefined;
-    const renew = this.keepLease(RESTORE_LEASE, leaseMs);
-    try {
-      // another replica may have finished a restore between the check above and this lease
-      if (!(await this.lostData())) {
-        logger.info({ trigger }, 'restore skipped: another replica has just restored the shared cache');
-        return undefined;
-      }
-      logger.info({ trigger, store: store.name, backend: dump.backend }, 'cache lost its data: restoring the newest snapshot');
-      const result = await this.restoreSnapshot.execute({
+      const result = await this.restoreWhenLost.execute({
+        trigger,
         cancel: this.restoreAbort.signal,
+        onRestoring: () => {
+          this.restoring = true;
+          this.restoreProgress = undefined;
+        },
         onProgress: (progress) => {
           this.restoreProgress = { ...progress };
         },
-        onRejected: (rejected) => {
-          logger.error(
-            { store: store.name, snapshotId: rejected.snapshotId, reason: rejected.reason, restoredBeforeRejection: rejected.restoredBeforeRejection },
-            `snapshot ${rejected.snapshotId} rejected (${rejected.reason}): ${rejected.message}; trying the next older one`,
-          );
-        },
       });
-      if (result.outcome === 'ok') {
-        logger.info(
-          {
-            store: store.name,
-            snapshotId: result.snapshotId,
-            restored: result.restored,
-            expired: result.expired,
-            present: result.present,
-            entries: result.entries,
-            durationMs: Math.round(result.durationMs),
-            rejected: result.rejected.length,
-          },
-          'snapshot restored',
-        );
-      } else if (result.outcome === 'skipped') {
-        logger.info({ store: store.name, reason: result.reason }, `restore skipped: ${result.reason}`);
-      } else {
-        if (this.restoreAbort.signal.aborted) this.restoreCutShort = true;
-        logger.error({ store: store.name, reason: result.reason, rejected: result.rejected.length }, `restore failed: ${result.reason}; starting with the cache as it is`);
-      }
-      // settled (restored, nothing to restore, every snapshot refused): leave the mark, so this data
-      // is not restored again until it is lost again; otherwise the next check tries again
-      if (result.outcome !== 'failed' || result.exhausted) {
-        await dump.markRestored().catch((error: unknown) => logger.warn({ err: error }, 'the restored mark could not be written; the next check restores again'));
-      }
+      if (result?.outcome === 'failed' && this.restoreAbort.signal.aborted) this.restoreCutShort = true;
       return result;
-    } catch (error) {
-      logger.warn({ err: error, trigger }, 'restore skipped: cannot tell whether the cache lost its data (cache unreachable)');
-      return undefined;
     } finally {
-      clearInterval(renew);
       this.restoring = false;
-      await lease.release(RESTORE_LEASE).catch(() => undefined);
     }
   }
-
-  /** Renews a held lease every third of its ttl while long work runs. */
-  private keepLease(name: string, ttlMs: number): NodeJS.Timeout {
-    const timer = setInterval(() => {
-      this.deps.lease.renew(name, ttlMs).then(
-        (kept) => {
-          if (!kept) this.deps.logger.warn({ lease: name }, 'lease lost while working (expired or taken over)');
-        },
-        (error: unknown) => this.deps.logger.warn({ err: error, lease: name }, 'lease renewal failed'),
-      );
-    }, Math.max(100, Math.floor(ttlMs / 3)));
-    timer.unref();
-    return timer;
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Building from the configuration (the container and the CLI)
-// ---------------------------------------------------------------------------------------------
-
-/** The configured snapshot store, or undefined with snapshot.store = none. */
-export function buildSnapshotStore(config: MirrorConfig, logger?: Pick<Logger, 'warn'>, options: { writer?: string } = {}): BlobSnapshotStore | undefined {
-  const { snapshot } = config;
-  const onWarning = (message: string, error?: unknown): void => logger?.warn({ err: error }, message);
-  const writer = options.writer ?? 'github-mirror';
-  if (snapshot.store === 'file') return new BlobSnapshotStore(new FileBlobStore(snapshot.dir), { writer, onWarning });
-  if (snapshot.store === 's3') {
-    const blobs = new S3BlobStore({
-      bucket: snapshot.s3.bucket,
-      prefix: snapshot.s3.prefix,
-      region: snapshot.s3.region,
-      ...(snapshot.s3.endpoint ? { endpoint: snapshot.s3.endpoint } : {}),
-      forcePathStyle: snapshot.s3.forcePathStyle,
-    });
-    return new BlobSnapshotStore(blobs, { writer, onWarning });
-  }
-  return undefined;
-}
-
-/** Connection options of the Redis cache, from the config (for a dedicated snapshot connection). */
-export function redisConnectionOptions(config: MirrorConfig): RedisConnectionOptions {
-  const r = config.cache.redis;
-  const options: RedisConnectionOptions = {
-    url: r.url,
-    // bulk SCAN/GET pipelines of megabytes: the request path's tight timeout would cut them off
-    commandTimeoutMs: Math.max(10_000, r.commandTimeoutMs),
-    scaleReads: 'master',
-  };
-  if (r.username) options.username = r.username;
-  if (r.password) options.password = r.password;
-  if (r.tls) options.tls = true;
-  if (r.sentinels.length > 0) {
-    options.sentinels = r.sentinels;
-    options.sentinelName = r.sentinelName;
-    if (r.sentinelPassword) options.sentinelPassword = r.sentinelPassword;
-  }
-  if (r.clusterNodes.length > 0) options.clusterNodes = r.clusterNodes;
-  return options;
-}
-
-/** A dedicated client to the configured Redis (connect() before use; quit() after). */
-export function createSnapshotRedisClient(config: MirrorConfig): Redis | Cluster {
-  return createRedisClients(redisConnectionOptions(config)).writer;
-}
-
-export interface SnapshotServiceWiring {
-  config: MirrorConfig;
-  logger: Logger;
-  events: EventBusPort;
-  clock: ClockPort;
-  /** The cache backend behind the instrumentation (a MemoryCache for the memory backend). */
-  cacheBackend: CachePort | undefined;
-}
-
-/**
- * The snapshot service for the configured store and cache backend, or undefined when snapshots are off
- * (snapshot.store = none) or the backend is one snapshots do not cover.
- */
-export function buildSnapshotService(w: SnapshotServiceWiring): SnapshotService | undefined {
-  const { config, logger } = w;
-  const store = buildSnapshotStore(config, logger);
-  if (store === undefined) return undefined;
-  const options = { intervalMs: config.snapshot.intervalSeconds * 1000, retain: config.snapshot.retain };
-  if (w.cacheBackend instanceof MemoryCache) {
-    return new SnapshotService(
-      {
-        dump: new MemoryCacheDump(w.cacheBackend),
-        store,
-        lease: new LocalLease(w.clock),
-        events: w.events,
-        clock: w.clock,
-        logger,
-        close: () => Promise.resolve(store.close()),
-      },
-      { ...options, snapshotOnStop: true },
-    );
-  }
-  if (config.cache.backend === 'redis') {
-    const client = createSnapshotRedisClient(config);
-    // without a listener, an ioredis connection error would be thrown at the process
-    client.on('error', (error: unknown) => logger.debug({ err: error }, 'snapshot redis connection error'));
-    const keyPrefix = config.cache.redis.keyPrefix;
-    return new SnapshotService(
-      {
-        dump: new RedisCacheDump({ client, keyPrefix, defaultTtlMs: config.cache.ttlSeconds * 1000 }),
-        store,
-        lease: new RedisLease({ client, keyPrefix }),
-        events: w.events,
-        clock: w.clock,
-        logger,
-        open: async () => {
-          await client.connect();
-        },
-        close: async () => {
-          store.close();
-          await client.quit().catch(() => client.disconnect());
-        },
-      },
-      { ...options, snapshotOnStop: false },
-    );
-  }
-  logger.warn({ backend: w.cacheBackend?.backend }, 'snapshots are configured but this cache backend has no snapshot support: snapshots off');
-  return undefined;
 }

@@ -7,7 +7,7 @@ import test from 'ava';
 import { Cluster, Redis } from 'ioredis';
 import { RedisCache } from '../../src/adapters/cache/redis/redis-cache.adapter.js';
 import { RedisCacheDump, prefixPattern } from '../../src/adapters/cache/redis/redis-dump.adapter.js';
-import { RedisLease } from '../../src/adapters/cache/redis/redis-lease.adapter.js';
+import { RedisLease } from '../../src/adapters/lease/redis-lease.adapter.js';
 import { MemoryCache } from '../../src/adapters/cache/memory/memory-cache.adapter.js';
 import { MemoryCacheDump } from '../../src/adapters/snapshot/memory-cache-dump.adapter.js';
 import type { CachedEntry } from '../../src/domain/model.js';

@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig } from '../../src/app/config/index.js';
-import { buildSnapshotStore } from '../../src/app/snapshot-service.js';
+import { buildSnapshotStore } from '../../src/app/wiring/snapshots.js';
 import { MemoryCache } from '../../src/adapters/cache/memory/memory-cache.adapter.js';
 import { MemoryCacheDump } from '../../src/adapters/snapshot/memory-cache-dump.adapter.js';
 import { TakeSnapshot } from '../../src/domain/use-cases/take-snapshot.js';

@@ -12,9 +12,9 @@ import { FakeGitHub } from '../support/fake-github.js';
 import { startMirror } from '../support/mirror-harness.js';
 import { freePort, startRedis, waitFor, type RedisProcess } from '../support/redis-harness.js';
 import { RedisCache } from '../../src/adapters/cache/redis/redis-cache.adapter.js';
-import { RedisLease } from '../../src/adapters/cache/redis/redis-lease.adapter.js';
+import { RedisLease } from '../../src/adapters/lease/redis-lease.adapter.js';
 import { RedisCacheDump } from '../../src/adapters/cache/redis/redis-dump.adapter.js';
-import { RESTORE_LEASE } from '../../src/app/snapshot-service.js';
+import { RESTORE_LEASE } from '../../src/domain/use-cases/restore-when-lost.js';
 import type { Mirror } from '../../src/app/mirror.js';
 import { capturingLogger, replay, resourcePaths, setResources, TOKENS } from './snapshot-traffic.js';
 

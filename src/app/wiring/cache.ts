@@ -13,10 +13,10 @@ import { MemoryCache } from '../../adapters/cache/memory/memory-cache.adapter.js
 import { InstrumentedCache } from '../../adapters/cache/instrumented-cache.adapter.js';
 import { RedisCache } from '../../adapters/cache/redis/redis-cache.adapter.js';
 import { BreakerCache } from '../../adapters/cache/breaker/breaker-cache.adapter.js';
-import { BreakerAwareLease } from '../../adapters/cache/breaker/breaker-lease.adapter.js';
-import { RedisLease } from '../../adapters/cache/redis/redis-lease.adapter.js';
+import { BreakerAwareLease } from '../../adapters/lease/breaker-lease.adapter.js';
+import { RedisLease } from '../../adapters/lease/redis-lease.adapter.js';
 import { cacheStatsOf } from '../../adapters/metrics/prometheus-metrics.adapter.js';
-import { redisConnectionOptions } from '../snapshot-service.js';
+import { redisConnectionOptions } from './redis-options.js';
 import { NO_LIFECYCLE, type Lifecycle } from './lifecycle.js';
 
 export interface CacheWiring {

@@ -21,6 +21,26 @@ export const EventName = {
   restoreProgress: 'snapshot.restore_progress',
   snapshotFailed: 'snapshot.failed',
   crossCredentialRevalidation: 'cache.cross_credential_revalidation',
+  /** An old snapshot could not be removed after a new one (retention). */
+  snapshotPruneFailed: 'snapshot.prune_failed',
+  /** A restore refused a snapshot (corrupt, truncated, unknown version...) and tries the next older one. */
+  snapshotRejected: 'snapshot.rejected',
+  /** A restore found no usable snapshot, or the store or the cache failed: the cache stays as it is. */
+  restoreFailed: 'snapshot.restore_failed',
+  /** The cache lost its data and this replica holds the restore lease: the restore begins. */
+  restoreStarted: 'snapshot.restore_started',
+  /** The restored mark could not be written after a settled restore (the next check restores again). */
+  restoreMarkFailed: 'snapshot.mark_failed',
+  /** A snapshot or a restore was not attempted (the lease is taken, the cache holds its data...). */
+  snapshotWorkSkipped: 'snapshot.work_skipped',
+  /** A lease renewal found the lease gone, or failed, while a snapshot or restore ran. */
+  snapshotLeaseLost: 'snapshot.lease_lost',
+  /** The snapshot service's own connection failed to open (start) or close (stop). */
+  snapshotConnectionFailed: 'snapshot.connection_failed',
+  /** stop() could not end cleanly: work still running, or no final snapshot of a half-restored cache. */
+  snapshotStopIncomplete: 'snapshot.stop_incomplete',
+  /** The snapshot schedule met an error it did not expect (the next tick is scheduled anyway). */
+  snapshotScheduleFailed: 'snapshot.schedule_failed',
 } as const;
 
 /** One per resolved GET/HEAD. */
@@ -126,6 +146,104 @@ export interface SnapshotEvent {
   expired?: number;
   /** Restore: entries skipped because the cache already held that key (never overwritten). */
   present?: number;
+  /** Restore (outcome ok): snapshots refused before this one was restored. */
+  rejected?: number;
+  /** Snapshot: what asked for it ("interval", "manual", "shutdown", ...). */
+  trigger?: string;
+  /** Snapshot (outcome ok): ids of the older snapshots removed by retention. */
+  removed?: string[];
+  /** snapshot.failed: what failed (for the log line; never sent anywhere else). */
+  error?: unknown;
+}
+
+export interface SnapshotPruneFailedEvent {
+  name: typeof EventName.snapshotPruneFailed;
+  store: string;
+  /** The snapshot that stays, or "*" when the store could not even list them. */
+  snapshotId: string;
+  error: unknown;
+}
+
+export interface SnapshotRejectedEvent {
+  name: typeof EventName.snapshotRejected;
+  store: string;
+  snapshotId: string;
+  /** A SnapshotRejection value, or "unreadable" when the store failed to deliver it. */
+  reason: string;
+  message: string;
+  /** Entries restored from it before the problem was found (each verified; they stay). */
+  restoredBeforeRejection: number;
+}
+
+export interface RestoreFailedEvent {
+  name: typeof EventName.restoreFailed;
+  store: string;
+  reason: string;
+  /** Snapshots refused on the way. */
+  rejected: number;
+  durationMs: number;
+}
+
+export interface RestoreStartedEvent {
+  name: typeof EventName.restoreStarted;
+  trigger: string;
+  store: string;
+  backend: string;
+}
+
+export interface RestoreMarkFailedEvent {
+  name: typeof EventName.restoreMarkFailed;
+  error: unknown;
+}
+
+/** Why a snapshot or a restore was not attempted. */
+export type SnapshotSkipCause =
+  /** Another replica holds the lease (this interval's snapshot, or a restore in progress). */
+  | 'lease_held'
+  /** The lease could not be taken: the cache does not answer. */
+  | 'lease_unreachable'
+  /** Restore: the cache did not answer whether it lost its data. */
+  | 'cache_unreachable'
+  /** Restore: the cache is marked restored and not empty. */
+  | 'holds_data'
+  /** Restore: another replica restored it between the check and the lease. */
+  | 'restored_elsewhere';
+
+export interface SnapshotWorkSkippedEvent {
+  name: typeof EventName.snapshotWorkSkipped;
+  work: 'snapshot' | 'restore';
+  trigger: string;
+  cause: SnapshotSkipCause;
+  /** The cache backend (restore, holds_data). */
+  backend?: string;
+  error?: unknown;
+}
+
+export interface SnapshotLeaseLostEvent {
+  name: typeof EventName.snapshotLeaseLost;
+  lease: string;
+  /** expired: found expired or taken over; unreachable: the renewal failed (the lease may run out). */
+  cause: 'expired' | 'unreachable';
+  error?: unknown;
+}
+
+export interface SnapshotConnectionFailedEvent {
+  name: typeof EventName.snapshotConnectionFailed;
+  store: string;
+  phase: 'open' | 'close';
+  error: unknown;
+}
+
+export interface SnapshotStopIncompleteEvent {
+  name: typeof EventName.snapshotStopIncomplete;
+  store: string;
+  /** still_running: the store or cache did not let work end in time; restore_cut_short: no final snapshot. */
+  cause: 'still_running' | 'restore_cut_short';
+}
+
+export interface SnapshotScheduleFailedEvent {
+  name: typeof EventName.snapshotScheduleFailed;
+  error: unknown;
 }
 
 /**
@@ -163,6 +281,16 @@ export interface DomainEventMap {
   [EventName.restoreProgress]: SnapshotEvent;
   [EventName.snapshotFailed]: SnapshotEvent;
   [EventName.crossCredentialRevalidation]: CrossCredentialRevalidationEvent;
+  [EventName.snapshotPruneFailed]: SnapshotPruneFailedEvent;
+  [EventName.snapshotRejected]: SnapshotRejectedEvent;
+  [EventName.restoreFailed]: RestoreFailedEvent;
+  [EventName.restoreStarted]: RestoreStartedEvent;
+  [EventName.restoreMarkFailed]: RestoreMarkFailedEvent;
+  [EventName.snapshotWorkSkipped]: SnapshotWorkSkippedEvent;
+  [EventName.snapshotLeaseLost]: SnapshotLeaseLostEvent;
+  [EventName.snapshotConnectionFailed]: SnapshotConnectionFailedEvent;
+  [EventName.snapshotStopIncomplete]: SnapshotStopIncompleteEvent;
+  [EventName.snapshotScheduleFailed]: SnapshotScheduleFailedEvent;
 }
 
 export type DomainEventName = keyof DomainEventMap;

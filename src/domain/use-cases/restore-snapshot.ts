@@ -1,3 +1,7 @@
+/**
+ * One restore from the snapshot store into the cache (the newest usable snapshot, or a given one). No
+ * lease, no "lost its data" check: restore-when-lost decides that; the operator CLI calls it directly.
+ */
 import type { CacheDumpPort, DumpedEntry } from '../ports/cache-dump.port.js';
 import { isSnapshotRejected, SnapshotRejectedError, SnapshotRejection, type SnapshotInfo, type SnapshotReading, type SnapshotStorePort } from '../ports/snapshot-store.port.js';
 import type { ClockPort } from '../ports/clock.port.js';
@@ -102,14 +106,14 @@ export class RestoreSnapshot {
     } catch (error) {
       const reason = `cannot list snapshots: ${messageOf(error)}`;
       this.events.emit({ name: EventName.restoreCompleted, store, entries: 0, bytes: 0, durationMs: elapsed(), outcome: 'failed', reason });
-      return { outcome: 'failed', reason, error, rejected, durationMs: elapsed(), exhausted: false };
+      return this.failed(store, { reason, error, rejected, durationMs: elapsed(), exhausted: false });
     }
     if (request.snapshotId !== undefined) {
       candidates = candidates.filter((c) => c.id === request.snapshotId);
       if (candidates.length === 0) {
         const reason = `no snapshot ${request.snapshotId}`;
         this.events.emit({ name: EventName.restoreCompleted, store, entries: 0, bytes: 0, durationMs: elapsed(), outcome: 'failed', reason });
-        return { outcome: 'failed', reason, error: new Error(reason), rejected, durationMs: elapsed(), exhausted: false };
+        return this.failed(store, { reason, error: new Error(reason), rejected, durationMs: elapsed(), exhausted: false });
       }
     }
     if (candidates.length === 0) {
@@ -145,17 +149,18 @@ export class RestoreSnapshot {
           restored: progress.restored,
           expired: progress.expired,
           present: progress.present,
+          rejected: rejected.length,
         });
         return { outcome: 'ok', ...progress, rejected };
       } catch (error) {
         if (error instanceof RestoreCancelledError) {
           this.emitEnd(store, progress, elapsed(), 'failed', 'cancelled');
-          return { outcome: 'failed', reason: 'cancelled', error, rejected, durationMs: elapsed(), exhausted: false };
+          return this.failed(store, { reason: 'cancelled', error, rejected, durationMs: elapsed(), exhausted: false });
         }
         if (error instanceof CacheWriteError) {
           const reason = `cache write failed: ${error.message}`;
           this.emitEnd(store, progress, elapsed(), 'failed', reason);
-          return { outcome: 'failed', reason, error: error.original, rejected, durationMs: elapsed(), exhausted: false };
+          return this.failed(store, { reason, error: error.original, rejected, durationMs: elapsed(), exhausted: false });
         }
         const refusal: RejectedSnapshot = {
           snapshotId: candidate.id,
@@ -165,12 +170,19 @@ export class RestoreSnapshot {
         };
         rejected.push(refusal);
         this.emitEnd(store, progress, elapsed(), isSnapshotRejected(error) ? 'corrupt' : 'failed', `${refusal.reason}: ${refusal.message}`);
+        this.events.emit({ name: EventName.snapshotRejected, store, ...refusal });
         request.onRejected?.(refusal);
       }
     }
     const cancelled = request.cancel?.aborted ?? false;
     const reason = cancelled ? 'cancelled' : `no usable snapshot (${rejected.length} refused)`;
-    return { outcome: 'failed', reason, error: new Error(reason), rejected, durationMs: elapsed(), exhausted: !cancelled };
+    return this.failed(store, { reason, error: new Error(reason), rejected, durationMs: elapsed(), exhausted: !cancelled });
+  }
+
+  /** Every run that restores nothing ends here: one snapshot.restore_failed, whatever the cause. */
+  private failed(store: string, result: Omit<Extract<RestoreSnapshotResult, { outcome: 'failed' }>, 'outcome'>): RestoreSnapshotResult {
+    this.events.emit({ name: EventName.restoreFailed, store, reason: result.reason, rejected: result.rejected.length, durationMs: result.durationMs });
+    return { outcome: 'failed', ...result };
   }
 
   private emitEnd(store: string, progress: RestoreProgress, durationMs: number, outcome: 'failed' | 'corrupt', reason: string): void {

@@ -1,3 +1,7 @@
+/**
+ * One snapshot of the whole cache into the snapshot store, then retention. No lease, no schedule:
+ * snapshot-per-interval decides when and who; the operator CLI calls it directly.
+ */
 import type { CacheDumpPort, DumpedEntry } from '../ports/cache-dump.port.js';
 import type { SnapshotInfo, SnapshotStorePort } from '../ports/snapshot-store.port.js';
 import type { ClockPort } from '../ports/clock.port.js';
@@ -22,6 +26,8 @@ export interface SnapshotProgress {
 }
 
 export interface TakeSnapshotRequest {
+  /** What asked for it ("interval", "manual", "shutdown"...): carried in the events. */
+  trigger?: string;
   /** Checked between batches: the snapshot is abandoned (nothing committed) once it is aborted. */
   cancel?: CancelSignal;
   onProgress?: (progress: SnapshotProgress) => void;
@@ -58,11 +64,12 @@ export class TakeSnapshot {
   async execute(request: TakeSnapshotRequest = {}): Promise<TakeSnapshotResult> {
     const started = this.clock.now();
     const store = this.store.name;
+    const trigger = request.trigger === undefined ? {} : { trigger: request.trigger };
     const elapsed = (): number => this.clock.now() - started;
     try {
       if (await this.dump.isEmpty()) {
         const reason = 'cache is empty';
-        this.events.emit({ name: EventName.snapshotCompleted, store, entries: 0, bytes: 0, durationMs: elapsed(), outcome: 'skipped', reason });
+        this.events.emit({ name: EventName.snapshotCompleted, store, entries: 0, bytes: 0, durationMs: elapsed(), outcome: 'skipped', reason, ...trigger });
         return { outcome: 'skipped', reason, durationMs: elapsed() };
       }
       const takenAt = this.clock.now();
@@ -72,6 +79,8 @@ export class TakeSnapshot {
         this.relativeTo(takenAt, progress, request),
       );
       const durationMs = elapsed();
+      // retention first, so the event says what it removed; it never throws (failures are listed)
+      const { removed, removeErrors } = await this.prune(info.id);
       this.events.emit({
         name: EventName.snapshotCompleted,
         store,
@@ -80,12 +89,14 @@ export class TakeSnapshot {
         durationMs,
         outcome: 'ok',
         snapshotId: info.id,
+        removed,
+        ...trigger,
       });
-      const { removed, removeErrors } = await this.prune(info.id);
+      for (const failure of removeErrors) this.events.emit({ name: EventName.snapshotPruneFailed, store, snapshotId: failure.id, error: failure.error });
       return { outcome: 'ok', info, durationMs, payloadBytes: progress.payloadBytes, removed, removeErrors };
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
-      this.events.emit({ name: EventName.snapshotFailed, store, entries: 0, bytes: 0, durationMs: elapsed(), outcome: 'failed', reason });
+      this.events.emit({ name: EventName.snapshotFailed, store, entries: 0, bytes: 0, durationMs: elapsed(), outcome: 'failed', reason, error, ...trigger });
       return { outcome: 'failed', reason, error, durationMs: elapsed() };
     }
   }

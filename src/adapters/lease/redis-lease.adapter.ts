@@ -7,8 +7,8 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Cluster, Redis } from 'ioredis';
-import type { LeasePort } from '../../../domain/ports/lease.port.js';
-import { RESERVED_KEY_MARK } from './redis-dump.adapter.js';
+import type { LeasePort } from '../../domain/ports/lease.port.js';
+import { RESERVED_KEY_MARK } from '../cache/redis/redis-dump.adapter.js';
 
 const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end`;
 const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end`;

@@ -1,11 +1,11 @@
-import type { LeasePort } from '../../domain/ports/lease.port.js';
-import type { ClockPort } from '../../domain/ports/clock.port.js';
-import { systemClock } from '../clock/system-clock.adapter.js';
-
 /**
  * LeasePort for one process (the memory backend: every replica has its own cache, so each may snapshot
  * its own). It still keeps two runs of the same work from overlapping in this process.
  */
+import type { LeasePort } from '../../domain/ports/lease.port.js';
+import type { ClockPort } from '../../domain/ports/clock.port.js';
+import { systemClock } from '../clock/system-clock.adapter.js';
+
 export class LocalLease implements LeasePort {
   readonly shared = false;
   private readonly held = new Map<string, number>();

@@ -1,9 +1,9 @@
-import type { LeasePort } from '../../../domain/ports/lease.port.js';
-
 /**
  * A shared lease that is only used while the cache breaker is closed: with Redis out of reach each
  * replica works on its own memory cache, and a lease would only add a failing round trip.
  */
+import type { LeasePort } from '../../domain/ports/lease.port.js';
+
 export class BreakerAwareLease implements LeasePort {
   constructor(
     private readonly inner: LeasePort,
