@@ -229,6 +229,42 @@ test('cache size: read from the stats function at scrape time; absent when it fa
   t.is(valueOf(s, 'github_mirror_cache_size'), undefined);
 });
 
+test('shared layout: bodies and credential entries from the same stats call; absent without the layout', async (t) => {
+  let calls = 0;
+  let layout: { entries: number; bodies: number; estimated: boolean } | undefined = { entries: 20_000, bodies: 200, estimated: false };
+  const { scrape } = makeSut({
+    cacheStats: () => {
+      calls++;
+      return Promise.resolve(layout === undefined ? { entries: 5, bytes: 10 } : { entries: 20_201, bytes: 999, layout });
+    },
+  });
+  let s = await scrape();
+  t.is(valueOf(s, 'github_mirror_cached_bodies'), 200);
+  t.is(valueOf(s, 'github_mirror_cached_credential_entries'), 20_000);
+  t.is(valueOf(s, 'github_mirror_cached_objects'), 20_201);
+  t.is(calls, 1, 'one stats call serves every gauge');
+  layout = undefined;
+  s = await scrape();
+  t.is(valueOf(s, 'github_mirror_cached_bodies'), undefined);
+  t.is(valueOf(s, 'github_mirror_cached_credential_entries'), undefined);
+});
+
+test('cross-credential revalidations by result (all three present from the start) and the quota they saved', async (t) => {
+  const { emit, scrape } = makeSut();
+  let s = await scrape();
+  for (const result of ['304', '200', 'error']) t.is(valueOf(s, 'github_mirror_cross_credential_revalidations_total', { result }), 0);
+  const event = (result: string, quotaSaved: number) => ({ name: 'cache.cross_credential_revalidation', result, candidates: 2, guess: false, quotaSaved });
+  emit(event('304', 1));
+  emit(event('304', 1));
+  emit(event('200', 0));
+  emit(event('error', 0));
+  s = await scrape();
+  t.is(valueOf(s, 'github_mirror_cross_credential_revalidations_total', { result: '304' }), 2);
+  t.is(valueOf(s, 'github_mirror_cross_credential_revalidations_total', { result: '200' }), 1);
+  t.is(valueOf(s, 'github_mirror_cross_credential_revalidations_total', { result: 'error' }), 1);
+  t.is(valueOf(s, 'github_mirror_cross_credential_quota_saved_total'), 2);
+});
+
 test('cacheStatsOf: a function for backends with stats(), undefined otherwise', async (t) => {
   t.is(cacheStatsOf({ backend: 'x' }), undefined);
   t.is(cacheStatsOf(undefined), undefined);

@@ -3,6 +3,7 @@ import {
   EventName,
   type BreakerChangedEvent,
   type CacheOperationEvent,
+  type CrossCredentialRevalidationEvent,
   type DomainEventName,
   type HttpCompletedEvent,
   type SnapshotEvent,
@@ -69,6 +70,7 @@ const OUTCOME_VALUES = new Set<string>([...ALL_OUTCOMES, 'NONE']);
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 const BREAKER_STATES = ['closed', 'open', 'half_open'] as const;
 const UPSTREAM_RESULTS = new Set(['ok', 'timeout', 'connection_error', 'offline']);
+const CROSS_CREDENTIAL_RESULTS = new Set(['304', '200', 'error']);
 const SNAPSHOT_OUTCOMES = new Set(['ok', 'failed', 'skipped', 'corrupt', 'in_progress']);
 /** x-ratelimit-resource values GitHub documents; anything else is "other". */
 const RATE_LIMIT_RESOURCES = new Set([
@@ -121,6 +123,8 @@ export class PrometheusMetrics {
   private readonly rateLimitWindowMs: number;
 
   private readonly coalesced: Counter<'scope'>;
+  private readonly crossCredential: Counter<'result'>;
+  private readonly crossCredentialSaved: Counter;
   private readonly breakerState: Gauge<'breaker' | 'state'>;
   private readonly backends: Set<string>;
   private lastBackend: string | undefined;
@@ -186,6 +190,28 @@ export class PrometheusMetrics {
         else this.set(s.entries);
       },
     });
+    const layoutGauge = (name: string, help: string, pick: (layout: NonNullable<CacheStats['layout']>) => number): void => {
+      new Gauge({
+        name,
+        help,
+        registers,
+        async collect() {
+          const layout = (await scrapeStats())?.layout;
+          if (layout === undefined) this.remove();
+          else this.set(pick(layout));
+        },
+      });
+    };
+    layoutGauge(
+      'github_mirror_cached_bodies',
+      'Bodies stored once per resource and shared by the credentials’ entries (cache.shareAcrossCredentials; Redis: estimated from a sample of keys)',
+      (layout) => layout.bodies,
+    );
+    layoutGauge(
+      'github_mirror_cached_credential_entries',
+      'Credentials’ entries pointing at shared bodies (cache.shareAcrossCredentials; Redis: estimated from a sample of keys)',
+      (layout) => layout.entries,
+    );
     this.cacheOperation = new FastHistogram({
       name: 'github_mirror_cache_operation_seconds',
       help: 'Time of one cache operation per backend (the latency the backend adds); result is hit/miss for lookups, ok otherwise, or error',
@@ -253,6 +279,20 @@ export class PrometheusMetrics {
       name: 'github_mirror_coalesced_requests_total',
       help: 'Requests that shared another request’s upstream call instead of making their own, by scope (local|shared)',
       labelNames: ['scope'],
+      registers,
+    });
+    this.crossCredential = new Counter({
+      name: 'github_mirror_cross_credential_revalidations_total',
+      help:
+        'Credentials with no entry of their own revalidated against bodies stored for others (or the empty-list guess): ' +
+        '304 = GitHub confirmed one (served, free), 200 = any other answer (fetched as usual), error = no usable answer',
+      labelNames: ['result'],
+      registers,
+    });
+    for (const result of CROSS_CREDENTIAL_RESULTS) this.crossCredential.inc({ result }, 0);
+    this.crossCredentialSaved = new Counter({
+      name: 'github_mirror_cross_credential_quota_saved_total',
+      help: 'Quota units cross-credential revalidation saved (a 304 instead of a 200 that would have counted)',
       registers,
     });
     this.breakerState = new Gauge({
@@ -332,6 +372,7 @@ export class PrometheusMetrics {
     on(EventName.cacheCorrupt, (event) => {
       this.cacheCorrupt.inc({ backend: this.bounded('backend', event.backend) });
     });
+    on(EventName.crossCredentialRevalidation, (event) => this.onCrossCredential(event));
     on(EventName.breakerChanged, (event) => this.onBreakerChanged(event));
     on(EventName.backendChanged, (event) => {
       this.lastBackend = this.bounded('backend', event.backend);
@@ -388,6 +429,11 @@ export class PrometheusMetrics {
       }
       window.record(remaining);
     }
+  }
+
+  private onCrossCredential(e: CrossCredentialRevalidationEvent): void {
+    this.crossCredential.inc({ result: CROSS_CREDENTIAL_RESULTS.has(e.result) ? e.result : 'error' });
+    if (e.quotaSaved > 0) this.crossCredentialSaved.inc(e.quotaSaved);
   }
 
   private onBreakerChanged(e: BreakerChangedEvent): void {
