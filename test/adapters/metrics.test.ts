@@ -249,20 +249,27 @@ test('shared layout: bodies and credential entries from the same stats call; abs
   t.is(valueOf(s, 'github_mirror_cached_credential_entries'), undefined);
 });
 
-test('cross-credential revalidations by result (all three present from the start) and the quota they saved', async (t) => {
+test('cross-credential revalidations by kind and result (all present from the start) and the quota they saved', async (t) => {
   const { emit, scrape } = makeSut();
   let s = await scrape();
-  for (const result of ['304', '200', 'error']) t.is(valueOf(s, 'github_mirror_cross_credential_revalidations_total', { result }), 0);
-  const event = (result: string, quotaSaved: number) => ({ name: 'cache.cross_credential_revalidation', result, candidates: 2, guess: false, quotaSaved });
+  for (const kind of ['shared', 'guess']) {
+    for (const result of ['304', '200', 'error']) t.is(valueOf(s, 'github_mirror_cross_credential_revalidations_total', { kind, result }), 0);
+  }
+  const event = (result: string, quotaSaved: number, candidates = 2, guess = false) => ({ name: 'cache.cross_credential_revalidation', result, candidates, guess, quotaSaved });
   emit(event('304', 1));
   emit(event('304', 1));
   emit(event('200', 0));
   emit(event('error', 0));
+  emit(event('304', 1, 1, true));
+  emit(event('200', 0, 1, true));
+  emit(event('200', 0, 1, true));
   s = await scrape();
-  t.is(valueOf(s, 'github_mirror_cross_credential_revalidations_total', { result: '304' }), 2);
-  t.is(valueOf(s, 'github_mirror_cross_credential_revalidations_total', { result: '200' }), 1);
-  t.is(valueOf(s, 'github_mirror_cross_credential_revalidations_total', { result: 'error' }), 1);
-  t.is(valueOf(s, 'github_mirror_cross_credential_quota_saved_total'), 2);
+  t.is(valueOf(s, 'github_mirror_cross_credential_revalidations_total', { kind: 'shared', result: '304' }), 2);
+  t.is(valueOf(s, 'github_mirror_cross_credential_revalidations_total', { kind: 'shared', result: '200' }), 1);
+  t.is(valueOf(s, 'github_mirror_cross_credential_revalidations_total', { kind: 'shared', result: 'error' }), 1);
+  t.is(valueOf(s, 'github_mirror_cross_credential_revalidations_total', { kind: 'guess', result: '304' }), 1);
+  t.is(valueOf(s, 'github_mirror_cross_credential_revalidations_total', { kind: 'guess', result: '200' }), 2);
+  t.is(valueOf(s, 'github_mirror_cross_credential_quota_saved_total'), 3);
 });
 
 test('cacheStatsOf: a function for backends with stats(), undefined otherwise', async (t) => {

@@ -135,7 +135,7 @@ test('the dashboard is Grafana JSON on a Prometheus datasource variable, with th
 test('promtool check rules passes on deploy/prometheus/alerts.yml', (t) => {
   const result = promtool(['check', 'rules', ALERTS]);
   t.is(result.status, 0, result.stdout + result.stderr);
-  t.regex(result.stdout, /SUCCESS: 6 rules found/);
+  t.regex(result.stdout, /SUCCESS: 7 rules found/);
 });
 
 test('the PrometheusRule holds the same groups as alerts.yml, and they check', (t) => {
@@ -268,6 +268,38 @@ tests:
         alertname: GitHubMirrorHigh5xxRate
         exp_alerts:
           - exp_labels: { severity: critical, job: m }
+  - interval: 1m
+    input_series:
+      # job m: half of 100 attempts a minute answered 304; job n: none of 100 (GitHub changed its formula);
+      # job o: none of 30 an hour (too few to tell); job p: only empty-list guesses, all 200 (not counted)
+      - series: 'github_mirror_cross_credential_revalidations_total{job="m", instance="a", kind="shared", result="304"}'
+        values: '0+50x120'
+      - series: 'github_mirror_cross_credential_revalidations_total{job="m", instance="a", kind="shared", result="200"}'
+        values: '0+50x120'
+      - series: 'github_mirror_cross_credential_revalidations_total{job="n", instance="a", kind="shared", result="304"}'
+        values: '0x120'
+      - series: 'github_mirror_cross_credential_revalidations_total{job="n", instance="a", kind="shared", result="200"}'
+        values: '0+100x120'
+      - series: 'github_mirror_cross_credential_revalidations_total{job="n", instance="a", kind="shared", result="error"}'
+        values: '0+1000x120'
+      - series: 'github_mirror_cross_credential_revalidations_total{job="o", instance="a", kind="shared", result="304"}'
+        values: '0x120'
+      - series: 'github_mirror_cross_credential_revalidations_total{job="o", instance="a", kind="shared", result="200"}'
+        values: '0+0.5x120'
+      - series: 'github_mirror_cross_credential_revalidations_total{job="p", instance="a", kind="guess", result="200"}'
+        values: '0+100x120'
+      - series: 'github_mirror_cross_credential_revalidations_total{job="p", instance="a", kind="shared", result="304"}'
+        values: '0x120'
+      - series: 'github_mirror_cross_credential_revalidations_total{job="p", instance="a", kind="shared", result="200"}'
+        values: '0x120'
+    alert_rule_test:
+      - eval_time: 10m
+        alertname: GitHubMirrorCrossCredentialIneffective
+        exp_alerts: []
+      - eval_time: 90m
+        alertname: GitHubMirrorCrossCredentialIneffective
+        exp_alerts:
+          - exp_labels: { severity: warning, job: n }
 `,
   );
   const result = promtool(['test', 'rules', file]);
@@ -338,11 +370,12 @@ test.serial('a real Prometheus scraping the mirror answers the dashboard’s p99
   const rules = await server.poll(async () => {
     const r = (await server.get('/api/v1/rules')) as { data?: { groups?: Array<{ rules: Array<{ name: string; health: string; lastError?: string }> }> } };
     const all = r.data?.groups?.flatMap((g) => g.rules) ?? [];
-    return all.length === 6 && all.every((rule) => rule.health === 'ok') ? all : undefined;
+    return all.length === 7 && all.every((rule) => rule.health === 'ok') ? all : undefined;
   }, 30_000);
   t.deepEqual(rules.map((r) => r.name).sort(), [
     'GitHubMirrorBreakerOpen',
     'GitHubMirrorCacheErrors',
+    'GitHubMirrorCrossCredentialIneffective',
     'GitHubMirrorHigh5xxRate',
     'GitHubMirrorQuotaLow',
     'GitHubMirrorSnapshotMissing',

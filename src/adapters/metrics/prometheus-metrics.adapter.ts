@@ -123,7 +123,7 @@ export class PrometheusMetrics {
   private readonly rateLimitWindowMs: number;
 
   private readonly coalesced: Counter<'scope'>;
-  private readonly crossCredential: Counter<'result'>;
+  private readonly crossCredential: Counter<'kind' | 'result'>;
   private readonly crossCredentialSaved: Counter;
   private readonly breakerState: Gauge<'breaker' | 'state'>;
   private readonly backends: Set<string>;
@@ -284,12 +284,13 @@ export class PrometheusMetrics {
     this.crossCredential = new Counter({
       name: 'github_mirror_cross_credential_revalidations_total',
       help:
-        'Credentials with no entry of their own revalidated against bodies stored for others (or the empty-list guess): ' +
-        '304 = GitHub confirmed one (served, free), 200 = any other answer (fetched as usual), error = no usable answer',
-      labelNames: ['result'],
+        'Credentials with no entry of their own revalidated against bodies stored for others (kind=shared) or against ' +
+        'the empty-list guess (kind=guess): 304 = GitHub confirmed one (served, free), 200 = any other answer ' +
+        '(fetched as usual), error = no usable answer',
+      labelNames: ['kind', 'result'],
       registers,
     });
-    for (const result of CROSS_CREDENTIAL_RESULTS) this.crossCredential.inc({ result }, 0);
+    for (const kind of ['shared', 'guess']) for (const result of CROSS_CREDENTIAL_RESULTS) this.crossCredential.inc({ kind, result }, 0);
     this.crossCredentialSaved = new Counter({
       name: 'github_mirror_cross_credential_quota_saved_total',
       help: 'Quota units cross-credential revalidation saved (a 304 instead of a 200 that would have counted)',
@@ -432,7 +433,9 @@ export class PrometheusMetrics {
   }
 
   private onCrossCredential(e: CrossCredentialRevalidationEvent): void {
-    this.crossCredential.inc({ result: CROSS_CREDENTIAL_RESULTS.has(e.result) ? e.result : 'error' });
+    // an attempt that offered a stored body is "shared" (the empty-list guess may ride along)
+    const kind = e.candidates > (e.guess ? 1 : 0) ? 'shared' : 'guess';
+    this.crossCredential.inc({ kind, result: CROSS_CREDENTIAL_RESULTS.has(e.result) ? e.result : 'error' });
     if (e.quotaSaved > 0) this.crossCredentialSaved.inc(e.quotaSaved);
   }
 
