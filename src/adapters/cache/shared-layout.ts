@@ -17,7 +17,13 @@ import type { CachedEntry, StoredRepresentation } from '../../domain/model.js';
 import { resourceHeaders } from '../../domain/http-semantics.js';
 import { BODY_ID_LENGTH, type BodyKeys } from '../crypto/body-keys.js';
 import { isSealed, open, seal, SealError } from '../crypto/entry-sealer.js';
-import { CorruptEntryError, CorruptReason, encodeEntry, tryDecodeEntry, type EncodeOptions } from './redis/entry-codec.js';
+import { CODEC_VERSION, CorruptEntryError, CorruptReason, encodeEntry, tryDecodeEntry, type EncodeOptions } from './redis/entry-codec.js';
+
+/**
+ * CacheDumpPort.entryFormat of a cache in this layout: a snapshot restores only into a cache of the
+ * same layout (a per-credential snapshot, "mirror-entry-v1", holds entries this layout never looks up).
+ */
+export const SHARED_ENTRY_FORMAT = `mirror-entry-v${CODEC_VERSION}/bodies-shared-across-credentials`;
 
 /** Bodies an index remembers per resource. */
 export const INDEX_MAX = 8;

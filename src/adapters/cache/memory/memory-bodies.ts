@@ -153,7 +153,8 @@ export class MemoryBodies {
   }
 
   /** A body from a snapshot, kept sealed; false when it is already held. */
-  restoreBody(resourceKey: string, bodyId: string, sealed: Uint8Array, expiresAt: number): boolean {
+  restoreBody(resourceKey: string, bodyId: string, sealed: Uint8Array, ttlMs: number): boolean {
+    const expiresAt = this.clock.now() + ttlMs;
     const key = slotKey(resourceKey, bodyId);
     const slot = this.bodies.get(key);
     if (slot === undefined) {
@@ -169,11 +170,11 @@ export class MemoryBodies {
     return true;
   }
 
-  /** An index from a snapshot, merged with what is held (records held now win). */
-  restoreIndex(resourceKey: string, records: readonly IndexRecord[], expiresAt: number): boolean {
+  /** An index from a snapshot, unless one is held (what is held now is at least as new). */
+  restoreIndex(resourceKey: string, records: readonly IndexRecord[], ttlMs: number): boolean {
     const held = this.indexes.get(resourceKey);
     if (held !== undefined) return false;
-    this.setIndex(resourceKey, records.slice(0, INDEX_MAX), expiresAt);
+    this.setIndex(resourceKey, records.slice(0, INDEX_MAX), this.clock.now() + ttlMs);
     return true;
   }
 

@@ -5,6 +5,7 @@ import type { CachedEntry, StoredRepresentation } from '../../../domain/model.js
 import type { BodyKeys } from '../../crypto/body-keys.js';
 import { readValue } from '../sealed-value.js';
 import { joinBody, pointerBodyId, readPointer, sharedName } from '../shared-layout.js';
+import { CorruptReason } from '../redis/entry-codec.errors.js';
 import { MemoryBodies } from './memory-bodies.js';
 
 export interface MemoryCacheOptions {
@@ -171,9 +172,10 @@ export class MemoryCache implements CachePort, CacheStatsPort {
   }
 
   private openRestored(key: string, slot: Slot, sealKey: Uint8Array | undefined): CachedEntry | undefined {
-    if (slot.sealed === undefined || sealKey === undefined) return undefined;
+    if (slot.sealed === undefined) return undefined;
     const ttlSeconds = (slot.expiresAt - this.clock.now()) / 1000;
     if (slot.shared !== undefined) return this.openRestoredPointer(key, slot, slot.shared, sealKey, ttlSeconds);
+    if (sealKey === undefined) return undefined;
     const opened = readValue(slot.sealed, key, sealKey);
     if (!opened.ok) {
       this.unreadable += 1;
@@ -184,9 +186,11 @@ export class MemoryCache implements CachePort, CacheStatsPort {
     return opened.entry;
   }
 
-  private openRestoredPointer(key: string, slot: Slot, shared: SharedRef, sealKey: Uint8Array, ttlSeconds: number): CachedEntry | undefined {
+  private openRestoredPointer(key: string, slot: Slot, shared: SharedRef, sealKey: Uint8Array | undefined, ttlSeconds: number): CachedEntry | undefined {
     const bodies = this.bodies as MemoryBodies;
     const opened = readPointer(slot.sealed as Uint8Array, sharedName.entry(shared.resourceKey, key), sealKey);
+    // asked without the key that opens it (a tool, not its credential): it stays for its credential
+    if (!opened.ok && opened.error.reason === CorruptReason.ENCRYPTED) return undefined;
     const body = opened.ok ? bodies.body(shared.resourceKey, shared.bodyId) : undefined;
     if (!opened.ok || body === undefined) {
       if (!opened.ok) this.unreadable += 1;
