@@ -81,7 +81,7 @@ test('a restored cache serves each credential its own entry with the shared body
   t.is(reps.length, 1);
   t.is(reps[0]?.headers['x-oauth-scopes'], undefined);
   t.is(JSON.parse(Buffer.from(reps[0]?.body ?? []).toString()).resource, 4);
-  t.is(await dump.restoreIfAbsent(records), 0, 'nothing replaced');
+  t.is(await dump.restoreIfAbsent(records), 1, 'nothing replaced: only the entry the wrong key dropped comes back');
 });
 
 test('a restored body that does not open with the secret is dropped, and its entries are misses', async (t) => {
