@@ -20,6 +20,8 @@ import { HmacKeyHasher } from '../adapters/crypto/hmac-key-hasher.adapter.js';
 import { PrometheusMetrics } from '../adapters/metrics/prometheus-metrics.adapter.js';
 import { ReadinessTracker } from '../adapters/readiness/readiness-tracker.adapter.js';
 import { ResolveResource } from '../domain/use-cases/resolve-resource.js';
+import { CrossCredentialRevalidation } from '../domain/use-cases/cross-credential-revalidation.js';
+import { nodeDigest } from '../adapters/crypto/node-digest.adapter.js';
 import { PassThrough } from '../domain/use-cases/pass-through.js';
 import { AdmitClient } from '../domain/use-cases/admit-client.js';
 import type { SnapshotService } from './snapshot-service.js';
@@ -69,7 +71,7 @@ export function buildContainer(config: MirrorConfig, logger: Logger, overrides: 
   c.register(TOKENS.KeyHasher, once(() => new HmacKeyHasher(config.cache.secret || DEVELOPMENT_SECRET)));
   c.register(
     TOKENS.CacheWiring,
-    once((r) => buildCache(config, { events: bus(r), clock: clock(r), logger, ...(overrides.cache ? { override: overrides.cache } : {}) })),
+    once((r) => buildCache(config, { events: bus(r), clock: clock(r), logger, secret: config.cache.secret || DEVELOPMENT_SECRET, ...(overrides.cache ? { override: overrides.cache } : {}) })),
   );
   c.register(TOKENS.Cache, once((r) => cache(r).port));
   c.register(TOKENS.Upstream, once((r) => buildUpstream(config, { events: bus(r), keys: keys(r), clock: clock(r) })));
@@ -90,6 +92,7 @@ export function buildContainer(config: MirrorConfig, logger: Logger, overrides: 
             coalesceWaitMs: config.cache.coalesce.waitMs,
           },
           cache(r).flights,
+          config.cache.shareAcrossCredentials ? new CrossCredentialRevalidation(cache(r).port, nodeDigest, bus(r)) : undefined,
         ),
     ),
   );

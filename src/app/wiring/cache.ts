@@ -10,6 +10,7 @@ import type { LeasePort } from '../../domain/ports/lease.port.js';
 import type { Logger } from 'pino';
 import type { EventEmitter2Bus } from '../../adapters/events/eventemitter2-bus.adapter.js';
 import { MemoryCache } from '../../adapters/cache/memory/memory-cache.adapter.js';
+import { BodyKeys } from '../../adapters/crypto/body-keys.js';
 import { InstrumentedCache } from '../../adapters/cache/instrumented-cache.adapter.js';
 import { RedisCache } from '../../adapters/cache/redis/redis-cache.adapter.js';
 import { BreakerCache } from '../../adapters/cache/breaker/breaker-cache.adapter.js';
@@ -42,11 +43,15 @@ export interface CacheWiringDeps {
   logger: Logger;
   /** Replaces the backend (tests). */
   override?: CachePort;
+  /** cache.secret, or the development fallback the key hasher uses too: keys of the shared bodies. */
+  secret: string;
 }
 
 export function buildCache(config: MirrorConfig, deps: CacheWiringDeps): CacheWiring {
   const { events, clock, logger } = deps;
-  const memory = new MemoryCache({ maxBytes: config.cache.memory.maxBytes, clock });
+  // shared bodies are sealed under keys derived from the secret that keys the cache (cache.secret)
+  const bodyKeys = config.cache.shareAcrossCredentials ? new BodyKeys(deps.secret) : undefined;
+  const memory = new MemoryCache({ maxBytes: config.cache.memory.maxBytes, clock, ...(bodyKeys ? { bodyKeys } : {}) });
   if (deps.override !== undefined || config.cache.backend !== 'redis') {
     const backend = deps.override ?? memory;
     return {
@@ -65,6 +70,7 @@ export function buildCache(config: MirrorConfig, deps: CacheWiringDeps): CacheWi
     scaleReads: config.cache.redis.scaleReads,
     ...(config.cache.redis.readerUrl ? { readerUrl: config.cache.redis.readerUrl } : {}),
     keyPrefix: config.cache.redis.keyPrefix,
+    ...(bodyKeys ? { bodyKeys } : {}),
     events,
     logger,
     clock,

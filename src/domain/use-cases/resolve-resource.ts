@@ -9,6 +9,7 @@ import type { LeasePort } from '../ports/lease.port.js';
 import { EventName, type ResourceResolvedEvent } from '../events/events.js';
 import { ErrorCode, isMirrorError, type MirrorFailure } from '../errors.js';
 import { holdLease } from './hold-lease.js';
+import type { Candidate, CrossCredentialRevalidation } from './cross-credential-revalidation.js';
 import {
   cacheControlDirectives,
   etagMatches,
@@ -74,6 +75,8 @@ interface SharedAnswer {
   fromCache: boolean;
   /** Served from the entry another replica fetched while this one waited (cross-replica coalescing). */
   sharedFlight?: boolean;
+  /** A body GitHub confirmed for this credential, stored for another one (or the empty-list guess). */
+  sharedBody?: 'shared' | 'guess';
   error?: undefined;
 }
 
@@ -106,23 +109,26 @@ export class ResolveResource {
     private readonly options: ResolveResourceOptions,
     /** Shared leases (Redis) for cross-replica coalescing; absent = this process only. */
     private readonly flights?: LeasePort,
+    /** Bodies shared across credentials (cache.shareAcrossCredentials); absent = per-credential entries only. */
+    private readonly crossCredential?: CrossCredentialRevalidation,
   ) {
     this.revalidationWriteMs = options.revalidationWriteMs ?? 60_000;
   }
 
   async execute(request: ResolveRequest): Promise<Resolution> {
-    const key = this.keys.keyFor({
-      credential: request.credential,
+    const parts = {
       method: 'GET',
       path: request.path,
       query: request.query,
       accept: firstValue(request.headers['accept']) ?? '',
       apiVersion: firstValue(request.headers['x-github-api-version']) ?? '',
-    });
+    };
+    const key = this.keys.keyFor({ credential: request.credential, ...parts });
     let shared = this.inflight.get(key);
     let collapsed = false;
     if (shared === undefined) {
-      const slot = { key, sealKey: this.keys.sealKeyFor(request.credential) };
+      const slot: Slot = { key, sealKey: this.keys.sealKeyFor(request.credential) };
+      if (this.crossCredential !== undefined) slot.resourceKey = this.keys.resourceKeyFor(parts);
       shared = this.resolveShared(slot, request).finally(() => this.inflight.delete(key));
       this.inflight.set(key, shared);
     } else {
@@ -150,6 +156,7 @@ export class ResolveResource {
     if (result.upstreamStatus !== undefined) resolution.upstreamStatus = result.upstreamStatus;
     if (result.staleAgeSeconds !== undefined) resolution.staleAgeSeconds = result.staleAgeSeconds;
     if (result.ttlSeconds !== undefined) resolution.ttlSeconds = result.ttlSeconds;
+    if (result.sharedBody !== undefined) resolution.sharedBody = result.sharedBody;
     if (result.status === 200 && etagMatches(joinHeader(request.headers['if-none-match']), result.etag)) {
       resolution.status = 304;
       resolution.body = EMPTY;
@@ -219,7 +226,7 @@ export class ResolveResource {
     return this.resolveWith(slot, request, await this.lookup(slot));
   }
 
-  private async resolveWith(key: Slot, request: ResolveRequest, entry: CachedEntry | undefined): Promise<SharedResult> {
+  private async resolveWith(key: Slot, request: ResolveRequest, entry: CachedEntry | undefined, unshared = false): Promise<SharedResult> {
     const now = this.clock.now();
 
     if (entry !== undefined && this.isFresh(entry, now)) {
@@ -235,11 +242,18 @@ export class ResolveResource {
       };
     }
 
-    const conditional = entry !== undefined && !this.fullPageGuard(entry, request.query);
     const headers = upstreamHeaders(request.headers);
+    let conditional = entry !== undefined && !this.fullPageGuard(entry, request.query);
     if (conditional && entry !== undefined) {
       if (entry.etag !== undefined) headers['if-none-match'] = entry.etag;
       else if (entry.lastModified !== undefined) headers['if-modified-since'] = entry.lastModified;
+    }
+    // no entry of its own: offer GitHub the ETags this credential would get for the bodies stored for
+    // others (never for an anonymous request: its 304s are not free, and it is one partition anyway)
+    const candidates = entry === undefined && !unshared ? await this.candidatesFor(key, request, headers) : NO_CANDIDATES;
+    if (candidates.length > 0) {
+      headers['if-none-match'] = (this.crossCredential as CrossCredentialRevalidation).ifNoneMatch(candidates);
+      conditional = true;
     }
 
     const started = this.clock.now();
@@ -247,6 +261,7 @@ export class ResolveResource {
     try {
       response = await this.upstream.fetch({ method: 'GET', target: request.target, headers });
     } catch (error) {
+      if (candidates.length > 0) this.crossCredential?.report('error', candidates);
       return this.upstreamFailed(error, entry, conditional, started);
     }
     this.upstreamCalled(response, request, conditional, started);
@@ -254,6 +269,15 @@ export class ResolveResource {
     const { status } = response;
     if (status === 304 && entry !== undefined) {
       return this.revalidated(key, entry, response);
+    }
+    if (candidates.length > 0) {
+      const cross = this.crossCredential as CrossCredentialRevalidation;
+      const matched = status === 304 ? cross.matched(candidates, response) : undefined;
+      if (matched !== undefined) return this.sharedHit(key, matched, candidates, response);
+      const failed = status >= 500 || isRateLimited(status, response.headers, response.body);
+      cross.report(failed ? 'error' : '200', candidates);
+      // a 304 naming none of the ETags offered proves nothing: fetch the resource as if nothing were stored
+      if (status === 304) return this.resolveWith(key, request, undefined, true);
     }
     if (isRateLimited(status, response.headers, response.body)) {
       return entry !== undefined ? this.stale(O.RATE_LIMITED_HIT, entry, response) : this.passOn(O.RATE_LIMITED_MISS, response);
@@ -302,6 +326,29 @@ export class ResolveResource {
       etag: entry.etag,
       upstreamStatus: 304,
       fromCache: true,
+    };
+  }
+
+  private async candidatesFor(slot: Slot, request: ResolveRequest, headers: HeaderMap): Promise<readonly Candidate[]> {
+    if (this.crossCredential === undefined || slot.resourceKey === undefined || request.credential === undefined) return NO_CANDIDATES;
+    return this.crossCredential.candidates(slot.resourceKey, headers, request.query);
+  }
+
+  /** GitHub's 304 named a body stored for another credential (or the empty list): it is this one's too. */
+  private async sharedHit(slot: Slot, candidate: Candidate, offered: readonly Candidate[], response: BufferedResponse): Promise<SharedResult> {
+    const cross = this.crossCredential as CrossCredentialRevalidation;
+    const hit = cross.hit(candidate, response, this.clock.now());
+    cross.report('304', offered, hit.detail);
+    await this.write(slot, hit.entry);
+    return {
+      outcome: O.ONLINE_HIT,
+      status: hit.entry.status,
+      headers: hit.headers,
+      body: hit.entry.body,
+      etag: hit.entry.etag,
+      upstreamStatus: 304,
+      fromCache: true,
+      sharedBody: hit.detail,
     };
   }
 
@@ -391,7 +438,7 @@ export class ResolveResource {
 
   private async lookup(slot: Slot): Promise<CachedEntry | undefined> {
     try {
-      return await this.cache.lookup(slot.key, slot.sealKey);
+      return await this.cache.lookup(slot.key, slot.sealKey, slot.resourceKey);
     } catch (error) {
       this.cacheFailed('lookup', error);
       return undefined;
@@ -400,7 +447,7 @@ export class ResolveResource {
 
   private async write(slot: Slot, entry: CachedEntry): Promise<void> {
     try {
-      await this.cache.store(slot.key, entry, this.options.ttlSeconds, slot.sealKey);
+      await this.cache.store(slot.key, entry, this.options.ttlSeconds, slot.sealKey, slot.resourceKey);
     } catch (error) {
       this.cacheFailed('store', error);
     }
@@ -408,7 +455,7 @@ export class ResolveResource {
 
   private async forget(slot: Slot): Promise<void> {
     try {
-      await this.cache.forget(slot.key);
+      await this.cache.forget(slot.key, slot.resourceKey);
     } catch (error) {
       this.cacheFailed('forget', error);
     }
@@ -427,11 +474,17 @@ export class ResolveResource {
 
 const EMPTY = new Uint8Array(0);
 
-/** Where an entry lives: its cache key and the credential-derived key that seals it at rest. */
+/**
+ * Where an entry lives: its cache key, the credential-derived key that seals it at rest, and with
+ * bodies shared across credentials the resource's key (KeyHasherPort.resourceKeyFor).
+ */
 interface Slot {
   key: string;
   sealKey: Uint8Array;
+  resourceKey?: string;
 }
+
+const NO_CANDIDATES: readonly Candidate[] = [];
 
 function joinHeader(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value.join(', ') : value;
