@@ -21,7 +21,7 @@ import { MemoryCacheDump } from '../src/adapters/snapshot/memory-cache-dump.adap
 import { BlobSnapshotStore } from '../src/adapters/snapshot/blob-snapshot-store.adapter.js';
 import { FileBlobStore } from '../src/adapters/snapshot/file-blob-store.adapter.js';
 import { RedisCacheDump } from '../src/adapters/cache/redis/redis-dump.adapter.js';
-import { encodeEntry } from '../src/adapters/cache/redis/entry-codec.js';
+import { encodeEntry } from '../src/adapters/cache/entry-codec.js';
 import { TakeSnapshot } from '../src/domain/use-cases/take-snapshot.js';
 import { RestoreSnapshot } from '../src/domain/use-cases/restore-snapshot.js';
 import { systemClock } from '../src/adapters/clock/system-clock.adapter.js';

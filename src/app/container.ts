@@ -16,12 +16,14 @@ import type { KeyHasherPort } from '../domain/ports/key-hasher.port.js';
 import { EventName } from '../domain/events/events.js';
 import { systemClock } from '../adapters/clock/system-clock.adapter.js';
 import { EventEmitter2Bus } from '../adapters/events/eventemitter2-bus.adapter.js';
+import { subscribeCacheLogs } from '../adapters/logging/cache-log.subscriber.js';
 import { HmacKeyHasher } from '../adapters/crypto/hmac-key-hasher.adapter.js';
 import { PrometheusMetrics } from '../adapters/metrics/prometheus-metrics.adapter.js';
 import { ReadinessTracker } from '../adapters/readiness/readiness-tracker.adapter.js';
 import { ResolveResource } from '../domain/use-cases/resolve-resource.js';
 import { CrossCredentialRevalidation } from '../domain/use-cases/cross-credential-revalidation.js';
 import { nodeDigest } from '../adapters/crypto/node-digest.adapter.js';
+import { CrossReplicaCoalescing } from '../domain/use-cases/cross-replica-coalescing.js';
 import { PassThrough } from '../domain/use-cases/pass-through.js';
 import { AdmitClient } from '../domain/use-cases/admit-client.js';
 import type { SnapshotService } from './snapshot-service.js';
@@ -60,18 +62,28 @@ export function buildContainer(config: MirrorConfig, logger: Logger, overrides: 
   const clock = (r: DependencyContainer) => r.resolve<ClockPort>(TOKENS.Clock);
   const keys = (r: DependencyContainer) => r.resolve<KeyHasherPort>(TOKENS.KeyHasher);
   const cache = (r: DependencyContainer) => r.resolve<CacheWiring>(TOKENS.CacheWiring);
+  /** Cross-replica coalescing over the cache's shared flight leases (Redis backend only). */
+  const coalescing = (r: DependencyContainer) => {
+    const flights = cache(r).flights;
+    return flights === undefined ? undefined : new CrossReplicaCoalescing(flights, clock(r), { waitMs: config.cache.coalesce.waitMs });
+  };
 
   c.register(TOKENS.Config, { useValue: config });
   c.register(TOKENS.Logger, { useValue: logger });
   c.register(TOKENS.Clock, { useValue: overrides.clock ?? systemClock });
   c.register(
     TOKENS.EventBus,
-    once(() => new EventEmitter2Bus((error, event) => logger.error({ err: error, event: event.name }, 'event listener failed'))),
+    once((r) => {
+      const events = new EventEmitter2Bus((error, event) => logger.error({ err: error, event: event.name }, 'event listener failed'));
+      // the cache adapters only emit events; this writes their log lines
+      subscribeCacheLogs(events, logger, { clock: clock(r) });
+      return events;
+    }),
   );
   c.register(TOKENS.KeyHasher, once(() => new HmacKeyHasher(config.cache.secret || DEVELOPMENT_SECRET)));
   c.register(
     TOKENS.CacheWiring,
-    once((r) => buildCache(config, { events: bus(r), clock: clock(r), logger, secret: config.cache.secret || DEVELOPMENT_SECRET, ...(overrides.cache ? { override: overrides.cache } : {}) })),
+    once((r) => buildCache(config, { events: bus(r), clock: clock(r), secret: config.cache.secret || DEVELOPMENT_SECRET, ...(overrides.cache ? { override: overrides.cache } : {}) })),
   );
   c.register(TOKENS.Cache, once((r) => cache(r).port));
   c.register(TOKENS.Upstream, once((r) => buildUpstream(config, { events: bus(r), keys: keys(r), clock: clock(r) })));
@@ -89,9 +101,8 @@ export function buildContainer(config: MirrorConfig, logger: Logger, overrides: 
             ttlSeconds: config.cache.ttlSeconds,
             maxEntryBytes: config.cache.maxEntryBytes,
             freshnessMs: config.cache.freshnessMs,
-            coalesceWaitMs: config.cache.coalesce.waitMs,
           },
-          cache(r).flights,
+          coalescing(r),
           config.cache.shareAcrossCredentials ? new CrossCredentialRevalidation(cache(r).port, nodeDigest, bus(r)) : undefined,
         ),
     ),

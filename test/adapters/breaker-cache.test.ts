@@ -8,7 +8,7 @@ import { MemoryCache } from '../../src/adapters/cache/memory/memory-cache.adapte
 import { RedisCache } from '../../src/adapters/cache/redis/redis-cache.adapter.js';
 import type { CachedEntry } from '../../src/domain/model.js';
 import type { CachePort } from '../../src/domain/ports/cache.port.js';
-import { during, makeEntry, RecordingBus, RecordingLogger } from '../support/cache-traffic.js';
+import { during, loggingBus, makeEntry, RecordingBus, RecordingLogger } from '../support/cache-traffic.js';
 import { sleep, startRedis, waitFor, type RedisProcess } from '../support/redis-harness.js';
 
 const BREAKER: BreakerCacheOptions = { timeoutMs: 250, errorThresholdPercentage: 50, volumeThreshold: 5, resetTimeoutMs: 400 };
@@ -63,9 +63,9 @@ class FakePrimary implements CachePort, ReadinessSource {
 
 function makeSut(options: Partial<BreakerCacheOptions> = {}, primary = new FakePrimary()) {
   const memory = new MemoryCache({ maxBytes: 10 * 1024 * 1024 });
-  const bus = new RecordingBus();
   const logger = new RecordingLogger();
-  const cache = new BreakerCache(primary, memory, { ...BREAKER, events: bus, logger, ...options });
+  const bus = loggingBus(logger);
+  const cache = new BreakerCache(primary, memory, { ...BREAKER, events: bus, ...options });
   cleanups.push(() => cache.close());
   return { cache, primary, memory, bus, logger };
 }
@@ -202,13 +202,13 @@ test('close() shuts the breaker down and unsubscribes', async (t) => {
 async function realSut(): Promise<{ redis: RedisProcess; primary: RedisCache; memory: MemoryCache; cache: BreakerCache; bus: RecordingBus }> {
   const redis = await startRedis();
   cleanups.push(() => redis.stop());
-  const bus = new RecordingBus();
   const logger = new RecordingLogger();
-  const primary = new RedisCache({ url: redis.url, keyPrefix: 'brk:', commandTimeoutMs: COMMAND_TIMEOUT_MS, maxReconnectDelayMs: 200, events: bus, logger });
+  const bus = loggingBus(logger);
+  const primary = new RedisCache({ url: redis.url, keyPrefix: 'brk:', commandTimeoutMs: COMMAND_TIMEOUT_MS, maxReconnectDelayMs: 200, events: bus });
   cleanups.push(() => primary.close());
   await primary.start();
   const memory = new MemoryCache({ maxBytes: 50 * 1024 * 1024 });
-  const cache = new BreakerCache(primary, memory, { ...BREAKER, events: bus, logger });
+  const cache = new BreakerCache(primary, memory, { ...BREAKER, events: bus });
   cleanups.push(() => cache.close());
   return { redis, primary, memory, cache, bus };
 }

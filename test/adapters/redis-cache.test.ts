@@ -16,10 +16,10 @@ import {
   decodeEntry,
   encodeEntry,
   tryDecodeEntry,
-} from '../../src/adapters/cache/redis/entry-codec.js';
+} from '../../src/adapters/cache/entry-codec.js';
 import { RedisCache, type RedisCacheOptions } from '../../src/adapters/cache/redis/redis-cache.adapter.js';
-import { parseRedisUrl, redactRedisUrl } from '../../src/adapters/cache/redis/redis-client.js';
-import { makeEntry, RecordingBus, RecordingLogger } from '../support/cache-traffic.js';
+import { parseRedisUrl, redactRedisUrl } from '../../src/adapters/cache/redis/redis-url.js';
+import { loggingBus, makeEntry, RecordingBus, RecordingLogger } from '../support/cache-traffic.js';
 import { freePort, startRedis, waitFor, type RedisProcess } from '../support/redis-harness.js';
 
 const COMMAND_TIMEOUT_MS = 200;
@@ -250,14 +250,17 @@ test('redis: store, lookup, forget, TTL and key prefix', async (t) => {
   const stats = await c.stats();
   t.true(stats.bytes > 0);
   t.is(stats.entries, Number(await r.cli('DBSIZE')));
-  t.deepEqual(bus.events, []);
+  // no error, no corrupt value: the one event is the connection becoming ready
+  t.deepEqual(bus.events, [
+    { name: 'cache.connection', backend: 'redis', role: 'primary', endpoint: redactRedisUrl(r.url), state: 'ready', topology: 'standalone' },
+  ]);
 });
 
 test('redis: garbage under a key is a miss plus a cache.corrupt event', async (t) => {
   const r = await server();
-  const bus = new RecordingBus();
   const log = new RecordingLogger();
-  const c = await cache({ url: r.url, events: bus, logger: log });
+  const bus = loggingBus(log);
+  const c = await cache({ url: r.url, events: bus });
   await r.cli('SET', 'test:garbage', 'this is not an entry');
   await r.cli('SET', 'test:truncated', 'GM\x01');
   t.is(await c.lookup('garbage'), undefined);
@@ -321,12 +324,13 @@ test('redis: ACL user and password; no secret in logs or description', async (t)
   const r = await server({ password: 'adm1n-pw' });
   await r.cli('ACL', 'SETUSER', 'mirror', 'on', '>m1rror-pw', '~ghm:*', '+get', '+set', '+del', '+dbsize', '+info', '+ping', '+quit');
   const log = new RecordingLogger();
-  const viaUrl = await cache({ url: `redis://mirror:m1rror-pw@127.0.0.1:${r.port}`, keyPrefix: 'ghm:', logger: log });
+  const logged = loggingBus(log);
+  const viaUrl = await cache({ url: `redis://mirror:m1rror-pw@127.0.0.1:${r.port}`, keyPrefix: 'ghm:', events: logged });
   await viaUrl.store('a', fullEntry, 60);
   t.truthy(await viaUrl.lookup('a'));
-  const viaOptions = await cache({ url: `redis://127.0.0.1:${r.port}`, username: 'mirror', password: 'm1rror-pw', keyPrefix: 'ghm:', logger: log });
+  const viaOptions = await cache({ url: `redis://127.0.0.1:${r.port}`, username: 'mirror', password: 'm1rror-pw', keyPrefix: 'ghm:', events: logged });
   t.truthy(await viaOptions.lookup('a'));
-  const wrong = await cache({ url: `redis://mirror:wr0ng-pw@127.0.0.1:${r.port}`, keyPrefix: 'ghm:', logger: log });
+  const wrong = await cache({ url: `redis://mirror:wr0ng-pw@127.0.0.1:${r.port}`, keyPrefix: 'ghm:', events: logged });
   t.false(wrong.isReady());
   await t.throwsAsync(wrong.lookup('a'));
   await wrong.close();
@@ -375,7 +379,7 @@ test.serial('redis: fail fast against a killed server and a hung one', async (t)
 test('redis: start() also returns when no sentinel answers', async (t) => {
   const log = new RecordingLogger();
   const sentinels = [{ host: '127.0.0.1', port: await freePort() }, { host: '127.0.0.1', port: await freePort() }];
-  const c = new RedisCache({ sentinels, sentinelName: 'nobody', keyPrefix: 'x:', commandTimeoutMs: 100, startTimeoutMs: 300, logger: log });
+  const c = new RedisCache({ sentinels, sentinelName: 'nobody', keyPrefix: 'x:', commandTimeoutMs: 100, startTimeoutMs: 300, events: loggingBus(log) });
   cleanups.push(() => c.close());
   t.is(await beforeGuard(c.start(), 5000), 'settled');
   t.false(c.isReady());
@@ -386,7 +390,7 @@ test('redis: start() also returns when no sentinel answers', async (t) => {
 test.serial('redis: a connection ioredis ends for good is started again', async (t) => {
   const r = await server();
   const log = new RecordingLogger();
-  const c = await cache({ url: r.url, logger: log });
+  const c = await cache({ url: r.url, events: loggingBus(log) });
   t.true(c.isReady());
   // what ioredis does in the Sentinel failover race: the connection ends instead of reconnecting
   (c as unknown as { writer: { disconnect(): void } }).writer.disconnect();
@@ -402,7 +406,7 @@ test.serial('redis: start() resolves while Redis is down, then connects when it 
   r.kill('SIGKILL');
   await r.exited();
   const log = new RecordingLogger();
-  const c = await cache({ url: r.url, logger: log });
+  const c = await cache({ url: r.url, events: loggingBus(log) });
   t.false(c.isReady());
   await t.throwsAsync(c.lookup('x'), { message: /REDIS_UNAVAILABLE/ });
   const ready = new Promise<boolean>((resolve) => c.onReadyChange(resolve));

@@ -5,7 +5,7 @@ import test from 'ava';
 import { BreakerCache, type BreakerCacheOptions } from '../../src/adapters/cache/breaker/breaker-cache.adapter.js';
 import { MemoryCache } from '../../src/adapters/cache/memory/memory-cache.adapter.js';
 import { RedisCache, type RedisCacheOptions } from '../../src/adapters/cache/redis/redis-cache.adapter.js';
-import { during, makeEntry, RecordingBus, RecordingLogger } from '../support/cache-traffic.js';
+import { during, loggingBus, makeEntry, RecordingLogger, type RecordingBus } from '../support/cache-traffic.js';
 import { parseClusterNodes, sleep, startCluster, startSentinelSet, waitFor } from '../support/redis-harness.js';
 
 const BREAKER: BreakerCacheOptions = { timeoutMs: 300, errorThresholdPercentage: 50, volumeThreshold: 5, resetTimeoutMs: 400 };
@@ -17,11 +17,11 @@ test.after.always(async () => {
 });
 
 function caches(options: RedisCacheOptions): { redis: RedisCache; cache: BreakerCache; bus: RecordingBus; logger: RecordingLogger } {
-  const bus = new RecordingBus();
   const logger = new RecordingLogger();
-  const redis = new RedisCache({ ...options, events: bus, logger });
+  const bus = loggingBus(logger);
+  const redis = new RedisCache({ ...options, events: bus });
   cleanups.push(() => redis.close());
-  const cache = new BreakerCache(redis, new MemoryCache({ maxBytes: 50 * 1024 * 1024 }), { ...BREAKER, events: bus, logger });
+  const cache = new BreakerCache(redis, new MemoryCache({ maxBytes: 50 * 1024 * 1024 }), { ...BREAKER, events: bus });
   cleanups.push(() => cache.close());
   return { redis, cache, bus, logger };
 }

@@ -5,7 +5,7 @@
 import test from 'ava';
 import { MemoryCache } from '../../src/adapters/cache/memory/memory-cache.adapter.js';
 import { MemoryCacheDump, ENTRY_FORMAT } from '../../src/adapters/snapshot/memory-cache-dump.adapter.js';
-import { decodeEntry } from '../../src/adapters/cache/redis/entry-codec.js';
+import { decodeEntry } from '../../src/adapters/cache/entry-codec.js';
 import type { CachedEntry } from '../../src/domain/model.js';
 import type { DumpedEntry } from '../../src/domain/ports/cache-dump.port.js';
 import { FakeClock } from '../support/fakes.js';

@@ -5,7 +5,8 @@
 import type { DomainEvent } from '../../src/domain/events/events.js';
 import type { CachedEntry } from '../../src/domain/model.js';
 import type { CachePort } from '../../src/domain/ports/cache.port.js';
-import type { EventBusPort } from '../../src/domain/ports/event-bus.port.js';
+import { EventEmitter2Bus } from '../../src/adapters/events/eventemitter2-bus.adapter.js';
+import { subscribeCacheLogs } from '../../src/adapters/logging/cache-log.subscriber.js';
 
 export function makeEntry(body: string | Uint8Array, overrides: Partial<CachedEntry> = {}): CachedEntry {
   return {
@@ -19,10 +20,12 @@ export function makeEntry(body: string | Uint8Array, overrides: Partial<CachedEn
   };
 }
 
-export class RecordingBus implements EventBusPort {
+/** The app's bus (listeners by name), keeping every event for assertions. */
+export class RecordingBus extends EventEmitter2Bus {
   readonly events: DomainEvent[] = [];
-  emit(event: DomainEvent): void {
+  override emit(event: DomainEvent): void {
     this.events.push(event);
+    super.emit(event);
   }
   named<N extends DomainEvent['name']>(name: N): Array<Extract<DomainEvent, { name: N }>> {
     return this.events.filter((e) => e.name === name) as Array<Extract<DomainEvent, { name: N }>>;
@@ -30,7 +33,7 @@ export class RecordingBus implements EventBusPort {
 }
 
 export interface LogLine {
-  level: 'info' | 'warn' | 'error';
+  level: 'info' | 'warn';
   obj: object;
   msg: string;
 }
@@ -43,12 +46,16 @@ export class RecordingLogger {
   warn(obj: object, msg: string): void {
     this.lines.push({ level: 'warn', obj, msg });
   }
-  error(obj: object, msg: string): void {
-    this.lines.push({ level: 'error', obj, msg });
-  }
   text(): string {
     return this.lines.map((l) => `${l.level} ${l.msg} ${JSON.stringify(l.obj)}`).join('\n');
   }
+}
+
+/** A RecordingBus whose events the app's cache log subscriber writes into `logger`. */
+export function loggingBus(logger: RecordingLogger): RecordingBus {
+  const bus = new RecordingBus();
+  subscribeCacheLogs(bus, logger);
+  return bus;
 }
 
 export interface TrafficReport {

@@ -1,3 +1,4 @@
+/** CachePort decorator that times every operation per backend (`cache.operation` events). */
 import { performance } from 'node:perf_hooks';
 import type { CachePort } from '../../domain/ports/cache.port.js';
 import type { EventBusPort } from '../../domain/ports/event-bus.port.js';

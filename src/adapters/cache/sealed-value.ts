@@ -1,6 +1,7 @@
+/** Stored values (Redis, snapshot records): entry-codec bytes, sealed per credential when a seal key is given. */
 import type { CachedEntry } from '../../domain/model.js';
 import { isSealed, open, seal, SealError } from '../crypto/entry-sealer.js';
-import { CorruptEntryError, CorruptReason, encodeEntry, tryDecodeEntry, type DecodeResult, type EncodeOptions } from './redis/entry-codec.js';
+import { CorruptEntryError, CorruptReason, encodeEntry, tryDecodeEntry, type DecodeResult, type EncodeOptions } from './entry-codec.js';
 
 /**
  * An entry as it is kept outside the process (Redis values, snapshot records): the entry codec's

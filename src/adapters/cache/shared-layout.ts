@@ -17,7 +17,7 @@ import type { CachedEntry, StoredRepresentation } from '../../domain/model.js';
 import { resourceHeaders } from '../../domain/http-semantics.js';
 import { BODY_ID_LENGTH, type BodyKeys } from '../crypto/body-keys.js';
 import { isSealed, open, seal, SealError } from '../crypto/entry-sealer.js';
-import { CODEC_VERSION, CorruptEntryError, CorruptReason, encodeEntry, tryDecodeEntry, type EncodeOptions } from './redis/entry-codec.js';
+import { CODEC_VERSION, CorruptEntryError, CorruptReason, encodeEntry, tryDecodeEntry, type EncodeOptions } from './entry-codec.js';
 
 /**
  * CacheDumpPort.entryFormat of a cache in this layout: a snapshot restores only into a cache of the

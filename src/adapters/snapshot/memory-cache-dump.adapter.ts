@@ -1,7 +1,7 @@
 import type { CacheDumpPort, DumpedEntry } from '../../domain/ports/cache-dump.port.js';
 import type { MemoryCache } from '../cache/memory/memory-cache.adapter.js';
-import { CODEC_VERSION, decodeEntry, encodeEntry } from '../cache/redis/entry-codec.js';
-import { CorruptEntryError } from '../cache/redis/entry-codec.errors.js';
+import { CODEC_VERSION, decodeEntry, encodeEntry } from '../cache/entry-codec.js';
+import { CorruptEntryError } from '../cache/entry-codec.errors.js';
 import { writeValue } from '../cache/sealed-value.js';
 import { parseIndex, parseSharedName, sharedName, SHARED_ENTRY_FORMAT, writePointer, type SharedName } from '../cache/shared-layout.js';
 import { isSealed } from '../crypto/entry-sealer.js';

@@ -7,7 +7,6 @@ import type { MirrorConfig } from '../config/index.js';
 import type { CachePort } from '../../domain/ports/cache.port.js';
 import type { ClockPort } from '../../domain/ports/clock.port.js';
 import type { LeasePort } from '../../domain/ports/lease.port.js';
-import type { Logger } from 'pino';
 import type { EventEmitter2Bus } from '../../adapters/events/eventemitter2-bus.adapter.js';
 import { MemoryCache } from '../../adapters/cache/memory/memory-cache.adapter.js';
 import { BodyKeys } from '../../adapters/crypto/body-keys.js';
@@ -40,7 +39,6 @@ export interface CacheWiring {
 export interface CacheWiringDeps {
   events: EventEmitter2Bus;
   clock: ClockPort;
-  logger: Logger;
   /** Replaces the backend (tests). */
   override?: CachePort;
   /** cache.secret, or the development fallback the key hasher uses too: keys of the shared bodies. */
@@ -48,7 +46,7 @@ export interface CacheWiringDeps {
 }
 
 export function buildCache(config: MirrorConfig, deps: CacheWiringDeps): CacheWiring {
-  const { events, clock, logger } = deps;
+  const { events, clock } = deps;
   // shared bodies are sealed under keys derived from the secret that keys the cache (cache.secret)
   const bodyKeys = config.cache.shareAcrossCredentials ? new BodyKeys(deps.secret) : undefined;
   const memory = new MemoryCache({ maxBytes: config.cache.memory.maxBytes, clock, ...(bodyKeys ? { bodyKeys } : {}) });
@@ -72,10 +70,9 @@ export function buildCache(config: MirrorConfig, deps: CacheWiringDeps): CacheWi
     keyPrefix: config.cache.redis.keyPrefix,
     ...(bodyKeys ? { bodyKeys } : {}),
     events,
-    logger,
     clock,
   });
-  const breaker = new BreakerCache(redis, memory, { ...config.cache.breaker, events, logger, clock });
+  const breaker = new BreakerCache(redis, memory, { ...config.cache.breaker, events, clock });
   return {
     port: new InstrumentedCache(breaker, events),
     backend: breaker,

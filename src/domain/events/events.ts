@@ -13,7 +13,12 @@ export const EventName = {
   cacheOperation: 'cache.operation',
   cacheError: 'cache.error',
   cacheCorrupt: 'cache.corrupt',
+  cacheConnection: 'cache.connection',
+  cacheConnectionError: 'cache.connection_error',
+  cacheMisconfigured: 'cache.misconfigured',
+  cacheStatsFailed: 'cache.stats_failed',
   breakerChanged: 'breaker.changed',
+  breakerFollowedPrimary: 'breaker.followed_primary',
   backendChanged: 'cache.backend_changed',
   httpCompleted: 'http.request.completed',
   snapshotCompleted: 'snapshot.completed',
@@ -102,12 +107,86 @@ export interface CacheCorruptEvent {
   name: typeof EventName.cacheCorrupt;
   backend: string;
   reason: string;
+  /** Size of the unreadable value. */
+  bytes?: number;
+}
+
+/** A connection of a shared cache backend (Redis) changed state. */
+export interface CacheConnectionEvent {
+  name: typeof EventName.cacheConnection;
+  backend: string;
+  /** primary: writes (and lookups without a reader); reader: a read endpoint for lookups. */
+  role: 'primary' | 'reader';
+  /**
+   * ready: takes commands; lost: dropped, reconnecting; unreachable: not connected at start (serving
+   * without it, reconnecting in the background); restarting: the client gave the connection up, it is
+   * started again.
+   */
+  state: 'ready' | 'lost' | 'unreachable' | 'restarting';
+  /** Where it points, without credentials. */
+  endpoint: string;
+  /** ready: standalone, sentinel or cluster. */
+  topology?: string;
+  /** restarting: how many times in a row. */
+  attempt?: number;
+  /** unreachable: why. */
+  message?: string;
+}
+
+/**
+ * A connection-level failure of a shared cache backend (no command failed by it alone; those are
+ * cache.error). Frequent while the backend is down: the log subscriber throttles them.
+ */
+export interface CacheConnectionErrorEvent {
+  name: typeof EventName.cacheConnectionError;
+  backend: string;
+  role: 'primary' | 'reader';
+  /** connection: the client's error; node: a cluster node's; reconnect: a restart attempt; quit: on close. */
+  source: 'connection' | 'node' | 'reconnect' | 'quit';
+  endpoint: string;
+  /** source node: which node. */
+  node?: string;
+  message: string;
+}
+
+/** A cache option that works but defeats its purpose (told once, when the adapter is built). */
+export interface CacheMisconfiguredEvent {
+  name: typeof EventName.cacheMisconfigured;
+  backend: string;
+  /** cluster_key_prefix_hash_tag: a `{` in a cluster's key prefix would put every key in one slot. */
+  problem: 'cluster_key_prefix_hash_tag';
+}
+
+/** A cache breaker's primary could not report its size; the fallback's is reported instead. */
+export interface CacheStatsFailedEvent {
+  name: typeof EventName.cacheStatsFailed;
+  breaker: string;
+  backend: string;
+  message: string;
 }
 
 export interface BreakerChangedEvent {
   name: typeof EventName.breakerChanged;
   breaker: string;
   state: 'closed' | 'open' | 'half_open';
+  /** Cache breakers: the state before. */
+  previous?: 'closed' | 'open' | 'half_open';
+  /** Cache breakers: the backend serving from now on. */
+  backend?: string;
+  /** Cache breakers, on closing: how long it was not closed. */
+  outageMs?: number;
+}
+
+/**
+ * A cache breaker acting on its primary's readiness, before any call failed: not ready when the
+ * breaker is built (`initial`, it opens), ready again (it closes), connection lost (it opens).
+ */
+export interface BreakerFollowedPrimaryEvent {
+  name: typeof EventName.breakerFollowedPrimary;
+  breaker: string;
+  backend: string;
+  ready: boolean;
+  initial: boolean;
 }
 
 export interface BackendChangedEvent {
@@ -273,7 +352,12 @@ export interface DomainEventMap {
   [EventName.cacheOperation]: CacheOperationEvent;
   [EventName.cacheError]: CacheErrorEvent;
   [EventName.cacheCorrupt]: CacheCorruptEvent;
+  [EventName.cacheConnection]: CacheConnectionEvent;
+  [EventName.cacheConnectionError]: CacheConnectionErrorEvent;
+  [EventName.cacheMisconfigured]: CacheMisconfiguredEvent;
+  [EventName.cacheStatsFailed]: CacheStatsFailedEvent;
   [EventName.breakerChanged]: BreakerChangedEvent;
+  [EventName.breakerFollowedPrimary]: BreakerFollowedPrimaryEvent;
   [EventName.backendChanged]: BackendChangedEvent;
   [EventName.httpCompleted]: HttpCompletedEvent;
   [EventName.snapshotCompleted]: SnapshotEvent;

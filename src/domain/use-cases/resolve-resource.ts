@@ -5,10 +5,9 @@ import type { UpstreamPort, BufferedResponse } from '../ports/upstream.port.js';
 import type { ClockPort } from '../ports/clock.port.js';
 import type { EventBusPort } from '../ports/event-bus.port.js';
 import type { KeyHasherPort } from '../ports/key-hasher.port.js';
-import type { LeasePort } from '../ports/lease.port.js';
 import { EventName, type ResourceResolvedEvent } from '../events/events.js';
 import { ErrorCode, isMirrorError, type MirrorFailure } from '../errors.js';
-import { holdLease } from './hold-lease.js';
+import type { CrossReplicaCoalescing } from './cross-replica-coalescing.js';
 import type { Candidate, CrossCredentialRevalidation } from './cross-credential-revalidation.js';
 import {
   cacheControlDirectives,
@@ -37,14 +36,6 @@ export interface ResolveResourceOptions {
    * freshness window is on), so the hit path costs one cache round trip, not two.
    */
   revalidationWriteMs?: number;
-  /**
-   * Cross-replica coalescing of cold misses: with a shared lease, the replica that takes a key's
-   * flight lease calls upstream; the others wait up to this long for its entry, then call upstream
-   * themselves (0 = off).
-   */
-  coalesceWaitMs?: number;
-  /** How often a waiting replica looks for the winner's entry (default 20 ms). */
-  coalescePollMs?: number;
 }
 
 export interface ResolveRequest {
@@ -107,8 +98,8 @@ export class ResolveResource {
     private readonly events: EventBusPort,
     private readonly clock: ClockPort,
     private readonly options: ResolveResourceOptions,
-    /** Shared leases (Redis) for cross-replica coalescing; absent = this process only. */
-    private readonly flights?: LeasePort,
+    /** Cross-replica coalescing of cold misses (Redis); absent = this process only. */
+    private readonly coalescing?: CrossReplicaCoalescing,
     /** Bodies shared across credentials (cache.shareAcrossCredentials); absent = per-credential entries only. */
     private readonly crossCredential?: CrossCredentialRevalidation,
   ) {
@@ -174,56 +165,22 @@ export class ResolveResource {
     return resolution;
   }
 
-  private async resolveShared(key: Slot, request: ResolveRequest): Promise<SharedResult> {
-    const entry = await this.lookup(key);
-    if (entry === undefined && this.flights?.shared === true && (this.options.coalesceWaitMs ?? 0) > 0) {
-      return this.coalesceAcrossReplicas(key, request);
+  private async resolveShared(slot: Slot, request: ResolveRequest): Promise<SharedResult> {
+    const entry = await this.lookup(slot);
+    if (entry === undefined && this.coalescing?.active === true) {
+      return this.coalescing.coalesce(slot.key, {
+        lookup: () => this.lookup(slot),
+        fetch: (found) => this.resolveWith(slot, request, found),
+        share: (found) => this.sharedFlight(found),
+      });
     }
-    return this.resolveWith(key, request, entry);
+    return this.resolveWith(slot, request, entry);
   }
 
-  /**
-   * A cold miss with other replicas around: one replica per key calls upstream (it holds the key's
-   * flight lease); the others wait for its entry instead of spending quota on the same resource.
-   * Any trouble with the lease, or a winner that takes too long, means calling upstream ourselves.
-   */
-  private async coalesceAcrossReplicas(slot: Slot, request: ResolveRequest): Promise<SharedResult> {
-    const flights = this.flights as LeasePort;
-    const waitMs = this.options.coalesceWaitMs ?? 0;
-    const pollMs = this.options.coalescePollMs ?? 20;
-    const flight = `flight:${slot.key}`;
-    const waitingSince = this.clock.now();
-    const shared = (entry: CachedEntry): SharedResult => {
-      this.events.emit({ name: EventName.coalesced, scope: 'shared' });
-      return { outcome: O.ONLINE_MISS, status: entry.status, headers: { ...entry.headers }, body: entry.body, etag: entry.etag, fromCache: true, sharedFlight: true };
-    };
-    // keep the lease while our call runs: a winner that is slow, not gone, must not see its key
-    // handed to a second caller when the lease's ttl runs out (a gone one stops renewing).
-    // Look again under the lease: a winner may have stored the entry and released it between our
-    // first lookup and now. Validated since we began to wait: the winner's answer, served as is;
-    // older: the call is a (free) revalidation, not a second fetch
-    const lead = (): Promise<SharedResult> =>
-      holdLease(flights, this.clock, flight, waitMs, async () => {
-        const entry = await this.lookup(slot);
-        if (entry !== undefined && entry.validatedAt >= waitingSince) return shared(entry);
-        return this.resolveWith(slot, request, entry);
-      });
-    const acquire = async (): Promise<boolean> => {
-      try {
-        return await flights.acquire(flight, waitMs);
-      } catch {
-        return true; // no lease to be had: behave as a lone replica
-      }
-    };
-    if (await acquire()) return lead();
-    for (let polls = Math.ceil(waitMs / pollMs); polls > 0; polls--) {
-      await this.clock.sleep(pollMs);
-      const entry = await this.lookup(slot);
-      if (entry !== undefined) return shared(entry);
-      // the winner finished without leaving an entry (an error, a 404, not cacheable): our turn
-      if (await acquire()) return lead();
-    }
-    return this.resolveWith(slot, request, await this.lookup(slot));
+  /** The entry another replica fetched while this one waited (cross-replica coalescing). */
+  private sharedFlight(entry: CachedEntry): SharedResult {
+    this.events.emit({ name: EventName.coalesced, scope: 'shared' });
+    return { outcome: O.ONLINE_MISS, status: entry.status, headers: { ...entry.headers }, body: entry.body, etag: entry.etag, fromCache: true, sharedFlight: true };
   }
 
   private async resolveWith(key: Slot, request: ResolveRequest, entry: CachedEntry | undefined, unshared = false): Promise<SharedResult> {

@@ -26,13 +26,6 @@ import type { ClockPort } from '../../../domain/ports/clock.port.js';
 import { systemClock } from '../../clock/system-clock.adapter.js';
 import type { EventBusPort } from '../../../domain/ports/event-bus.port.js';
 
-/** pino-compatible subset. */
-export interface BreakerLogger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
-
 /** What a primary may tell about its connection (RedisCache does). */
 export interface ReadinessSource {
   isReady(): boolean;
@@ -50,10 +43,10 @@ export interface BreakerCacheOptions {
   resetTimeoutMs: number;
   /** Rolling statistics window. Default 10 s. */
   rollingCountTimeoutMs?: number;
-  /** Breaker name in events and logs. Default "cache". */
+  /** Breaker name in events. Default "cache". */
   name?: string;
+  /** Receives breaker.changed, breaker.followed_primary, cache.backend_changed, cache.stats_failed and timeouts as cache.error. */
   events?: EventBusPort;
-  logger?: BreakerLogger;
   clock?: ClockPort;
 }
 
@@ -67,8 +60,6 @@ interface Call {
 
 const PRIMARY = Symbol('primary');
 
-const noopLogger: BreakerLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
-
 function hasReadiness(cache: object): cache is ReadinessSource {
   const c = cache as Partial<ReadinessSource>;
   return typeof c.isReady === 'function' && typeof c.onReadyChange === 'function';
@@ -81,7 +72,6 @@ function hasStats(cache: object): cache is CacheStatsPort {
 export class BreakerCache implements CachePort, CacheStatsPort {
   private readonly breaker: CircuitBreaker<[Call], unknown>;
   private readonly name: string;
-  private readonly logger: BreakerLogger;
   private readonly clock: ClockPort;
   private readonly unsubscribe: (() => void) | undefined;
   /** Drives opossum's rolling window, so that a close can start it afresh. */
@@ -102,7 +92,6 @@ export class BreakerCache implements CachePort, CacheStatsPort {
       if (!Number.isFinite(options[key]) || options[key] < 0) throw new RangeError(`BreakerCache: ${key} must be a number >= 0`);
     }
     this.name = options.name ?? 'cache';
-    this.logger = options.logger ?? noopLogger;
     this.clock = options.clock ?? systemClock;
     this.activeBackend = primary.backend;
     const windowMs = options.rollingCountTimeoutMs ?? 10000;
@@ -143,7 +132,7 @@ export class BreakerCache implements CachePort, CacheStatsPort {
     if (hasReadiness(primary)) {
       if (!primary.isReady()) {
         // usual at construction: the primary connects later (start()); it closes the breaker when ready
-        this.logger.info({ breaker: this.name, backend: primary.backend }, 'cache primary not connected yet; serving from the fallback until it is');
+        this.followed(false, true);
         this.breaker.open();
       }
       this.unsubscribe = primary.onReadyChange((ready) => this.onPrimaryReadiness(ready));
@@ -196,7 +185,7 @@ export class BreakerCache implements CachePort, CacheStatsPort {
       try {
         return await this.primary.stats();
       } catch (err) {
-        this.logger.warn({ breaker: this.name, err: err instanceof Error ? err.message : String(err) }, 'cache primary stats failed; reporting the fallback');
+        this.emit({ name: EventName.cacheStatsFailed, breaker: this.name, backend: this.primary.backend, message: err instanceof Error ? err.message : String(err) });
       }
     }
     return hasStats(this.fallback) ? this.fallback.stats() : { entries: 0, bytes: 0 };
@@ -215,11 +204,16 @@ export class BreakerCache implements CachePort, CacheStatsPort {
   private onPrimaryReadiness(ready: boolean): void {
     if (this.closed) return;
     if (ready && !this.breaker.closed) {
-      this.logger.info({ breaker: this.name, backend: this.primary.backend }, 'cache primary ready; closing the breaker');
+      this.followed(true, false);
       this.breaker.close();
     } else if (!ready && !this.breaker.opened) {
+      this.followed(false, false);
       this.breaker.open();
     }
+  }
+
+  private followed(ready: boolean, initial: boolean): void {
+    this.emit({ name: EventName.breakerFollowedPrimary, breaker: this.name, backend: this.primary.backend, ready, initial });
   }
 
   private transition(state: BreakerState): void {
@@ -227,7 +221,8 @@ export class BreakerCache implements CachePort, CacheStatsPort {
     const previous = this.state;
     this.state = state;
     const now = this.clock.now();
-    const fields: Record<string, unknown> = { breaker: this.name, state, previous };
+    const backend = state === 'closed' ? this.primary.backend : this.fallback.backend;
+    const changed: BreakerChangedEvent = { name: EventName.breakerChanged, breaker: this.name, state, previous, backend };
     if (state === 'open' && this.openedAt === undefined) this.openedAt = now;
     if (state === 'closed') {
       // opossum counts calls rejected while open as fires: left in the window they would dilute the
@@ -235,15 +230,9 @@ export class BreakerCache implements CachePort, CacheStatsPort {
       for (let i = 0; i < this.bucketCount; i += 1) this.buckets.emit('rotate');
     }
     if (state === 'closed' && this.openedAt !== undefined) {
-      fields.outageMs = now - this.openedAt;
+      changed.outageMs = now - this.openedAt;
       this.openedAt = undefined;
     }
-    const backend = state === 'closed' ? this.primary.backend : this.fallback.backend;
-    fields.backend = backend;
-    if (state === 'open') this.logger.warn(fields, 'cache breaker open: serving from the fallback cache');
-    else if (state === 'half_open') this.logger.info(fields, 'cache breaker half-open: probing the primary');
-    else this.logger.info(fields, 'cache breaker closed: serving from the primary cache');
-    const changed: BreakerChangedEvent = { name: EventName.breakerChanged, breaker: this.name, state };
     this.emit(changed);
     if (backend !== this.activeBackend) {
       this.activeBackend = backend;
@@ -252,11 +241,6 @@ export class BreakerCache implements CachePort, CacheStatsPort {
   }
 
   private emit(event: DomainEvent): void {
-    if (this.options.events === undefined) return;
-    try {
-      this.options.events.emit(event);
-    } catch (err) {
-      this.logger.error({ breaker: this.name, event: event.name, err: err instanceof Error ? err.message : String(err) }, 'event listener failed');
-    }
+    this.options.events?.emit(event);
   }
 }

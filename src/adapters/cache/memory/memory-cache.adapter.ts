@@ -1,3 +1,4 @@
+/** CachePort in process memory: bounded by bytes, least recently used first out; the fallback tier behind Redis. */
 import type { CachePort, CacheStats, CacheStatsPort } from '../../../domain/ports/cache.port.js';
 import type { ClockPort } from '../../../domain/ports/clock.port.js';
 import { systemClock } from '../../clock/system-clock.adapter.js';
@@ -5,7 +6,7 @@ import type { CachedEntry, StoredRepresentation } from '../../../domain/model.js
 import type { BodyKeys } from '../../crypto/body-keys.js';
 import { readValue } from '../sealed-value.js';
 import { joinBody, pointerBodyId, readPointer, sharedName } from '../shared-layout.js';
-import { CorruptReason } from '../redis/entry-codec.errors.js';
+import { CorruptReason } from '../entry-codec.errors.js';
 import { MemoryBodies } from './memory-bodies.js';
 
 export interface MemoryCacheOptions {

@@ -1,43 +1,18 @@
 /**
- * ioredis clients for the three topologies (standalone with an optional reader, Sentinel, Cluster),
- * all set to fail fast: no offline queue, one retry per request, a command timeout, lazy connect,
- * reconnect with capped exponential backoff forever. Nothing here logs or returns a password.
+ * The ioredis clients of one Redis deployment (settings: redis-settings.ts) and `RedisConnections`,
+ * which supervises them: connect without ever throwing, readiness, restart of a connection ioredis
+ * gave up on, the reader for lookups, close; each change is reported as a domain event. Nothing here
+ * logs or returns a password.
  */
-import { isIP } from 'node:net';
-import type { ConnectionOptions } from 'node:tls';
-import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { EventEmitter } from 'node:events';
+import { Cluster, Redis } from 'ioredis';
+import { EventName, type CacheConnectionErrorEvent, type CacheConnectionEvent } from '../../../domain/events/events.js';
+import type { ClockPort } from '../../../domain/ports/clock.port.js';
+import type { EventBusPort } from '../../../domain/ports/event-bus.port.js';
+import { systemClock } from '../../clock/system-clock.adapter.js';
+import { planRedisClients, reconnectDelay, type RedisConnectionOptions, type RedisTopology } from './redis-settings.js';
 
-export interface HostPort {
-  host: string;
-  port: number;
-}
-
-export type RedisTopology = 'standalone' | 'sentinel' | 'cluster';
-
-export interface RedisConnectionOptions {
-  /** redis://[user:password@]host[:port][/db] or rediss://... (TLS). Standalone, and the default host for the others. */
-  url?: string;
-  /** A read-only endpoint (ElastiCache reader, a replica) used for lookups. Standalone only. */
-  readerUrl?: string;
-  /** ACL user and password; they override the ones in the URLs. */
-  username?: string;
-  password?: string;
-  /** TLS for the data connections: true, or node:tls options. A rediss:// URL turns it on too. */
-  tls?: boolean | ConnectionOptions;
-  sentinels?: HostPort[];
-  sentinelName?: string;
-  sentinelUsername?: string;
-  sentinelPassword?: string;
-  clusterNodes?: HostPort[];
-  /** Cluster reads: 'master' (default), 'slave' or 'all'. */
-  scaleReads?: 'master' | 'slave' | 'all';
-  /** Each command rejects after this long (a hung Redis). */
-  commandTimeoutMs: number;
-  /** A TCP/TLS connect attempt gives up after this long. Default max(1000, 5 × commandTimeoutMs). */
-  connectTimeoutMs?: number;
-  /** Upper bound of the reconnect backoff. Default 2000 ms. */
-  maxReconnectDelayMs?: number;
-}
+export type { HostPort, RedisConnectionOptions, RedisTopology } from './redis-settings.js';
 
 export interface RedisClients {
   topology: RedisTopology;
@@ -49,175 +24,213 @@ export interface RedisClients {
   description: string;
 }
 
-/** Capped exponential backoff with jitter: 50, 100, 200 ... max ms; never gives up. */
-export function reconnectDelay(attempt: number, maxMs = 2000): number {
-  const base = Math.min(maxMs, 50 * 2 ** Math.min(Math.max(attempt - 1, 0), 16));
-  return Math.round(base / 2 + (Math.random() * base) / 2);
-}
-
-interface ParsedUrl {
-  host: string;
-  port: number;
-  tls: boolean;
-  username?: string;
-  password?: string;
-  db?: number;
-}
-
-/** Parse a redis:// or rediss:// URL. Throws a message that never repeats the URL (it may hold a password). */
-export function parseRedisUrl(url: string): ParsedUrl {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw new TypeError('redis: the URL is not a valid redis:// or rediss:// URL');
-  }
-  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
-    throw new TypeError(`redis: unsupported URL scheme "${parsed.protocol}" (use redis:// or rediss://)`);
-  }
-  const result: ParsedUrl = {
-    host: parsed.hostname.replace(/^\[(.*)\]$/, '$1') || '127.0.0.1',
-    port: parsed.port === '' ? 6379 : Number(parsed.port),
-    tls: parsed.protocol === 'rediss:',
-  };
-  if (parsed.username !== '') result.username = decodeURIComponent(parsed.username);
-  if (parsed.password !== '') result.password = decodeURIComponent(parsed.password);
-  const db = parsed.pathname.replace(/^\//, '');
-  if (db !== '') {
-    const n = Number(db);
-    if (!Number.isInteger(n) || n < 0) throw new TypeError('redis: the URL path must be a database number');
-    result.db = n;
-  }
-  return result;
-}
-
-/** The URL without user or password, for logs and /readyz. */
-export function redactRedisUrl(url: string): string {
-  try {
-    const p = parseRedisUrl(url);
-    const host = p.host.includes(':') ? `[${p.host}]` : p.host;
-    return `${p.tls ? 'rediss' : 'redis'}://${host}:${p.port}${p.db === undefined ? '' : `/${p.db}`}`;
-  } catch {
-    return 'redis://<invalid url>';
-  }
-}
-
-export function topologyOf(options: RedisConnectionOptions): RedisTopology {
-  if (options.clusterNodes !== undefined && options.clusterNodes.length > 0) return 'cluster';
-  if (options.sentinels !== undefined && options.sentinels.length > 0) return 'sentinel';
-  return 'standalone';
-}
-
-function tlsOptions(tls: boolean | ConnectionOptions | undefined, fromUrl: boolean): ConnectionOptions | undefined {
-  if (typeof tls === 'object') return tls;
-  if (tls === true || (tls === undefined && fromUrl)) return {};
-  return undefined;
-}
-
-function failFast(options: RedisConnectionOptions): RedisOptions {
-  const maxDelay = options.maxReconnectDelayMs ?? 2000;
-  return {
-    lazyConnect: true,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    commandTimeout: options.commandTimeoutMs,
-    connectTimeout: options.connectTimeoutMs ?? Math.max(1000, options.commandTimeoutMs * 5),
-    retryStrategy: (times: number) => reconnectDelay(times, maxDelay),
-    // a failover turned our master into a replica: reconnect (Sentinel / DNS then lead to the new one)
-    reconnectOnError: (err: Error) => err.message.startsWith('READONLY'),
-    enableAutoPipelining: false,
-  };
-}
-
 /** Build (not connect) the clients for the configured topology. */
 export function createRedisClients(options: RedisConnectionOptions): RedisClients {
-  const topology = topologyOf(options);
-  const base = failFast(options);
-  const maxDelay = options.maxReconnectDelayMs ?? 2000;
-  const fromUrl = options.url === undefined ? undefined : parseRedisUrl(options.url);
-  const username = options.username ?? fromUrl?.username;
-  const password = options.password ?? fromUrl?.password;
-  const tls = tlsOptions(options.tls, fromUrl?.tls ?? false);
-  const auth: RedisOptions = {};
-  if (username !== undefined) auth.username = username;
-  if (password !== undefined) auth.password = password;
-  if (tls !== undefined) auth.tls = tls;
-
-  if (topology === 'cluster') {
-    const nodes = options.clusterNodes ?? [];
-    const clusterOptions: ClusterOptions = {
-      lazyConnect: true,
-      enableOfflineQueue: false,
-      scaleReads: options.scaleReads ?? 'master',
-      clusterRetryStrategy: (times: number) => reconnectDelay(times, maxDelay),
-      slotsRefreshTimeout: Math.max(1000, options.commandTimeoutMs * 2),
-      retryDelayOnFailover: 100,
-      retryDelayOnClusterDown: 100,
-      redisOptions: {
-        ...auth,
-        maxRetriesPerRequest: base.maxRetriesPerRequest ?? 1,
-        commandTimeout: options.commandTimeoutMs,
-        connectTimeout: base.connectTimeout ?? 1000,
-        enableAutoPipelining: false,
-      },
-    };
-    // TLS endpoints (ElastiCache) need their own host names for certificate checks
-    if (tls !== undefined) clusterOptions.dnsLookup = (address, callback) => callback(null, address);
-    return {
-      topology,
-      writer: new Cluster(nodes, clusterOptions),
-      description: `cluster ${nodes.map((n) => `${n.host}:${n.port}`).join(',')}${tls ? ' (tls)' : ''}`,
-    };
-  }
-
-  if (topology === 'sentinel') {
-    const name = options.sentinelName;
-    if (name === undefined || name === '') throw new TypeError('redis: sentinels need a sentinelName');
-    const sentinels = options.sentinels ?? [];
-    const sentinelOptions: RedisOptions = {
-      ...base,
-      ...auth,
-      sentinels,
-      name,
-      role: 'master',
-      failoverDetector: true,
-      sentinelRetryStrategy: (times: number) => reconnectDelay(times, maxDelay),
-      sentinelCommandTimeout: Math.max(500, options.commandTimeoutMs),
-    };
-    if (options.sentinelUsername !== undefined) sentinelOptions.sentinelUsername = options.sentinelUsername;
-    if (options.sentinelPassword !== undefined) sentinelOptions.sentinelPassword = options.sentinelPassword;
-    if (tls !== undefined) {
-      sentinelOptions.enableTLSForSentinelMode = true;
-      sentinelOptions.sentinelTLS = tls;
-    }
-    if (fromUrl?.db !== undefined) sentinelOptions.db = fromUrl.db;
-    return {
-      topology,
-      writer: new Redis(sentinelOptions),
-      description: `sentinel ${name}@${sentinels.map((s) => `${s.host}:${s.port}`).join(',')}${tls ? ' (tls)' : ''}`,
-    };
-  }
-
-  if (fromUrl === undefined || options.url === undefined) throw new TypeError('redis: a url is needed (or sentinels / clusterNodes)');
-  const standalone = (p: ParsedUrl, user: string | undefined, pass: string | undefined): Redis => {
-    const o: RedisOptions = { ...base, host: p.host, port: p.port };
-    if (user !== undefined) o.username = user;
-    if (pass !== undefined) o.password = pass;
-    if (p.db !== undefined) o.db = p.db;
-    const t = tlsOptions(options.tls, p.tls);
-    if (t !== undefined) o.tls = isIP(p.host) === 0 ? { servername: p.host, ...t } : t;
-    return new Redis(o);
-  };
-  const clients: RedisClients = {
-    topology,
-    writer: standalone(fromUrl, username, password),
-    description: redactRedisUrl(options.url),
-  };
-  if (options.readerUrl !== undefined && options.readerUrl !== '') {
-    const r = parseRedisUrl(options.readerUrl);
-    // the reader uses the writer's credentials unless its own URL has some
-    clients.reader = standalone(r, options.username ?? r.username ?? username, options.password ?? r.password ?? password);
-    clients.description += ` (reader ${redactRedisUrl(options.readerUrl)})`;
-  }
+  const plan = planRedisClients(options);
+  if (plan.topology === 'cluster') return { topology: plan.topology, writer: new Cluster(plan.nodes, plan.cluster), description: plan.description };
+  const clients: RedisClients = { topology: plan.topology, writer: new Redis(plan.writer), description: plan.description };
+  if (plan.reader !== undefined) clients.reader = new Redis(plan.reader);
   return clients;
+}
+
+export interface RedisSupervisionOptions extends RedisConnectionOptions {
+  /** `start()` waits at most this long for the first connection. Default max(2000, connectTimeoutMs). */
+  startTimeoutMs?: number;
+  /** Receives `cache.connection` and `cache.connection_error`. */
+  events?: EventBusPort;
+  clock?: ClockPort;
+}
+
+type Role = 'primary' | 'reader';
+type ConnectionChange = Omit<CacheConnectionEvent, 'name' | 'backend' | 'role' | 'endpoint'>;
+type ConnectionError = Omit<CacheConnectionErrorEvent, 'name' | 'backend' | 'role' | 'endpoint'>;
+
+const BACKEND = 'redis';
+
+/**
+ * The clients of one Redis deployment, supervised: `start()` connects them without ever throwing,
+ * every state change becomes a `cache.connection` event (failures `cache.connection_error`), a
+ * connection ioredis ends for good while open is started again, and lookups are pointed at the
+ * reader while it answers.
+ */
+export class RedisConnections {
+  readonly topology: RedisTopology;
+  /** Where it points, without credentials. */
+  readonly description: string;
+  /** Writes (and reads when there is no reader): the fail-fast request-path connection. */
+  readonly writer: Redis | Cluster;
+  readonly reader: Redis | undefined;
+  private readonly clock: ClockPort;
+  private readonly readiness = new EventEmitter();
+  private ready = false;
+  private started = false;
+  private closed = false;
+  /** After a reader failure, lookups use the writer until this time. */
+  private readerSuspendedUntil = 0;
+  /** Timers that restart a connection ioredis gave up on (see `revive`). */
+  private readonly reviveTimers = new Set<NodeJS.Timeout>();
+
+  constructor(private readonly options: RedisSupervisionOptions) {
+    const clients = createRedisClients(options);
+    this.topology = clients.topology;
+    this.description = clients.description;
+    this.writer = clients.writer;
+    this.reader = clients.reader;
+    this.clock = options.clock ?? systemClock;
+    this.attach(this.writer, 'primary');
+    if (this.reader !== undefined) this.attach(this.reader, 'reader');
+  }
+
+  /**
+   * Connect. Resolves once every connection is ready, has failed its first attempt, or after
+   * `startTimeoutMs`; never rejects. Unreachable endpoints are retried in the background (see
+   * `isReady`, `onReadyChange`).
+   */
+  async start(): Promise<void> {
+    if (this.started || this.closed) return;
+    this.started = true;
+    const waitMs = this.options.startTimeoutMs ?? Math.max(2000, this.options.connectTimeoutMs ?? 0);
+    const connect = async (client: Redis | Cluster, role: Role): Promise<void> => {
+      const notReachable = (err: unknown): void => this.changed(role, { state: 'unreachable', message: errorSummary(err) });
+      let timer: NodeJS.Timeout | undefined;
+      // with every sentinel down, ioredis' connect() keeps retrying and never settles: bound the wait
+      const timeout = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), waitMs);
+        timer.unref();
+      });
+      const attempt = client.connect().then(
+        () => 'connected' as const,
+        (err: unknown) => {
+          notReachable(err);
+          return 'failed' as const;
+        },
+      );
+      const outcome = await Promise.race([attempt, timeout]);
+      clearTimeout(timer);
+      if (outcome === 'timeout') notReachable(new Error(`not ready after ${waitMs} ms`));
+    };
+    const pending = [connect(this.writer, 'primary')];
+    if (this.reader !== undefined) pending.push(connect(this.reader, 'reader'));
+    await Promise.all(pending);
+    // ioredis emits 'ready' on a later tick: tell the listeners now, so that a breaker following
+    // this cache closes before the first call that comes right after start()
+    this.setReady(this.isReady());
+  }
+
+  /** True when the primary connection can take commands. */
+  isReady(): boolean {
+    return !this.closed && this.writer.status === 'ready';
+  }
+
+  /** Called with true when the primary becomes ready, false when it loses its connection. Returns an unsubscribe. */
+  onReadyChange(listener: (ready: boolean) => void): () => void {
+    this.readiness.on('change', listener);
+    return () => {
+      this.readiness.off('change', listener);
+    };
+  }
+
+  /** The connection for a lookup: the reader while it answers, else the writer. */
+  forReads(): Redis | Cluster {
+    const reader = this.reader;
+    if (reader !== undefined && reader.status === 'ready' && this.clock.now() >= this.readerSuspendedUntil) return reader;
+    return this.writer;
+  }
+
+  /** A lookup on `client` failed: when it was the reader, lookups use the writer for the next second. */
+  readFailed(client: Redis | Cluster): void {
+    if (client === this.reader) this.readerSuspendedUntil = this.clock.now() + 1000;
+  }
+
+  /** Quit every connection (disconnect when it does not answer) and stop reconnecting. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const timer of this.reviveTimers) clearTimeout(timer);
+    this.reviveTimers.clear();
+    const quit = async (client: Redis | Cluster, role: Role): Promise<void> => {
+      if (client.status === 'ready') {
+        try {
+          await client.quit();
+        } catch (err) {
+          this.failed(role, { source: 'quit', message: errorSummary(err) });
+        }
+      }
+      client.disconnect();
+    };
+    const pending = [quit(this.writer, 'primary')];
+    if (this.reader !== undefined) pending.push(quit(this.reader, 'reader'));
+    await Promise.all(pending);
+    this.setReady(false);
+    this.readiness.removeAllListeners();
+  }
+
+  private attach(client: Redis | Cluster, role: Role): void {
+    let wasReady = false;
+    // an 'error' listener always: without one, ioredis errors would crash the process
+    client.on('error', (err: unknown) => {
+      if (!this.closed) this.failed(role, { source: 'connection', message: errorSummary(err) });
+    });
+    if ('nodes' in client) {
+      client.on('node error', (err: unknown, node: unknown) => {
+        if (!this.closed) this.failed(role, { source: 'node', node: String(node), message: errorSummary(err) });
+      });
+    }
+    let revivals = 0;
+    client.on('ready', () => {
+      if (this.closed) return;
+      wasReady = true;
+      revivals = 0;
+      this.changed(role, { state: 'ready', topology: this.topology });
+      if (role === 'primary') this.setReady(true);
+    });
+    const lost = (): void => {
+      if (this.closed) return;
+      if (wasReady) {
+        wasReady = false;
+        this.changed(role, { state: 'lost' });
+      }
+      if (role === 'primary') this.setReady(false);
+    };
+    client.on('close', lost);
+    client.on('end', () => {
+      lost();
+      if (this.closed || !this.started) return;
+      // ioredis ends a connection for good in a few races (a Sentinel failover noticed by its failover
+      // detector while it is already reconnecting ends it with "Connection is closed."): start over
+      revivals += 1;
+      this.revive(client, role, revivals);
+    });
+  }
+
+  private revive(client: Redis | Cluster, role: Role, attempt: number): void {
+    const timer = setTimeout(() => {
+      this.reviveTimers.delete(timer);
+      if (this.closed || client.status !== 'end') return;
+      this.changed(role, { state: 'restarting', attempt });
+      client.connect().catch((err: unknown) => this.failed(role, { source: 'reconnect', message: errorSummary(err) }));
+    }, reconnectDelay(attempt, this.options.maxReconnectDelayMs ?? 2000));
+    timer.unref();
+    this.reviveTimers.add(timer);
+  }
+
+  private setReady(ready: boolean): void {
+    if (this.ready === ready) return;
+    this.ready = ready;
+    this.readiness.emit('change', ready);
+  }
+
+  private changed(role: Role, change: ConnectionChange): void {
+    this.options.events?.emit({ name: EventName.cacheConnection, backend: BACKEND, role, endpoint: this.description, ...change });
+  }
+
+  private failed(role: Role, failure: ConnectionError): void {
+    this.options.events?.emit({ name: EventName.cacheConnectionError, backend: BACKEND, role, endpoint: this.description, ...failure });
+  }
+}
+
+/** An error's message, bounded (ioredis messages hold host:port at most, never credentials). */
+export function errorSummary(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  return message.length > 200 ? `${message.slice(0, 200)}…` : message;
 }

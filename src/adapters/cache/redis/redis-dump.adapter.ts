@@ -10,7 +10,7 @@
 import calculateSlot from 'cluster-key-slot';
 import type { Cluster, Redis } from 'ioredis';
 import type { CacheDumpPort, DumpedEntry } from '../../../domain/ports/cache-dump.port.js';
-import { CODEC_VERSION } from './entry-codec.js';
+import { CODEC_VERSION } from '../entry-codec.js';
 
 import { SHARED_ENTRY_FORMAT } from '../shared-layout.js';
 

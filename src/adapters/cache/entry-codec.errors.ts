@@ -1,4 +1,5 @@
-import { ErrorCode } from '../../../domain/errors.js';
+/** The entry codec's failure: why a stored value is not a readable entry (CorruptEntryError, CorruptReason). */
+import { ErrorCode } from '../../domain/errors.js';
 
 /** Why a stored value could not be read back as a cache entry. Stable values: they become event reasons. */
 export const CorruptReason = {

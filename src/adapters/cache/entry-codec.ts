@@ -1,5 +1,6 @@
 /**
- * Binary encoding of a CachedEntry for a shared store (Redis). Compact, binary-safe, nothing that
+ * Binary encoding of a CachedEntry wherever one is kept outside the process: Redis values (through
+ * sealed-value.ts) and snapshot records of every backend. Compact, binary-safe, nothing that
  * executes on decode (no pickle, no eval, no JSON reviver), and a version so old and new replicas can
  * tell each other's values apart. The format is described byte by byte in docs/redis.md.
  *
@@ -24,7 +25,7 @@
  * seals the encoded bytes and opens them before decoding. Sealed bytes start with 'S', never 'GM'.
  */
 import { brotliCompressSync, brotliDecompressSync, constants as zlibConstants, deflateRawSync, inflateRawSync } from 'node:zlib';
-import type { CachedEntry } from '../../../domain/model.js';
+import type { CachedEntry } from '../../domain/model.js';
 import { CorruptEntryError, CorruptReason } from './entry-codec.errors.js';
 
 export { CorruptEntryError, CorruptReason } from './entry-codec.errors.js';
