@@ -6,9 +6,10 @@
  *
  * - lookup: GET the entry, read the body id from its clear prefix, GET the body (or only check that
  *   it exists when this process already holds it decoded). Read-only: runs on a reader replica too.
- * - store: SET the entry, SET the body unless present (extending its TTL to the entry's), put the body
- *   first in the resource's index (at most INDEX_MAX records). The body bytes travel only when this
- *   process has not seen the body lately; a script that finds it gone asks for them.
+ * - store: SET the entry, SET the body (or, when this process holds it decoded already, only extend
+ *   its TTL to the entry's; a script that finds it gone asks for the bytes), put the body first in the
+ *   resource's index (at most INDEX_MAX records). A body is the same bytes under its id whoever writes
+ *   it, so rewriting one only repairs a damaged value.
  * - representations: GET the index and the bodies it names.
  *
  * A body TTL is never shorter than its newest entry's, so a dangling pointer only comes from eviction
@@ -48,9 +49,13 @@ return {e, b}
 const STORE = `
 local ttl = tonumber(ARGV[2])
 local bt = redis.call('PTTL', KEYS[2])
-if bt == -2 then
-  if ARGV[3] == '' then return 0 end
-  redis.call('SET', KEYS[2], ARGV[3], 'PX', ttl)
+if ARGV[3] ~= '' then
+  -- the same id is the same body: rewriting it changes nothing but repairs a damaged value
+  local keep = ttl
+  if bt > keep then keep = bt end
+  redis.call('SET', KEYS[2], ARGV[3], 'PX', keep)
+elseif bt == -2 then
+  return 0
 elseif bt >= 0 and bt < ttl then
   redis.call('PEXPIRE', KEYS[2], ttl)
 end
