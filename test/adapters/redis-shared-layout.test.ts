@@ -125,6 +125,30 @@ test('a body TTL is never shorter than its newest entry’s; a dangling pointer 
   t.is(await again.lookup(keyOf('token b', '/repos/o/ttl'), hasher.sealKeyFor('token b'), rk), undefined);
 });
 
+test('a body goes when the last entry known to point at it leaves it (a change, a forget); an uncounted one waits for its TTL', async (t) => {
+  const r = await server();
+  const c = await cache({ url: r.url });
+  const rk = resourceOf('/repos/o/changes');
+  const credentials = ['token c1', 'token c2', 'token c3'];
+  const store = (credential: string, body: string) => c.store(keyOf(credential, '/repos/o/changes'), entry(body, credential), 60, hasher.sealKeyFor(credential), rk);
+  for (const credential of credentials) await store(credential, '{"v":1}');
+  t.is((await keysOf(r, 'sh:{*}b:*')).length, 1);
+  await store('token c1', '{"v":2}');
+  await store('token c2', '{"v":2}');
+  t.is((await keysOf(r, 'sh:{*}b:*')).length, 2, 'v1 still has c3');
+  await store('token c3', '{"v":2}');
+  t.is((await keysOf(r, 'sh:{*}b:*')).length, 1, 'v1 left by its last entry');
+  t.deepEqual((await c.representations(rk, 4)).map((rep) => text(rep)), ['{"v":2}'], 'and off the index');
+  for (const credential of credentials) await c.forget(keyOf(credential, '/repos/o/changes'), rk);
+  t.is((await keysOf(r, 'sh:{*}b:*')).length, 0, 'the last forget takes the body away');
+
+  // a body nobody counted (restored from a snapshot: counts are not in snapshots) is left to its TTL
+  await store('token c1', '{"v":3}');
+  await r.cli('DEL', `sh:{${rk}}n`);
+  await store('token c1', '{"v":4}');
+  t.is((await keysOf(r, 'sh:{*}b:*')).length, 2);
+});
+
 test('the lookup and representations scripts run on a reader replica', async (t) => {
   const primary = await server();
   const replica = await server({ replicaOf: { host: '127.0.0.1', port: primary.port } });
@@ -165,7 +189,7 @@ test('cluster: a resource’s entries, bodies and index share one slot; resource
     t.true(keys.length > 0, `master ${port} holds keys`);
     // every key of a resource is on the node that holds its index
     const tags = new Set(keys.map((k) => k.slice(k.indexOf('{'), k.indexOf('}') + 1)));
-    for (const tag of tags) t.is(keys.filter((k) => k.startsWith(`cs:${tag}`)).length, 5, `${tag}: 3 entries, 1 body, 1 index on one node`);
+    for (const tag of tags) t.is(keys.filter((k) => k.startsWith(`cs:${tag}`)).length, 6, `${tag}: 3 entries, 1 body, 1 index, 1 count hash on one node`);
     groups += tags.size;
   }
   t.is(groups, 30);

@@ -12,6 +12,8 @@
  *                              key derived from cache.secret and the body id (AAD: name)
  *   {<resourceKey>}i           the resource's index: "I1", then up to INDEX_MAX records of body id
  *                              (40 hex) + validatedAt (12 hex digits, epoch ms), most recent first
+ *   {<resourceKey>}n           Redis only: a hash counting the entries that point at each body, so the
+ *                              last one to leave a body deletes it (not part of snapshots)
  */
 import type { CachedEntry, StoredRepresentation } from '../../domain/model.js';
 import { resourceHeaders } from '../../domain/http-semantics.js';
@@ -38,6 +40,8 @@ export const sharedName = {
   entry: (resourceKey: string, key: string): string => `{${resourceKey}}e:${key}`,
   body: (resourceKey: string, bodyId: string): string => `{${resourceKey}}b:${bodyId}`,
   index: (resourceKey: string): string => `{${resourceKey}}i`,
+  /** Redis only: a hash of body id → entries pointing at it (bookkeeping, never dumped). */
+  counts: (resourceKey: string): string => `{${resourceKey}}n`,
   /** The common start of a resource's names (Redis: hash tag and what follows). */
   group: (resourceKey: string): string => `{${resourceKey}}`,
 };

@@ -171,9 +171,9 @@ export class RedisCache implements CachePort, CacheStatsPort {
   }
 
   async forget(key: string, resourceKey?: string): Promise<void> {
-    const name = this.shared !== undefined && resourceKey !== undefined ? this.shared.forgetName(key, resourceKey) : this.prefix + key;
     try {
-      await this.writer.del(name);
+      if (this.shared !== undefined && resourceKey !== undefined) await this.shared.forget(this.writer, key, resourceKey);
+      else await this.writer.del(this.prefix + key);
     } catch (err) {
       throw this.failure('forget', err);
     }

@@ -11,6 +11,12 @@
  *   resource's index (at most INDEX_MAX records). A body is the same bytes under its id whoever writes
  *   it, so rewriting one only repairs a damaged value.
  * - representations: GET the index and the bodies it names.
+ * - forget: DEL the entry.
+ *
+ * A resource's counts (a hash `{<resourceKey>}n`: body id → entries known to point at it) let the
+ * store and forget scripts delete a body when the last entry leaves it (a resource that changed
+ * does not keep its old bodies for a whole TTL). Counts are bookkeeping, not data: snapshots leave
+ * them out (the dump reads strings), and a body without a count simply expires with its TTL.
  *
  * A body TTL is never shorter than its newest entry's, so a dangling pointer only comes from eviction
  * (maxmemory) or tampering: a miss, never an error.
@@ -48,30 +54,46 @@ return {e, b}
 
 const STORE = `
 local ttl = tonumber(ARGV[2])
+local id = string.sub(ARGV[4], 1, 40)
 local bt = redis.call('PTTL', KEYS[2])
+if ARGV[3] == '' and bt == -2 then return 0 end
+local old = redis.call('GET', KEYS[1])
+local oldId = false
+if old and string.sub(old, 1, 2) == 'P1' then oldId = string.sub(old, 3, 42) end
 if ARGV[3] ~= '' then
   -- the same id is the same body: rewriting it changes nothing but repairs a damaged value
   local keep = ttl
   if bt > keep then keep = bt end
   redis.call('SET', KEYS[2], ARGV[3], 'PX', keep)
-elseif bt == -2 then
-  return 0
 elseif bt >= 0 and bt < ttl then
   redis.call('PEXPIRE', KEYS[2], ttl)
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
+local dropped = false
+if oldId ~= id then
+  redis.call('HINCRBY', KEYS[4], id, 1)
+  -- the entry left its old body: the last entry known to point at a body takes it away (a body with
+  -- no count, e.g. restored from a snapshot, just expires)
+  if oldId and redis.call('HEXISTS', KEYS[4], oldId) == 1 and redis.call('HINCRBY', KEYS[4], oldId, -1) <= 0 then
+    redis.call('HDEL', KEYS[4], oldId)
+    redis.call('DEL', ARGV[7] .. oldId)
+    dropped = oldId
+  end
+end
+local ct = redis.call('PTTL', KEYS[4])
+if ct < ttl then redis.call('PEXPIRE', KEYS[4], ttl) end
 local rec = ARGV[4]
 local len = tonumber(ARGV[6])
-local id = string.sub(rec, 1, 40)
 local out = {'${INDEX_MAGIC}', rec}
-local old = redis.call('GET', KEYS[3])
-if old and string.sub(old, 1, 2) == '${INDEX_MAGIC}' then
+local idx = redis.call('GET', KEYS[3])
+if idx and string.sub(idx, 1, 2) == '${INDEX_MAGIC}' then
   local max = tonumber(ARGV[5])
   local n = 1
   local at = 3
-  while at + len - 1 <= #old and n < max do
-    local r = string.sub(old, at, at + len - 1)
-    if string.sub(r, 1, 40) ~= id then
+  while at + len - 1 <= #idx and n < max do
+    local r = string.sub(idx, at, at + len - 1)
+    local rid = string.sub(r, 1, 40)
+    if rid ~= id and rid ~= dropped then
       out[#out + 1] = r
       n = n + 1
     end
@@ -81,6 +103,18 @@ end
 local it = redis.call('PTTL', KEYS[3])
 if it > ttl then ttl = it end
 redis.call('SET', KEYS[3], table.concat(out), 'PX', ttl)
+return 1
+`;
+
+const FORGET = `
+local old = redis.call('GET', KEYS[1])
+redis.call('DEL', KEYS[1])
+if not old or string.sub(old, 1, 2) ~= 'P1' then return 0 end
+local oldId = string.sub(old, 3, 42)
+if redis.call('HEXISTS', KEYS[2], oldId) == 1 and redis.call('HINCRBY', KEYS[2], oldId, -1) <= 0 then
+  redis.call('HDEL', KEYS[2], oldId)
+  redis.call('DEL', ARGV[1] .. oldId)
+end
 return 1
 `;
 
@@ -108,7 +142,20 @@ return out
 /** The scripts as ioredis commands (EVALSHA, EVAL on NOSCRIPT; routed by their first key). */
 interface SharedCommands {
   ghmSharedLookupBuffer(entry: string, bodyPrefix: string, knownBodyId: string): Promise<[Buffer] | [Buffer, Buffer | number] | null>;
-  ghmSharedStore(entry: string, body: string, index: string, value: Buffer, ttlMs: number, bodyValue: Buffer | '', record: string, max: number, recordLength: number): Promise<number>;
+  ghmSharedStore(
+    entry: string,
+    body: string,
+    index: string,
+    counts: string,
+    value: Buffer,
+    ttlMs: number,
+    bodyValue: Buffer | '',
+    record: string,
+    max: number,
+    recordLength: number,
+    bodyPrefix: string,
+  ): Promise<number>;
+  ghmSharedForget(entry: string, counts: string, bodyPrefix: string): Promise<number>;
   ghmSharedRepresentationsBuffer(index: string, bodyPrefix: string, limit: number, recordLength: number): Promise<Buffer[]>;
 }
 
@@ -116,7 +163,8 @@ interface SharedCommands {
 export function defineSharedCommands(client: Redis | Cluster): void {
   if (typeof (client as unknown as Partial<SharedCommands>).ghmSharedStore === 'function') return;
   client.defineCommand('ghmSharedLookup', { numberOfKeys: 1, lua: LOOKUP });
-  client.defineCommand('ghmSharedStore', { numberOfKeys: 3, lua: STORE });
+  client.defineCommand('ghmSharedStore', { numberOfKeys: 4, lua: STORE });
+  client.defineCommand('ghmSharedForget', { numberOfKeys: 2, lua: FORGET });
   client.defineCommand('ghmSharedRepresentations', { numberOfKeys: 1, lua: REPRESENTATIONS });
 }
 
@@ -208,7 +256,19 @@ export class RedisSharedBodies {
     const value = writePointer(name, entry, bodyId, sealKey);
     const record = indexRecord(bodyId, entry.validatedAt);
     const run = (bodyValue: Buffer | ''): Promise<number> =>
-      commands(client).ghmSharedStore(prefix + name, prefix + bodyName, prefix + sharedName.index(resourceKey), value, ttlMs, bodyValue, record, INDEX_MAX, INDEX_RECORD_LENGTH);
+      commands(client).ghmSharedStore(
+        prefix + name,
+        prefix + bodyName,
+        prefix + sharedName.index(resourceKey),
+        prefix + sharedName.counts(resourceKey),
+        value,
+        ttlMs,
+        bodyValue,
+        record,
+        INDEX_MAX,
+        INDEX_RECORD_LENGTH,
+        prefix + sharedName.group(resourceKey) + 'b:',
+      );
     const held = this.memo.get(resourceKey, bodyId) !== undefined;
     const stored = held ? await run('') : 0;
     if (stored === 0) await run(writeBody(bodyName, entry, bodyId, keys, this.options.codec));
@@ -229,10 +289,11 @@ export class RedisSharedBodies {
     return out;
   }
 
-  forgetName(key: string, resourceKey: string): string {
+  async forget(client: Redis | Cluster, key: string, resourceKey: string): Promise<void> {
+    const { prefix } = this.options;
     const name = sharedName.entry(resourceKey, key);
     this.pointers.delete(name);
-    return this.options.prefix + name;
+    await commands(client).ghmSharedForget(prefix + name, prefix + sharedName.counts(resourceKey), prefix + sharedName.group(resourceKey) + 'b:');
   }
 
   clear(): void {
