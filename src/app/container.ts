@@ -133,7 +133,14 @@ export function buildContainer(config: MirrorConfig, logger: Logger, overrides: 
       });
     }),
   );
-  c.register(TOKENS.Readiness, once((r) => new Readiness(cache(r).port, new ReadinessTracker(bus(r)), config.upstream.url)));
+  c.register(
+    TOKENS.Readiness,
+    once((r) => {
+      const readiness = new Readiness(cache(r).port, new ReadinessTracker(bus(r)), config.upstream.url);
+      readiness.add('storage', () => ({ ...cache(r).storage() }));
+      return readiness;
+    }),
+  );
   c.register(
     TOKENS.Snapshots,
     once((r) => {

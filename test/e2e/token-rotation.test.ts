@@ -74,6 +74,21 @@ for (const [backend, env] of backends) {
     t.is(again.headers.get('x-cache'), 'ONLINE_HIT');
     t.is(again.headers.get('cache-status'), 'github-mirror; fwd=stale; fwd-status=304');
     t.is(github.totalQuotaSpent(), RESOURCES);
+    // ten tokens' entries, one body per resource: /metrics and /readyz say so
+    const metrics = (await fetchText(`${mirror.url}/metrics`)).text;
+    const gauge = (name: string) => Number(new RegExp(`^${name} (\\d+)`, 'm').exec(metrics)?.[1]);
+    const storage = JSON.parse((await fetchText(`${mirror.url}/readyz`)).text).storage as Record<string, unknown>;
+    t.is(storage['shareAcrossCredentials'], true);
+    if (backend === 'memory') {
+      t.is(gauge('github_mirror_cached_bodies'), RESOURCES);
+      t.is(gauge('github_mirror_cached_credential_entries'), RESOURCES * TOKENS.length);
+      t.like(storage, { entries: RESOURCES * TOKENS.length, bodies: RESOURCES });
+    } else {
+      // Redis estimates from a sample of its keys: about 10 entries per body
+      t.true(gauge('github_mirror_cached_credential_entries') > 3 * gauge('github_mirror_cached_bodies'), metrics);
+      t.like(storage, { estimated: true });
+      t.true((storage['entries'] as number) > (storage['bodies'] as number));
+    }
   });
 
   test(`${backend}: when 6 of 60 resources change between rotations, each new token spends exactly 6`, async (t) => {

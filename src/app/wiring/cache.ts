@@ -4,7 +4,7 @@
  * instrumentation wrapper (timing per backend and operation) is what the use cases get.
  */
 import type { MirrorConfig } from '../config/index.js';
-import type { CachePort } from '../../domain/ports/cache.port.js';
+import type { CachePort, CacheStats } from '../../domain/ports/cache.port.js';
 import type { ClockPort } from '../../domain/ports/clock.port.js';
 import type { LeasePort } from '../../domain/ports/lease.port.js';
 import type { EventEmitter2Bus } from '../../adapters/events/eventemitter2-bus.adapter.js';
@@ -18,6 +18,7 @@ import { RedisLease } from '../../adapters/lease/redis-lease.adapter.js';
 import { cacheStatsOf } from '../../adapters/metrics/prometheus-metrics.adapter.js';
 import { redisConnectionOptions } from './redis-options.js';
 import { NO_LIFECYCLE, type Lifecycle } from './lifecycle.js';
+import { rememberingStats, storageReport, type StorageReport } from './storage-report.js';
 
 export interface CacheWiring {
   /** What the use cases get: the backend, timed per operation. */
@@ -26,14 +27,16 @@ export interface CacheWiring {
   backend: CachePort;
   /** This replica's memory cache (the breaker's fallback with Redis). */
   memory: MemoryCache;
-  /** Entry count and bytes for the size gauges, when the backend can tell. */
-  stats: (() => Promise<{ entries: number; bytes: number }>) | undefined;
+  /** Entry count and bytes for the size gauges (and the shared layout's), when the backend can tell. */
+  stats: (() => Promise<CacheStats>) | undefined;
   /** Shared flight leases for cross-replica coalescing (Redis backend only). */
   flights: LeasePort | undefined;
   /** Names of the backends /metrics lists (0 for the one not in use). */
   backends: string[];
   /** Opens and closes the backend's connections. */
   lifecycle: Lifecycle;
+  /** The `storage` part of /readyz: shared bodies and entries (storage-report.ts). */
+  storage: () => StorageReport;
 }
 
 export interface CacheWiringDeps {
@@ -52,14 +55,16 @@ export function buildCache(config: MirrorConfig, deps: CacheWiringDeps): CacheWi
   const memory = new MemoryCache({ maxBytes: config.cache.memory.maxBytes, clock, ...(bodyKeys ? { bodyKeys } : {}) });
   if (deps.override !== undefined || config.cache.backend !== 'redis') {
     const backend = deps.override ?? memory;
+    const stats = rememberingStats(cacheStatsOf(backend), clock);
     return {
       port: new InstrumentedCache(backend, events),
       backend,
       memory,
-      stats: cacheStatsOf(backend),
+      stats: stats.read,
       flights: undefined,
       backends: [backend.backend],
       lifecycle: NO_LIFECYCLE,
+      storage: () => storageReport(config.cache.shareAcrossCredentials, backend === memory ? memory : undefined, stats.last, clock),
     };
   }
   const redis = new RedisCache({
@@ -73,11 +78,13 @@ export function buildCache(config: MirrorConfig, deps: CacheWiringDeps): CacheWi
     clock,
   });
   const breaker = new BreakerCache(redis, memory, { ...config.cache.breaker, events, clock });
+  const stats = rememberingStats(cacheStatsOf(breaker), clock);
   return {
     port: new InstrumentedCache(breaker, events),
     backend: breaker,
     memory,
-    stats: cacheStatsOf(breaker),
+    stats: stats.read,
+    storage: () => storageReport(config.cache.shareAcrossCredentials, undefined, stats.last, clock),
     flights: new BreakerAwareLease(new RedisLease({ client: redis.client, keyPrefix: config.cache.redis.keyPrefix }), () => breaker.breakerState === 'closed'),
     backends: ['redis', 'memory'],
     lifecycle: {
