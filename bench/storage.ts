@@ -9,7 +9,7 @@
  * Quota spent is printed too (sharing: one unit per resource; per credential: one per token and
  * resource). Writes bench/results/storage.json.
  *
- *   npm run bench:storage -- --tokens 100 --resources 200 --body-bytes 4096
+ *   npm run bench:storage -- --tokens 100 --resources 200 --body-bytes 4096 --backends memory,redis
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -18,9 +18,11 @@ import { FakeGitHub } from '../test/support/fake-github.js';
 import { startMirror } from '../test/support/mirror-harness.js';
 import { startRedis } from '../test/support/redis-harness.js';
 import type { Mirror } from '../src/app/mirror.js';
+import { Redis } from 'ioredis';
 import { prng } from './simulate-lib.js';
 
 interface Options {
+  backends: Array<'memory' | 'redis'>;
   tokens: number;
   resources: number;
   bodyBytes: number;
@@ -48,12 +50,13 @@ interface Row {
 }
 
 function parseArgs(argv: readonly string[]): Options {
-  const o: Options = { tokens: 100, resources: 200, bodyBytes: 4096, concurrency: 32, out: 'bench/results/storage.json' };
+  const o: Options = { backends: ['memory', 'redis'], tokens: 100, resources: 200, bodyBytes: 4096, concurrency: 32, out: 'bench/results/storage.json' };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
     const value = argv[++i];
     if (value === undefined) throw new RangeError(`${arg}: a value is needed`);
-    if (arg === '--tokens') o.tokens = Number(value);
+    if (arg === '--backends') o.backends = value.split(',').map((b) => (b === 'redis' ? 'redis' : 'memory'));
+    else if (arg === '--tokens') o.tokens = Number(value);
     else if (arg === '--resources') o.resources = Number(value);
     else if (arg === '--body-bytes') o.bodyBytes = Number(value);
     else if (arg === '--concurrency') o.concurrency = Number(value);
@@ -110,6 +113,23 @@ async function readAll(mirror: Mirror, o: Options, agent: Agent): Promise<number
   return requests;
 }
 
+/** Keys matching `pattern` (SCAN: redis-cli's output would not fit a child process buffer). */
+async function countKeys(url: string, pattern: string): Promise<number> {
+  const client = new Redis(url);
+  try {
+    let n = 0;
+    let cursor = '0';
+    do {
+      const [next, keys] = await client.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      cursor = next;
+      n += keys.length;
+    } while (cursor !== '0');
+    return n;
+  } finally {
+    client.disconnect();
+  }
+}
+
 async function gauge(mirror: Mirror, name: string): Promise<number | null> {
   const text = (await (await request(`${mirror.url}/metrics`)).body.text()).toString();
   const match = new RegExp(`^${name} (\\d+(?:\\.\\d+)?(?:e\\+\\d+)?)`, 'm').exec(text);
@@ -160,7 +180,7 @@ async function run(o: Options, backend: 'memory' | 'redis', share: boolean): Pro
       row.redis_used_memory_bytes = Number(/^used_memory:(\d+)/m.exec(info)?.[1]);
       row.redis_used_memory_dataset_bytes = Number(/^used_memory_dataset:(\d+)/m.exec(info)?.[1]);
       row.redis_keys = Number(await redis.cli('DBSIZE'));
-      const count = async (pattern: string) => (await redis.cli('--scan', '--pattern', pattern)).split('\n').filter((l) => l !== '').length;
+      const count = (pattern: string) => countKeys(redis.url, pattern);
       row.bodies = await count('ghm:{*}b:*');
       row.entries = share ? await count('ghm:{*}e:*') : row.redis_keys - (await count('ghm:__*'));
     }
@@ -197,7 +217,7 @@ function table(rows: readonly Row[]): string {
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
   const rows: Row[] = [];
-  for (const backend of ['memory', 'redis'] as const) {
+  for (const backend of o.backends) {
     for (const share of [true, false]) {
       process.stderr.write(`storage: ${backend}, shared bodies ${share ? 'on' : 'off'}: ${o.tokens} tokens × ${o.resources} resources of ~${o.bodyBytes} bytes…\n`);
       const row = await run(o, backend, share);
