@@ -153,3 +153,34 @@ export function etagMatches(ifNoneMatch: string | undefined, etag: string | unde
   const target = opaque(etag);
   return ifNoneMatch.split(',').some((candidate) => candidate.trim() === '*' || opaque(candidate) === target);
 }
+
+/** Client headers the mirror replaces with its own when it asks upstream. */
+const STRIPPED_FOR_UPSTREAM = new Set(['if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since', 'if-range', 'accept-encoding', 'content-length', 'range']);
+
+/** Client headers as sent upstream for a cached GET: validators and encoding are the mirror's. */
+export function upstreamHeaders(headers: HeaderMap): HeaderMap {
+  const out: HeaderMap = {};
+  for (const name in headers) {
+    if (!STRIPPED_FOR_UPSTREAM.has(name)) out[name] = headers[name];
+  }
+  return out;
+}
+
+/** Headers of a 304 that update the served answer: rate-limit state, date, request id, validators, caching. */
+export function refreshedHeaders(headers: HeaderMap): Record<string, string> {
+  const out = perResponseHeaders(headers);
+  for (const name of ['etag', 'last-modified', 'cache-control', 'vary', 'expires']) {
+    const value = joinValue(headers[name]);
+    if (value !== undefined) out[name] = value;
+  }
+  return out;
+}
+
+/** Entity headers dropped from a 304 sent to a client. */
+export function withoutEntityHeaders(headers: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name in headers) {
+    if (name !== 'content-type' && name !== 'content-length' && name !== 'content-encoding') out[name] = headers[name] as string;
+  }
+  return out;
+}

@@ -135,7 +135,7 @@ export function readBody(value: Uint8Array, name: string, bodyId: string, keys: 
   }
   const decoded = tryDecodeEntry(plain);
   if (!decoded.ok) return decoded;
-  if (!keys.matches(bodyId, decoded.entry.body)) return { ok: false, error: new CorruptEntryError(CorruptReason.LENGTH, 'shared body does not match its id') };
+  if (!keys.matches(bodyId, decoded.entry.body)) return { ok: false, error: new CorruptEntryError(CorruptReason.BODY, 'shared body does not match its id') };
   return decoded;
 }
 

@@ -16,10 +16,14 @@ import {
   hasNextLink,
   jsonArrayLength,
   pageSizeOf,
+  joinValue,
   perResponseHeaders,
+  refreshedHeaders,
   relayableHeaders,
   storableHeaders,
   isRateLimited,
+  upstreamHeaders,
+  withoutEntityHeaders,
 } from '../http-semantics.js';
 import type { Resolution, ServedResolution } from '../resolution.js';
 import { classifyUpstreamFailure } from '../upstream-failure.js';
@@ -79,8 +83,6 @@ interface SharedFailure {
   sharedFlight?: undefined;
 }
 
-/** Client headers the mirror replaces with its own when it asks upstream. */
-const STRIPPED_FOR_UPSTREAM = new Set(['if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since', 'if-range', 'accept-encoding', 'content-length', 'range']);
 
 /**
  * The GET flow of DESIGN §3: look the resource up, revalidate it with a conditional request, store
@@ -148,7 +150,7 @@ export class ResolveResource {
     if (result.staleAgeSeconds !== undefined) resolution.staleAgeSeconds = result.staleAgeSeconds;
     if (result.ttlSeconds !== undefined) resolution.ttlSeconds = result.ttlSeconds;
     if (result.sharedBody !== undefined) resolution.sharedBody = result.sharedBody;
-    if (result.status === 200 && etagMatches(joinHeader(request.headers['if-none-match']), result.etag)) {
+    if (result.status === 200 && etagMatches(joinValue(request.headers['if-none-match']), result.etag)) {
       resolution.status = 304;
       resolution.body = EMPTY;
       resolution.headers = withoutEntityHeaders(result.headers);
@@ -442,38 +444,6 @@ interface Slot {
 }
 
 const NO_CANDIDATES: readonly Candidate[] = [];
-
-function joinHeader(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value.join(', ') : value;
-}
-
-/** Client headers as sent upstream for a cached GET: validators and encoding are the mirror's. */
-function upstreamHeaders(headers: HeaderMap): HeaderMap {
-  const out: HeaderMap = {};
-  for (const name in headers) {
-    if (!STRIPPED_FOR_UPSTREAM.has(name)) out[name] = headers[name];
-  }
-  return out;
-}
-
-/** Headers of a 304 that update the served answer: rate-limit state, date, request id, validators, caching. */
-function refreshedHeaders(headers: HeaderMap): Record<string, string> {
-  const out = perResponseHeaders(headers);
-  for (const name of ['etag', 'last-modified', 'cache-control', 'vary', 'expires']) {
-    const value = joinHeader(headers[name]);
-    if (value !== undefined) out[name] = value;
-  }
-  return out;
-}
-
-/** Entity headers dropped from a 304 sent to a client. */
-function withoutEntityHeaders(headers: Record<string, string>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const name in headers) {
-    if (name !== 'content-type' && name !== 'content-length' && name !== 'content-encoding') out[name] = headers[name] as string;
-  }
-  return out;
-}
 
 /** GitHub: a 304 to an authenticated request is free; everything else costs one unit. */
 export function countsAgainstQuota(status: number, credential: string | undefined): boolean {
