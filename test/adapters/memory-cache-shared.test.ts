@@ -113,3 +113,23 @@ test('an entry stored without a resource key keeps its own body even with body k
   t.is(cache.bodies?.count, 0);
   t.is(cache.usedBytes, entrySize('t1', e));
 });
+
+test('an entry keeps only the headers its body record does not give it, and gets them all back joined', async (t) => {
+  const cache = new MemoryCache({ maxBytes: 10_000_000, bodyKeys: keys });
+  const base = { link: '<https://api.github.com/x?page=2>; rel="next"', vary: 'Accept, Authorization, Cookie', 'x-oauth-scopes': 'repo' };
+  await cache.store('t1', entry('[1]', 'a', 0, base), 60, undefined, 'R');
+  const before = cache.usedBytes;
+  const second = entry('[1]', 'b', 0, { ...base, 'x-extra': 'only t2' });
+  await cache.store('t2', second, 60, undefined, 'R');
+  const resourceHeaderBytes = (base.link.length + 'link'.length + base.vary.length + 'vary'.length + 'content-type'.length + (second.headers['content-type']?.length ?? 0)) * 2;
+  t.is(cache.usedBytes - before, entrySize('t2', second) - second.body.byteLength - resourceHeaderBytes, 'the second entry holds its own headers only');
+  const one = await cache.lookup('t1', undefined, 'R');
+  const two = await cache.lookup('t2', undefined, 'R');
+  t.is(one?.headers['link'], base.link);
+  t.is(two?.headers['link'], base.link);
+  t.is(two?.headers['x-extra'], 'only t2');
+  t.is(one?.headers['x-extra'], undefined);
+  t.is(two?.headers['x-oauth-scopes'], 'repo', 'a credential header equal to another’s is still its own');
+  t.is(two?.headers['etag'], 'W/"b"');
+  t.is(one?.body, two?.body, 'one body object for both');
+});

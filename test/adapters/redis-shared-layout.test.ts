@@ -75,6 +75,25 @@ test('100 credentials, one resource: one body, 100 sealed entries, one index; ea
   t.true((stats.layout?.entries ?? 0) > (stats.layout?.bodies ?? 0), JSON.stringify(stats));
 });
 
+test('an entry keeps its own headers only; equal credential headers stay its own; a fresh process joins them too', async (t) => {
+  const r = await server();
+  const c = await cache({ url: r.url });
+  const rk = resourceOf('/repos/o/headers');
+  const same = (credential: string): CachedEntry => ({ ...entry('{"h":1}', credential), headers: { ...entry('{"h":1}', credential).headers, 'x-oauth-scopes': 'repo', link: '<x>; rel="next"' } });
+  await c.store(keyOf('token h1', '/repos/o/headers'), same('token h1'), 60, hasher.sealKeyFor('token h1'), rk);
+  await c.store(keyOf('token h2', '/repos/o/headers'), same('token h2'), 60, hasher.sealKeyFor('token h2'), rk);
+  for (const reader of [c, await cache({ url: r.url })]) {
+    const got = await reader.lookup(keyOf('token h2', '/repos/o/headers'), hasher.sealKeyFor('token h2'), rk);
+    t.is(got?.headers['x-oauth-scopes'], 'repo');
+    t.is(got?.headers['link'], '<x>; rel="next"');
+    t.is(got?.headers['etag'], 'W/"token h2"');
+    t.is(got?.etag, 'W/"token h2"');
+  }
+  const rep = (await c.representations(rk, 1))[0];
+  t.is(rep?.headers['x-oauth-scopes'], undefined);
+  t.is(rep?.headers['link'], '<x>; rel="next"');
+});
+
 test('representations: newest first, at most the limit, no credential header; a fresh process reads them too', async (t) => {
   const r = await server();
   const c = await cache({ url: r.url });

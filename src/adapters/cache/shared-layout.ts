@@ -68,7 +68,10 @@ function pointerAad(name: string, bodyId: string): string {
   return `${name}\u0000${bodyId}`;
 }
 
-/** A credential's entry in the shared layout: its own fields, and the id of the body it points at. */
+/**
+ * A credential's entry in the shared layout: its own fields (`entry`'s body is not written: give it
+ * the own entry, ownEntry()), and the id of the body it points at.
+ */
 export function writePointer(name: string, entry: CachedEntry, bodyId: string, sealKey: Uint8Array | undefined): Buffer {
   const meta = encodeEntry({ ...entry, body: EMPTY }, { compression: 'none' });
   const payload = sealKey === undefined ? meta : seal(meta, sealKey, pointerAad(name, bodyId));
@@ -139,9 +142,28 @@ export function readBody(value: Uint8Array, name: string, bodyId: string, keys: 
   return decoded;
 }
 
-/** A pointer's entry with its body joined in (the entry keeps its own headers and validators). */
+/**
+ * The headers an entry keeps of its own: those its body record does not give it already (the
+ * credential's own — ETag, scopes — and any that differ). The resource's headers are stored once,
+ * with the body: 100 tokens reading one resource keep one copy of its Link, Vary, Cache-Control…
+ */
+export function ownHeaders(headers: Record<string, string>, base: Record<string, string>): Record<string, string> {
+  const own: Record<string, string> = {};
+  for (const name in headers) {
+    const value = headers[name] as string;
+    if (base[name] !== value) own[name] = value;
+  }
+  return own;
+}
+
+/** What an entry keeps in the shared layout: its own fields and headers, no body. */
+export function ownEntry(entry: CachedEntry, base: Record<string, string>): CachedEntry {
+  return { ...entry, headers: ownHeaders(entry.headers, base), body: EMPTY };
+}
+
+/** A pointer's entry with its body joined in: the resource's headers, the entry's own over them. */
 export function joinBody(entry: CachedEntry, body: CachedEntry): CachedEntry {
-  return { ...entry, body: body.body };
+  return { ...entry, headers: { ...body.headers, ...entry.headers }, body: body.body };
 }
 
 export interface IndexRecord {

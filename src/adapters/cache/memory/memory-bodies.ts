@@ -63,6 +63,11 @@ export class MemoryBodies {
     return this.bodies.size;
   }
 
+  /** The headers a held body was stored with (undefined: not held, or still sealed). */
+  headersOf(resourceKey: string, bodyId: string): Record<string, string> | undefined {
+    return this.bodies.get(slotKey(resourceKey, bodyId))?.entry?.headers;
+  }
+
   /** The bytes `entry`'s body would add if it is not held yet. */
   costOf(resourceKey: string, bodyId: string, entry: CachedEntry): number {
     return this.bodies.has(slotKey(resourceKey, bodyId)) ? 0 : bodySize(representationOf(entry), undefined);

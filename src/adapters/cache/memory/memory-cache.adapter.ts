@@ -5,7 +5,8 @@ import { systemClock } from '../../clock/system-clock.adapter.js';
 import type { CachedEntry, StoredRepresentation } from '../../../domain/model.js';
 import type { BodyKeys } from '../../crypto/body-keys.js';
 import { readValue } from '../sealed-value.js';
-import { joinBody, pointerBodyId, readPointer, sharedName } from '../shared-layout.js';
+import { resourceHeaders } from '../../../domain/http-semantics.js';
+import { joinBody, ownEntry, pointerBodyId, readPointer, sharedName } from '../shared-layout.js';
 import { CorruptReason } from '../entry-codec.errors.js';
 import { MemoryBodies } from './memory-bodies.js';
 
@@ -28,7 +29,10 @@ interface SharedRef {
 }
 
 interface Slot {
-  /** Undefined while the slot holds only `sealed` bytes (restored from a snapshot, not yet looked up). */
+  /**
+   * Undefined while the slot holds only `sealed` bytes (restored from a snapshot, not yet looked up).
+   * Shared layout: the entry's own fields and headers, no body (joined with its body at lookup).
+   */
   entry: CachedEntry | undefined;
   /** A restored entry, still sealed: opened by the first lookup that brings its credential's seal key. */
   sealed: Uint8Array | undefined;
@@ -108,14 +112,19 @@ export class MemoryCache implements CachePort, CacheStatsPort {
       return undefined;
     }
     if (slot.entry === undefined) return this.openRestored(key, slot, sealKey);
-    if (slot.shared !== undefined && this.bodies?.body(slot.shared.resourceKey, slot.shared.bodyId) === undefined) {
-      // a dangling pointer (its body was unreadable): a miss, never an error
-      this.delete(key);
-      return undefined;
+    let found = slot.entry;
+    if (slot.shared !== undefined) {
+      const body = this.bodies?.body(slot.shared.resourceKey, slot.shared.bodyId);
+      if (body === undefined) {
+        // a dangling pointer (its body was unreadable): a miss, never an error
+        this.delete(key);
+        return undefined;
+      }
+      found = joinBody(slot.entry, body);
     }
     this.slots.delete(key);
     this.slots.set(key, slot);
-    return slot.entry;
+    return found;
   }
 
   set(key: string, entry: CachedEntry, ttlSeconds: number, sealKey?: Uint8Array, resourceKey?: string): void {
@@ -125,7 +134,8 @@ export class MemoryCache implements CachePort, CacheStatsPort {
       return;
     }
     const bodyId = bodies.keys.idOf(entry.body);
-    const size = entrySize(key, entry) - entry.body.byteLength;
+    const own = ownEntry(entry, bodies.headersOf(resourceKey, bodyId) ?? resourceHeaders(entry.headers));
+    const size = entrySize(key, own);
     if (size + bodies.costOf(resourceKey, bodyId, entry) > this.options.maxBytes || ttlSeconds <= 0) {
       this.delete(key);
       return;
@@ -134,7 +144,7 @@ export class MemoryCache implements CachePort, CacheStatsPort {
     // acquire before the old slot goes: a revalidated entry keeps pointing at the same body
     bodies.acquire(resourceKey, bodyId, entry, expiresAt);
     bodies.touch(resourceKey, bodyId, entry.validatedAt, expiresAt);
-    this.place(key, { entry, sealed: undefined, size, expiresAt: 0, sealKey, shared: { resourceKey, bodyId } }, ttlSeconds);
+    this.place(key, { entry: own, sealed: undefined, size, expiresAt: 0, sealKey, shared: { resourceKey, bodyId } }, ttlSeconds);
   }
 
   /**
@@ -198,11 +208,10 @@ export class MemoryCache implements CachePort, CacheStatsPort {
       this.delete(key);
       return undefined;
     }
-    const entry = joinBody(opened.entry, body);
     // the slot keeps its reference on the body: re-placed with the same pointer
     bodies.acquire(shared.resourceKey, shared.bodyId, undefined, slot.expiresAt);
-    this.place(key, { entry, sealed: undefined, size: entrySize(key, entry) - entry.body.byteLength, expiresAt: 0, sealKey, shared }, ttlSeconds);
-    return entry;
+    this.place(key, { entry: opened.entry, sealed: undefined, size: entrySize(key, opened.entry), expiresAt: 0, sealKey, shared }, ttlSeconds);
+    return joinBody(opened.entry, body);
   }
 
   delete(key: string): void {
@@ -213,7 +222,7 @@ export class MemoryCache implements CachePort, CacheStatsPort {
     if (slot.shared !== undefined) this.bodies?.release(slot.shared.resourceKey, slot.shared.bodyId);
   }
 
-  /** Every live entry with its remaining TTL, least recent first (for snapshots). */
+  /** Every live entry with its remaining TTL, least recent first (shared layout: the own entry, no body). */
   *entries(): IterableIterator<{ key: string; entry: CachedEntry; ttlMs: number; sealKey: Uint8Array | undefined; shared: SharedRef | undefined }> {
     const now = this.clock.now();
     for (const [key, slot] of this.slots) {
@@ -229,7 +238,7 @@ export class MemoryCache implements CachePort, CacheStatsPort {
     return Array.from(this.slots.keys());
   }
 
-  /** A live entry with its remaining TTL, without touching the LRU order (for snapshots and restores). */
+  /** A live entry with its remaining TTL, without touching the LRU order (for snapshots and restores; shared layout: the own entry). */
   peek(key: string): { entry: CachedEntry | undefined; sealed: Uint8Array | undefined; ttlMs: number; sealKey: Uint8Array | undefined; shared: SharedRef | undefined } | undefined {
     const slot = this.slots.get(key);
     if (slot === undefined) return undefined;

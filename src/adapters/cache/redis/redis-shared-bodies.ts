@@ -24,6 +24,7 @@
 import type { Cluster, Redis } from 'ioredis';
 import type { CachedEntry, StoredRepresentation } from '../../../domain/model.js';
 import type { BodyKeys } from '../../crypto/body-keys.js';
+import { resourceHeaders } from '../../../domain/http-semantics.js';
 import type { EncodeOptions } from '../entry-codec.js';
 import { CorruptEntryError, CorruptReason } from '../entry-codec.errors.js';
 import {
@@ -32,9 +33,11 @@ import {
   indexRecord,
   INDEX_MAGIC,
   joinBody,
+  ownEntry,
   parseIndex,
   readBody,
   readPointer,
+  representationOf,
   sharedName,
   storedRepresentation,
   writeBody,
@@ -253,7 +256,9 @@ export class RedisSharedBodies {
     const bodyId = keys.idOf(entry.body);
     const name = sharedName.entry(resourceKey, key);
     const bodyName = sharedName.body(resourceKey, bodyId);
-    const value = writePointer(name, entry, bodyId, sealKey);
+    const held = this.memo.get(resourceKey, bodyId);
+    // the entry keeps only the headers the body record does not give it (the body we write, or the one held)
+    const value = writePointer(name, ownEntry(entry, held?.headers ?? resourceHeaders(entry.headers)), bodyId, sealKey);
     const record = indexRecord(bodyId, entry.validatedAt);
     const run = (bodyValue: Buffer | ''): Promise<number> =>
       commands(client).ghmSharedStore(
@@ -269,10 +274,10 @@ export class RedisSharedBodies {
         INDEX_RECORD_LENGTH,
         prefix + sharedName.group(resourceKey) + 'b:',
       );
-    const held = this.memo.get(resourceKey, bodyId) !== undefined;
-    const stored = held ? await run('') : 0;
+    const stored = held !== undefined ? await run('') : 0;
     if (stored === 0) await run(writeBody(bodyName, entry, bodyId, keys, this.options.codec));
-    this.memo.set(resourceKey, bodyId, entry);
+    // what the body record holds: the resource's headers only, never this credential's
+    if (held === undefined || stored === 0) this.memo.set(resourceKey, bodyId, representationOf(entry));
     this.remember(name, bodyId);
   }
 
