@@ -172,7 +172,8 @@ async function redisDump(client: Redis, prefix: string): Promise<Array<{ key: st
     const [next, batch] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
     cursor = next;
     for (const key of batch) {
-      const value = await client.getBuffer(key);
+      // the per-resource counts are hashes (body id → entries): their fields and numbers count as the value
+      const value = (await client.type(key)) === 'hash' ? Buffer.from(JSON.stringify(await client.hgetall(key))) : await client.getBuffer(key);
       if (value !== null) out.push({ key, value });
     }
   } while (cursor !== '0');
