@@ -2,7 +2,8 @@
  * The access log (a fastify plugin): every request carries its outcome (`request.mirror`), and every
  * answer ends with one `http.request.completed` event and one log line — 5xx at warn, the rest at
  * info (log.level=warn keeps only the failures), probes and scrapes of the reserved paths at debug.
- * Token-like query parameters are masked in the logged path.
+ * Token-like query parameters are masked in the logged path; the credential appears only as
+ * `hashed_token` (base64 SHA-256 of the token, as GitHub's audit log names it).
  */
 import type { FastifyBaseLogger } from 'fastify';
 import type { Logger } from 'pino';
@@ -10,6 +11,7 @@ import type { EventBusPort } from '../../domain/ports/event-bus.port.js';
 import { EventName } from '../../domain/events/events.js';
 import { definePlugin, requireOption } from './plugin.js';
 import { RESERVED_PATHS } from './reserved-routes.plugin.js';
+import { HashedTokens } from '../crypto/hashed-token.js';
 
 /** What the edge knows about a request while answering it. */
 export interface RequestState {
@@ -41,6 +43,7 @@ export const requestLogPlugin = definePlugin<RequestLogOptions>({ name: REQUEST_
   requireOption(REQUEST_LOG_PLUGIN, typeof options.events?.emit === 'function', 'options.events must be an event bus');
   requireOption(REQUEST_LOG_PLUGIN, isLevelAware(app.log), 'the server logger must be a pino logger (isLevelEnabled)');
 
+  const hashedTokens = new HashedTokens();
   app.decorateRequest('mirror', null as unknown as RequestState);
   app.addHook('onRequest', (request, _reply, done) => {
     request.mirror = { outcome: 'NONE' };
@@ -69,6 +72,9 @@ export const requestLogPlugin = definePlugin<RequestLogOptions>({ name: REQUEST_
       if (length !== undefined) line.bytes = Number(length);
       const staleAge = reply.getHeader('x-cache-stale-age');
       if (staleAge !== undefined) line.staleAgeSeconds = Number(staleAge);
+      const authorization = request.headers.authorization;
+      const hashedToken = hashedTokens.of(typeof authorization === 'string' ? authorization : undefined);
+      if (hashedToken !== undefined) line.hashed_token = hashedToken;
       log[level](line, 'request');
     }
     done();

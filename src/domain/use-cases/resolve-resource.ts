@@ -22,6 +22,7 @@ import {
 } from '../http-semantics.js';
 import type { Resolution, ServedResolution } from '../resolution.js';
 import { classifyUpstreamFailure } from '../upstream-failure.js';
+import { quotaSaving } from '../quota-saving.js';
 
 export interface ResolveResourceOptions {
   /** TTL of stored entries, seconds. */
@@ -154,6 +155,10 @@ export class ResolveResource {
       collapsed: resolution.collapsed,
     };
     if (result.staleAgeSeconds !== undefined) event.staleAgeSeconds = result.staleAgeSeconds;
+    const saved = quotaSaving(result.outcome, resolution.collapsed, request.credential);
+    if (saved !== undefined) event.quotaSaved = saved;
+    const userAgent = firstValue(request.headers['user-agent']);
+    if (userAgent !== undefined) event.userAgent = userAgent;
     this.events.emit(event);
     return resolution;
   }
@@ -204,7 +209,7 @@ export class ResolveResource {
     try {
       response = await this.upstream.fetch({ method: 'GET', target: request.target, headers });
     } catch (error) {
-      return this.upstreamFailed(error, entry, conditional, started);
+      return this.upstreamFailed(error, entry, conditional, started, firstValue(request.headers['user-agent']));
     }
     this.upstreamCalled(response, request, conditional, started);
 
@@ -290,9 +295,16 @@ export class ResolveResource {
     };
   }
 
-  private upstreamFailed(error: unknown, entry: CachedEntry | undefined, conditional: boolean, started: number): SharedResult {
+  private upstreamFailed(error: unknown, entry: CachedEntry | undefined, conditional: boolean, started: number, userAgent: string | undefined): SharedResult {
     const failure = classifyUpstreamFailure(error);
-    this.events.emit({ name: EventName.upstreamCalled, result: failure.result, countedAgainstQuota: false, conditional, durationMs: this.clock.now() - started });
+    this.events.emit({
+      name: EventName.upstreamCalled,
+      result: failure.result,
+      countedAgainstQuota: false,
+      conditional,
+      durationMs: this.clock.now() - started,
+      ...(userAgent !== undefined ? { userAgent } : {}),
+    });
     if (entry !== undefined) return this.stale(failure.hit, entry);
     return { outcome: failure.miss, error: failure.error, fromCache: false };
   }
@@ -309,6 +321,7 @@ export class ResolveResource {
       durationMs: number;
       rateLimitRemaining?: number;
       rateLimitResource?: string;
+      userAgent?: string;
     } = {
       name: EventName.upstreamCalled,
       result: 'ok',
@@ -319,6 +332,8 @@ export class ResolveResource {
     };
     if (remaining !== undefined && remaining !== '') event.rateLimitRemaining = Number(remaining);
     if (resource !== undefined) event.rateLimitResource = resource;
+    const userAgent = firstValue(request.headers['user-agent']);
+    if (userAgent !== undefined) event.userAgent = userAgent;
     this.events.emit(event);
   }
 
