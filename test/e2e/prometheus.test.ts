@@ -119,6 +119,8 @@ test('the dashboard is Grafana JSON on a Prometheus datasource variable, with th
     'Lowest rate-limit remaining (5 min window)',
     'Breaker state',
     'Snapshot age',
+    'Quota spent vs saved by client',
+    'Governor waits / refusals',
   ]) {
     t.true(titles.includes(wanted), wanted);
   }
