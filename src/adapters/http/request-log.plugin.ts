@@ -3,8 +3,9 @@
  * answer ends with one `http.request.completed` event and one log line — 5xx at warn, the rest at
  * info (log.level=warn keeps only the failures), probes and scrapes of the reserved paths at debug.
  * An answer made because upstream failed says why (`cause`). Token-like query parameters are masked
- * in the logged path. The requests not answered yet are listed by `app.mirrorInFlight()` (what a
- * shutdown cut at the end of its grace period).
+ * in the logged path; the credential appears only as `hashed_token` (base64 SHA-256 of the token, as
+ * GitHub's audit log names it). The requests not answered yet are listed by `app.mirrorInFlight()`
+ * (what a shutdown cut at the end of its grace period).
  */
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
 import { performance } from 'node:perf_hooks';
@@ -13,6 +14,7 @@ import type { EventBusPort } from '../../domain/ports/event-bus.port.js';
 import { EventName } from '../../domain/events/events.js';
 import { definePlugin, requireOption } from './plugin.js';
 import { RESERVED_PATHS } from './reserved-routes.plugin.js';
+import { HashedTokens } from '../crypto/hashed-token.js';
 
 /** What the edge knows about a request while answering it. */
 export interface RequestState {
@@ -60,6 +62,7 @@ export const requestLogPlugin = definePlugin<RequestLogOptions>({ name: REQUEST_
   requireOption(REQUEST_LOG_PLUGIN, typeof options.events?.emit === 'function', 'options.events must be an event bus');
   requireOption(REQUEST_LOG_PLUGIN, isLevelAware(app.log), 'the server logger must be a pino logger (isLevelEnabled)');
 
+  const hashedTokens = new HashedTokens();
   app.decorateRequest('mirror', null as unknown as RequestState);
   const inFlight = new Map<FastifyRequest, number>();
   app.decorate('mirrorInFlight', (): InFlightRequest[] => {
@@ -105,6 +108,9 @@ export const requestLogPlugin = definePlugin<RequestLogOptions>({ name: REQUEST_
       const staleAge = reply.getHeader('x-cache-stale-age');
       if (staleAge !== undefined) line.staleAgeSeconds = Number(staleAge);
       if (request.mirror.cause !== undefined) line.cause = request.mirror.cause;
+      const authorization = request.headers.authorization;
+      const hashedToken = hashedTokens.of(typeof authorization === 'string' ? authorization : undefined);
+      if (hashedToken !== undefined) line.hashed_token = hashedToken;
       log[level](line, 'request');
     }
     done();

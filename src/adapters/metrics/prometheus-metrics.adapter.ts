@@ -5,6 +5,7 @@ import {
   type CacheOperationEvent,
   type DomainEventName,
   type HttpCompletedEvent,
+  type ResourceResolvedEvent,
   type SnapshotEvent,
   type UpstreamCalledEvent,
 } from '../../domain/events/events.js';
@@ -14,6 +15,7 @@ import type { CacheStatsPort } from '../../domain/ports/cache.port.js';
 import { SlidingMinimum } from './sliding-minimum.js';
 import { FastHistogram, type FastHistogramChild } from './fast-histogram.js';
 import { GovernorMetrics } from './governor-metrics.js';
+import { ClientLabels, type ClientLabelsOptions } from './client-label.js';
 
 /**
  * Buckets of `request_latency_seconds` and `github_mirror_upstream_request_seconds` (seconds): fine from
@@ -58,6 +60,8 @@ export interface PrometheusMetricsOptions {
   rateLimitWindowMs?: number;
   /** The breakers' state now, read at scrape time: `github_mirror_breaker_state` is there from the first scrape, not from the first change. */
   breakers?: Readonly<Record<string, () => BreakerChangedEvent['state']>>;
+  /** Bounds of the `client` label (default: 50 names admitted after 3 sightings, the rest `other`). */
+  clientLabels?: ClientLabelsOptions;
 }
 
 interface Observer {
@@ -118,7 +122,9 @@ export class PrometheusMetrics {
   private readonly cacheCorrupt: Counter<'backend'>;
 
   private readonly upstreamLatency: Histogram<'result' | 'status_class'>;
-  private readonly upstreamRequests: Counter<'result' | 'status_class' | 'quota'>;
+  private readonly upstreamRequests: Counter<'result' | 'status_class' | 'quota' | 'client'>;
+  private readonly quotaSaved: Counter<'client' | 'reason'>;
+  private readonly clients: ClientLabels;
   private readonly upstreamChildren = new Map<string, { latency: Observer; count: Incrementer }>();
   private readonly rateLimitWindows = new Map<string, SlidingMinimum>();
   private readonly rateLimitWindowMs: number;
@@ -147,6 +153,7 @@ export class PrometheusMetrics {
   constructor(bus: EventSubscriber, options: PrometheusMetricsOptions = {}) {
     this.now = options.now ?? Date.now;
     this.rateLimitWindowMs = options.rateLimitWindowMs ?? RATE_LIMIT_WINDOW_MS;
+    this.clients = new ClientLabels(options.clientLabels);
     this.backends = new Set((options.backends ?? []).map((b) => this.bounded('backend', b)));
     const registers = [this.registry];
 
@@ -235,8 +242,14 @@ export class PrometheusMetrics {
     });
     this.upstreamRequests = new Counter({
       name: 'github_mirror_upstream_requests_total',
-      help: 'Calls to GitHub, by result, status class and whether they counted against the client quota (counted|free)',
-      labelNames: ['result', 'status_class', 'quota'],
+      help: 'Calls to GitHub, by result, status class, whether they counted against the client quota (counted|free) and client (first User-Agent product, 50 most seen, the rest other)',
+      labelNames: ['result', 'status_class', 'quota', 'client'],
+      registers,
+    });
+    this.quotaSaved = new Counter({
+      name: 'github_mirror_quota_saved_total',
+      help: 'Client GET/HEAD answered without spending primary quota, by client and reason (fresh, not_modified, coalesced)',
+      labelNames: ['client', 'reason'],
       registers,
     });
     const windows = this.rateLimitWindows;
@@ -331,6 +344,7 @@ export class PrometheusMetrics {
     on(EventName.httpCompleted, (event) => this.onHttpCompleted(event));
     on(EventName.cacheOperation, (event) => this.onCacheOperation(event));
     on(EventName.upstreamCalled, (event) => this.onUpstreamCalled(event));
+    on(EventName.resourceResolved, (event) => this.onResourceResolved(event));
     on(EventName.coalesced, (event) => {
       this.coalesced.inc({ scope: event.scope === 'shared' ? 'shared' : 'local' });
     });
@@ -379,13 +393,15 @@ export class PrometheusMetrics {
     const result = UPSTREAM_RESULTS.has(e.result) ? e.result : 'other';
     const statusClass = e.status === undefined ? 'none' : statusClassLabel(e.status);
     const quota = e.countedAgainstQuota ? 'counted' : 'free';
-    const key = `${result} ${statusClass} ${quota}`;
+    const client = this.clients.labelFor(e.userAgent);
+    const key = `${result} ${statusClass} ${quota} ${client}`;
     let child = this.upstreamChildren.get(key);
     if (child === undefined) {
       child = {
         latency: this.upstreamLatency.labels({ result, status_class: statusClass }),
-        count: this.upstreamRequests.labels({ result, status_class: statusClass, quota }),
+        count: this.upstreamRequests.labels({ result, status_class: statusClass, quota, client }),
       };
+      if (this.upstreamChildren.size >= MAX_CHILDREN) this.upstreamChildren.clear();
       this.upstreamChildren.set(key, child);
     }
     child.latency.observe(Math.max(0, e.durationMs) / 1000);
@@ -400,6 +416,12 @@ export class PrometheusMetrics {
       }
       window.record(remaining);
     }
+  }
+
+  private onResourceResolved(e: ResourceResolvedEvent): void {
+    const reason = e.quotaSaved;
+    if (reason !== 'fresh' && reason !== 'not_modified' && reason !== 'coalesced') return;
+    this.quotaSaved.inc({ client: this.clients.labelFor(e.userAgent), reason });
   }
 
   private onBreakerChanged(e: BreakerChangedEvent): void {

@@ -64,7 +64,17 @@ export interface ResourceResolvedEvent {
   collapsed: boolean;
   /** Seconds since the served entry was last validated (stale answers). */
   staleAgeSeconds?: number;
+  /** Served without this request spending primary quota: why (absent when it spent some, or failed). */
+  quotaSaved?: QuotaSaving;
+  /** The client's User-Agent, raw (the metrics adapter reduces it to a bounded `client` label). */
+  userAgent?: string;
 }
+
+/**
+ * Why a served GET/HEAD spent no primary quota: fresh (a freshness-window hit, no call), not_modified
+ * (an authenticated revalidation answered 304), coalesced (it shared another request's call).
+ */
+export type QuotaSaving = 'fresh' | 'not_modified' | 'coalesced';
 
 /** Every call to GitHub. */
 export interface UpstreamCalledEvent {
@@ -82,6 +92,8 @@ export interface UpstreamCalledEvent {
   /** x-ratelimit-remaining of the answer, when present. */
   rateLimitRemaining?: number;
   rateLimitResource?: string;
+  /** The User-Agent of the client whose request made the call, raw (the metrics adapter bounds it). */
+  userAgent?: string;
 }
 
 export interface CoalescedEvent {

@@ -22,6 +22,7 @@ import {
 } from '../http-semantics.js';
 import type { Resolution, ServedResolution } from '../resolution.js';
 import { classifyUpstreamFailure } from '../upstream-failure.js';
+import { quotaSaving } from '../quota-saving.js';
 
 export interface ResolveResourceOptions {
   /** TTL of stored entries, seconds. */
@@ -157,6 +158,10 @@ export class ResolveResource {
       collapsed: resolution.collapsed,
     };
     if (result.staleAgeSeconds !== undefined) event.staleAgeSeconds = result.staleAgeSeconds;
+    const saved = quotaSaving(result.outcome, resolution.collapsed, request.credential);
+    if (saved !== undefined) event.quotaSaved = saved;
+    const userAgent = firstValue(request.headers['user-agent']);
+    if (userAgent !== undefined) event.userAgent = userAgent;
     this.events.emit(event);
     return resolution;
   }
@@ -207,7 +212,7 @@ export class ResolveResource {
     try {
       response = await this.upstream.fetch({ method: 'GET', target: request.target, headers });
     } catch (error) {
-      return this.upstreamFailed(key, error, entry, conditional, started, request.credential);
+      return this.upstreamFailed(key, error, entry, conditional, started, request.credential, firstValue(request.headers['user-agent']));
     }
     this.upstreamCalled(response, request, conditional, started);
 
@@ -300,10 +305,18 @@ export class ResolveResource {
     conditional: boolean,
     started: number,
     credential: string | undefined,
+    userAgent: string | undefined,
   ): Promise<SharedResult> {
     const failure = classifyUpstreamFailure(error);
     const countedAgainstQuota = failure.answered && countsAgainstQuota(200, credential);
-    this.events.emit({ name: EventName.upstreamCalled, result: failure.result, countedAgainstQuota, conditional, durationMs: this.clock.now() - started });
+    this.events.emit({
+      name: EventName.upstreamCalled,
+      result: failure.result,
+      countedAgainstQuota,
+      conditional,
+      durationMs: this.clock.now() - started,
+      ...(userAgent !== undefined ? { userAgent } : {}),
+    });
     if (entry !== undefined && failure.hit !== undefined) {
       const stale = this.stale(failure.hit, entry);
       if (stale.error === undefined && failure.error.cause !== undefined) stale.upstreamCause = failure.error.cause;
@@ -326,6 +339,7 @@ export class ResolveResource {
       durationMs: number;
       rateLimitRemaining?: number;
       rateLimitResource?: string;
+      userAgent?: string;
     } = {
       name: EventName.upstreamCalled,
       result: 'ok',
@@ -336,6 +350,8 @@ export class ResolveResource {
     };
     if (remaining !== undefined && remaining !== '') event.rateLimitRemaining = Number(remaining);
     if (resource !== undefined) event.rateLimitResource = resource;
+    const userAgent = firstValue(request.headers['user-agent']);
+    if (userAgent !== undefined) event.userAgent = userAgent;
     this.events.emit(event);
   }
 
