@@ -86,7 +86,7 @@ export function buildContainer(config: MirrorConfig, logger: Logger, overrides: 
     once((r) => buildCache(config, { events: bus(r), clock: clock(r), secret: config.cache.secret || DEVELOPMENT_SECRET, ...(overrides.cache ? { override: overrides.cache } : {}) })),
   );
   c.register(TOKENS.Cache, once((r) => cache(r).port));
-  c.register(TOKENS.Upstream, once((r) => buildUpstream(config, { events: bus(r), keys: keys(r), clock: clock(r) })));
+  c.register(TOKENS.Upstream, once((r) => buildUpstream(config, { events: bus(r), keys: keys(r), clock: clock(r), logger, governorBackend: cache(r).governor })));
   c.register(
     TOKENS.ResolveResource,
     once(
@@ -129,6 +129,7 @@ export function buildContainer(config: MirrorConfig, logger: Logger, overrides: 
         ...(wiring.stats ? { cacheStats: wiring.stats } : {}),
         activeBackend: () => wiring.port.backend,
         backends: wiring.backends,
+        breakers: { ...wiring.breakers, ...r.resolve<UpstreamWiring>(TOKENS.Upstream).breakers },
         ...(config.snapshot.store === 'none' ? {} : { snapshot: { store: config.snapshot.store, intervalSeconds: config.snapshot.intervalSeconds } }),
       });
     }),
@@ -136,7 +137,8 @@ export function buildContainer(config: MirrorConfig, logger: Logger, overrides: 
   c.register(
     TOKENS.Readiness,
     once((r) => {
-      const readiness = new Readiness(cache(r).port, new ReadinessTracker(bus(r)), config.upstream.url);
+      const breakers = { ...cache(r).breakers, ...r.resolve<UpstreamWiring>(TOKENS.Upstream).breakers };
+      const readiness = new Readiness(cache(r).port, new ReadinessTracker(bus(r), Date.now, breakers), config.upstream.url);
       readiness.add('storage', () => ({ ...cache(r).storage() }));
       return readiness;
     }),

@@ -3,8 +3,13 @@ import { Mirror } from './mirror.js';
 
 /**
  * Entry point: load and check the config, start the mirror, stop it gracefully on SIGTERM, SIGINT or
- * SIGHUP (a closed terminal or a supervisor's hang-up: drain, final snapshot, exit).
+ * SIGHUP (a closed terminal or a supervisor's hang-up: drain, final snapshot, exit). Exit codes: 0
+ * stopped cleanly; 1 failed to start or to stop; 2 invalid configuration; 3 stopped, but requests
+ * still in flight at the end of server.shutdownGraceMs were cut (logged with their paths).
  */
+/** Stopped, but the grace period ran out with requests in flight: they were cut. */
+const EXIT_REQUESTS_CUT = 3;
+
 async function main(): Promise<void> {
   let config;
   try {
@@ -25,7 +30,7 @@ async function main(): Promise<void> {
     stopping = true;
     mirror.logger.info({ signal }, 'shutting down');
     mirror.stop().then(
-      () => process.exit(0),
+      () => process.exit(mirror.requestsCut > 0 ? EXIT_REQUESTS_CUT : 0),
       (error: unknown) => {
         mirror.logger.error({ err: error }, 'shutdown failed');
         process.exit(1);

@@ -33,6 +33,7 @@ export class Mirror {
   readonly snapshots: SnapshotService | undefined;
   private readonly parts: MirrorParts;
   private address = '';
+  private cut = 0;
 
   constructor(
     readonly config: MirrorConfig,
@@ -74,13 +75,24 @@ export class Mirror {
     return this.address;
   }
 
+  /** Requests the last stop() cut at the end of server.shutdownGraceMs (main exits non-zero when there were any). */
+  get requestsCut(): number {
+    return this.cut;
+  }
+
   /** Stop accepting, let in-flight requests finish (up to shutdownGraceMs), then close every client. */
   async stop(): Promise<void> {
     const { readiness, cache, snapshots, upstream, metrics, bus, logger } = this.parts;
     if (readiness.state === 'stopping' || readiness.state === 'stopped') return;
     readiness.state = 'stopping';
+    let forced = false;
     const grace = setTimeout(() => {
-      logger.warn({ graceMs: this.config.server.shutdownGraceMs }, 'shutdown grace period over: closing open connections');
+      forced = true;
+      const cut = this.server.mirrorInFlight();
+      this.cut = cut.length;
+      const fields = { graceMs: this.config.server.shutdownGraceMs, cut: cut.length, requests: cut.slice(0, 20) };
+      if (cut.length > 0) logger.error(fields, `shutdown grace period over: cutting ${cut.length} request(s) still in flight`);
+      else logger.warn(fields, 'shutdown grace period over: closing open connections');
       this.server.server.closeAllConnections();
       void upstream.destroy();
     }, this.config.server.shutdownGraceMs);
@@ -99,7 +111,9 @@ export class Mirror {
         try {
           await step();
         } catch (error) {
-          logger.warn({ err: error, step: name }, 'shutdown step failed; continuing');
+          // once the grace period destroyed the upstream pool, its close() rejects: expected, no stack
+          if (forced && name === 'upstream pool') logger.debug({ err: error, step: name }, 'shutdown step ended by the grace period');
+          else logger.warn({ err: error, step: name }, 'shutdown step failed; continuing');
         }
       }
     } finally {

@@ -34,6 +34,8 @@ export const ErrorCode = {
   HEADERS_TOO_LARGE: 'HEADERS_TOO_LARGE',
   /** A request the HTTP parser refused (malformed). */
   BAD_REQUEST: 'BAD_REQUEST',
+  /** The upstream governor kept a call back longer than upstream.governor.maxWaitMs (GitHub's secondary limits). */
+  GOVERNOR_WAIT_EXCEEDED: 'GOVERNOR_WAIT_EXCEEDED',
   SHUTTING_DOWN: 'SHUTTING_DOWN',
   INTERNAL: 'INTERNAL',
 } as const;
@@ -47,6 +49,27 @@ export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 export interface MirrorFailure {
   code: ErrorCode;
   message: string;
+  /** What went wrong underneath (the upstream error's code and message), for the log; never sent to the client. */
+  cause?: string;
+  /** How long a client should wait before it tries again (the edge sends it as Retry-After). */
+  retryAfterSeconds?: number;
+}
+
+/** One line for the log from an error and its causes ("Could not reach GitHub ← ECONNREFUSED: connect ECONNREFUSED 10.0.0.1:443"). */
+export function describeError(error: unknown): string {
+  const parts: string[] = [];
+  let current: unknown = error;
+  for (let depth = 0; depth < 4 && current !== undefined && current !== null; depth++) {
+    if (current instanceof Error) {
+      const code = (current as { code?: unknown }).code;
+      parts.push(typeof code === 'string' && !current.message.includes(code) ? `${code}: ${current.message}` : current.message);
+      current = current.cause;
+    } else {
+      parts.push(typeof current === 'string' || typeof current === 'number' ? String(current) : `(a thrown ${typeof current})`);
+      break;
+    }
+  }
+  return parts.join(' ← ').slice(0, 500);
 }
 
 export class MirrorError extends Error {
@@ -62,4 +85,11 @@ export class MirrorError extends Error {
 
 export function isMirrorError(error: unknown, code?: ErrorCode): error is MirrorError {
   return error instanceof MirrorError && (code === undefined || error.code === code);
+}
+
+/** GOVERNOR_WAIT_EXCEEDED, with the wait a client should allow before it tries again. */
+export class GovernorWaitExceeded extends MirrorError {
+  constructor(readonly retryAfterSeconds: number) {
+    super(ErrorCode.GOVERNOR_WAIT_EXCEEDED, "The mirror is keeping this credential's calls under GitHub's secondary rate limits; try again later");
+  }
 }

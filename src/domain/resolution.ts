@@ -23,6 +23,8 @@ interface ResolutionCommon {
    * confirmed a body stored for another credential ("shared") or the empty list ("guess").
    */
   sharedBody?: 'shared' | 'guess';
+  /** Why upstream failed when a cached body was served instead (for the log; never sent). */
+  upstreamCause?: string;
 }
 
 /** An answer to relay: the status GitHub gave (or the entry kept), its headers and body. */

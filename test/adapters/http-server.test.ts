@@ -22,6 +22,7 @@ const OPTIONS: HttpAdapterOptions = {
   publicUrl: '',
   trustProxy: false,
   bodyLimitBytes: 1024,
+  bodyTimeoutMs: 5000,
   rewriteBodyUrls: true,
   requestTimeoutMs: 5000,
   headersTimeoutMs: 5000,

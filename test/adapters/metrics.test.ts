@@ -380,3 +380,46 @@ test('status tracker: breakers, upstream health, restore progress', (t) => {
   emit({ name: 'breaker.changed', breaker: 'upstream', state: 'closed' });
   t.deepEqual(status.breakers(), { upstream: 'open' }, 'no longer listening');
 });
+
+test('governor: hold_longest_seconds is how long the longest current hold has lasted; a hold right after the last one continues it', async (t) => {
+  const { emit, scrape, clock } = makeSut();
+  const hold = (partition: string, holdMs: number) => emit({ name: 'governor.hold', partition, holdMs, source: 'answer' });
+  t.is(valueOf(await scrape(), 'github_mirror_governor_hold_longest_seconds'), 0);
+  hold('p1', 300_000);
+  clock.advance(120_000);
+  hold('p2', 60_000);
+  let s = await scrape();
+  t.is(valueOf(s, 'github_mirror_governor_holds_active'), 2);
+  t.is(valueOf(s, 'github_mirror_governor_hold_longest_seconds'), 120);
+  clock.advance(200_000); // p1 ended 20 s ago, p2 40 s before that
+  s = await scrape();
+  t.is(valueOf(s, 'github_mirror_governor_holds_active'), 0);
+  t.is(valueOf(s, 'github_mirror_governor_hold_longest_seconds'), 0);
+  hold('p1', 600_000); // GitHub refused again at the first call after the wait
+  clock.advance(60_000);
+  s = await scrape();
+  t.is(valueOf(s, 'github_mirror_governor_holds_active'), 1);
+  t.is(valueOf(s, 'github_mirror_governor_hold_longest_seconds'), 380, 'one hold since the first refusal');
+  clock.advance(600_000);
+  hold('p1', 60_000); // 60 s after the last hold ended: a new one
+  t.is(valueOf(await scrape(), 'github_mirror_governor_hold_longest_seconds'), 0);
+});
+
+test('quota saved: by client and reason, only for answers that spent no quota', async (t) => {
+  const { emit, scrape } = makeSut({ clientLabels: { admitAfter: 1 } });
+  const resolved = (quotaSaved: string | undefined, userAgent?: string) =>
+    emit({ name: 'resource.resolved', outcome: 'ONLINE_HIT', status: 200, method: 'GET', collapsed: false, ...(quotaSaved ? { quotaSaved } : {}), ...(userAgent ? { userAgent } : {}) });
+  resolved('not_modified', 'octokit-rest.js/20.0.2');
+  resolved('not_modified', 'octokit-rest.js/19');
+  resolved('fresh', 'PyGithub/2.1');
+  resolved('coalesced');
+  resolved(undefined, 'curl/8');
+  resolved('bogus', 'curl/8');
+  emit({ name: 'upstream.called', result: 'ok', status: 200, countedAgainstQuota: true, conditional: false, durationMs: 1, userAgent: 'gh/2.40' });
+  const s = await scrape();
+  t.is(valueOf(s, 'github_mirror_quota_saved_total', { client: 'octokit-rest.js', reason: 'not_modified' }), 2);
+  t.is(valueOf(s, 'github_mirror_quota_saved_total', { client: 'PyGithub', reason: 'fresh' }), 1);
+  t.is(valueOf(s, 'github_mirror_quota_saved_total', { client: 'none', reason: 'coalesced' }), 1);
+  t.is(total(s, 'github_mirror_quota_saved_total'), 4);
+  t.is(valueOf(s, 'github_mirror_upstream_requests_total', { client: 'gh', quota: 'counted' }), 1);
+});

@@ -8,7 +8,11 @@ import { MemoryCacheDump, ENTRY_FORMAT } from '../../src/adapters/snapshot/memor
 import { decodeEntry } from '../../src/adapters/cache/entry-codec.js';
 import type { CachedEntry } from '../../src/domain/model.js';
 import type { DumpedEntry } from '../../src/domain/ports/cache-dump.port.js';
-import { FakeClock } from '../support/fakes.js';
+import { FakeClock, RecordingBus } from '../support/fakes.js';
+import { TakeSnapshot } from '../../src/domain/use-cases/take-snapshot.js';
+import { RestoreSnapshot } from '../../src/domain/use-cases/restore-snapshot.js';
+import { EventName, type SnapshotEvent } from '../../src/domain/events/events.js';
+import { FakeStore } from '../unit/snapshot-fakes.js';
 
 function entry(n: number): CachedEntry {
   return {
@@ -74,4 +78,24 @@ test('restore writes absent entries only, skips what does not decode, and leaves
   t.is(cache.peek('k7')?.ttlMs, 100_000);
   t.false(await dump.isEmpty());
   t.true(await new MemoryCacheDump(new MemoryCache({ maxBytes: 1000 })).isEmpty());
+});
+
+test('a restore into a memory cache smaller than the snapshot reports what it kept, and what it had to drop for room', async (t) => {
+  const clock = new FakeClock();
+  const big = new MemoryCache({ maxBytes: 50_000_000, clock });
+  for (let i = 0; i < 1000; i++) big.set(`k${i}`, entry(i), 600);
+  const store = new FakeStore();
+  const bus = new RecordingBus();
+  t.is((await new TakeSnapshot(new MemoryCacheDump(big), store, bus, clock, { retain: 1 }).execute()).outcome, 'ok');
+
+  const small = new MemoryCache({ maxBytes: 200_000, clock });
+  const result = await new RestoreSnapshot(new MemoryCacheDump(small), store, bus, clock).execute();
+  t.is(result.outcome, 'ok');
+  if (result.outcome !== 'ok') return;
+  t.true(small.size > 0 && small.size < 1000, `kept ${small.size}`);
+  t.is(result.restored, small.size, 'restored counts what the cache kept');
+  t.is(result.evicted, 1000 - small.size);
+  t.is(result.entries, 1000);
+  const completed = bus.named(EventName.restoreCompleted).at(-1) as SnapshotEvent;
+  t.like(completed, { outcome: 'ok', restored: small.size, evicted: 1000 - small.size });
 });

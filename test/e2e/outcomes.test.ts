@@ -28,6 +28,8 @@ let unreachable: Mirror;
 /** Its own fake GitHub, the breaker on with low thresholds. */
 let offlineGithub: FakeGitHub;
 let offline: Mirror;
+/** upstream.maxBodyBytes of 4 KiB. */
+let tight: Mirror;
 const breakerStates: string[] = [];
 const clock = new FakeClock(Date.now());
 const TIMEOUT_MS = '500';
@@ -36,7 +38,7 @@ test.before(async () => {
   github = await FakeGitHub.start();
   offlineGithub = await FakeGitHub.start();
   const closedPort = await freePort();
-  [mirror, perCredential, fresh, unreachable, offline] = await Promise.all([
+  [mirror, perCredential, fresh, unreachable, offline, tight] = await Promise.all([
     startMirror(github.url, { MIRROR_UPSTREAM_TIMEOUT_MS: TIMEOUT_MS, MIRROR_UPSTREAM_BREAKER_ENABLED: 'false' }, { clock }),
     startMirror(github.url, { MIRROR_UPSTREAM_TIMEOUT_MS: TIMEOUT_MS, MIRROR_UPSTREAM_BREAKER_ENABLED: 'false', MIRROR_CACHE_SHARE_ACROSS_CREDENTIALS: 'false' }, { clock }),
     startMirror(github.url, { MIRROR_CACHE_FRESHNESS_MS: '30000', MIRROR_UPSTREAM_BREAKER_ENABLED: 'false' }),
@@ -47,6 +49,7 @@ test.before(async () => {
       MIRROR_UPSTREAM_BREAKER_ERROR_THRESHOLD_PERCENTAGE: '50',
       MIRROR_UPSTREAM_BREAKER_RESET_TIMEOUT_MS: '200',
     }),
+    startMirror(github.url, { MIRROR_UPSTREAM_MAX_BODY_BYTES: '4096' }),
   ]);
   offline.bus.on(EventName.breakerChanged, (event) => {
     breakerStates.push((event).state);
@@ -54,7 +57,7 @@ test.before(async () => {
 });
 
 test.after.always(async () => {
-  await Promise.all([mirror?.stop(), perCredential?.stop(), fresh?.stop(), unreachable?.stop(), offline?.stop()]);
+  await Promise.all([mirror?.stop(), perCredential?.stop(), fresh?.stop(), unreachable?.stop(), offline?.stop(), tight?.stop()]);
   await github?.close();
   await offlineGithub?.close();
 });
@@ -375,6 +378,18 @@ test.serial('OFFLINE_HIT / OFFLINE_MISS at once while the breaker is open; it re
   const back = await getFrom(offline, '/repos/o/off', token);
   t.is(back.headers.get('x-cache'), 'ONLINE_HIT');
   t.is(back.text, body);
+});
+
+test.serial('API_BODY_TOO_LARGE_MISS: a body over upstream.maxBodyBytes is a 502 JSON of its own, the older entry not served', async (t) => {
+  const token = 'token large';
+  github.setResource('/repos/o/swells', { body: { small: true } });
+  await warm(tight, '/repos/o/swells', token);
+  github.updateResource('/repos/o/swells', { large: 'x'.repeat(5000) });
+  const answer = await getFrom(tight, '/repos/o/swells', token);
+  t.is(answer.status, 502);
+  t.is(answer.headers.get('x-cache'), 'API_BODY_TOO_LARGE_MISS');
+  t.is(answer.headers.get('x-cache-stale-age'), null);
+  t.like(JSON.parse(answer.text), { code: 'UPSTREAM_BODY_TOO_LARGE' });
 });
 
 test.serial('every outcome of DESIGN §4 was seen by a client above', (t) => {

@@ -50,6 +50,8 @@ export interface RecordedCall {
   countedAgainstQuota: boolean;
   /** The Authorization header value; undefined = anonymous. */
   credential: string | undefined;
+  /** performance.now() when the request's head arrived. */
+  receivedAt: number;
 }
 
 export interface ResourceSpec {
@@ -423,6 +425,9 @@ export class FakeGitHub {
   private readonly windows = new Map<string | undefined, QuotaWindow>();
   private readonly spent = new Map<string | undefined, number>();
   private spentTotal = 0;
+  /** Requests being answered now, and the most seen at once, per credential. */
+  private readonly inFlight = new Map<string | undefined, number>();
+  private readonly peaks = new Map<string | undefined, number>();
   private readonly requestIdPrefix = randomBytes(2).toString('hex').toUpperCase();
   private requestCounter = 0;
   private closing: Promise<void> | undefined;
@@ -630,8 +635,14 @@ export class FakeGitHub {
     });
   }
 
-  /** Forgets recorded calls, quota spent and every credential's rate-limit window. */
+  /** Most requests of `credential` in flight at once (arrived, not yet answered in full) since the last resetCalls(). */
+  peakInFlight(credential?: string): number {
+    return this.peaks.get(credential) ?? 0;
+  }
+
+  /** Forgets recorded calls, quota spent, in-flight peaks and every credential's rate-limit window. */
   resetCalls(): void {
+    this.peaks.clear();
     this.calls.length = 0;
     this.spent.clear();
     this.windows.clear();
@@ -667,8 +678,13 @@ export class FakeGitHub {
       status: 0,
       countedAgainstQuota: false,
       credential,
+      receivedAt: performance.now(),
     };
     if (this.recordCalls) this.calls.push(call);
+    const inFlight = (this.inFlight.get(credential) ?? 0) + 1;
+    this.inFlight.set(credential, inFlight);
+    if (inFlight > (this.peaks.get(credential) ?? 0)) this.peaks.set(credential, inFlight);
+    res.once('close', () => this.inFlight.set(credential, (this.inFlight.get(credential) ?? 1) - 1));
     const exchange: Exchange = {
       req,
       res,

@@ -127,7 +127,7 @@ export function useCaseSuite(test: TestFn<SuiteContext>): void {
     // e2e outcomes test check the 504 / 502 / 504 and the JSON the HTTP adapter makes of them)
     t.is(timeout.outcome, 'API_TIMEOUT_MISS');
     t.is(timeout.status, undefined);
-    t.deepEqual(timeout.error, { code: 'UPSTREAM_TIMEOUT', message: 'GitHub did not answer in time' });
+    t.deepEqual(timeout.error, { code: 'UPSTREAM_TIMEOUT', message: 'GitHub did not answer in time', cause: 'UPSTREAM_TIMEOUT: t' });
     upstream.respond = () => new MirrorError(ErrorCode.UPSTREAM_UNREACHABLE, 'c');
     const unreachable = await sut.execute(get('/c'));
     t.is(unreachable.outcome, 'API_CONNECTION_ERROR_MISS');

@@ -76,6 +76,19 @@ test('a failed final snapshot: "snapshot failed: <reason>" then "final snapshot 
   t.like(errors[0], { trigger: 'shutdown', store: 'fake', reason: 'disk full', err: { message: 'disk full' } });
 });
 
+test('a fresh install (empty cache, no snapshot) says "cache is empty", never that it lost its data; entries without the mark do', async (t) => {
+  const s = makeSut();
+  await s.restore(new FakeDump(s.clock), new FakeStore()).execute({ trigger: 'start' });
+  t.like(s.line('cache is empty: restoring the newest snapshot'), { level: LEVEL.info, trigger: 'start', cause: 'empty' });
+  t.like(s.line('restore skipped: no snapshot'), { level: LEVEL.info, reason: 'no snapshot' });
+  t.is(s.line(/lost its data/), undefined);
+
+  const unmarked = new FakeDump(s.clock);
+  unmarked.put('written-since', 'v', 600_000);
+  await s.restore(unmarked, new FakeStore()).execute({ trigger: 'reconnect' });
+  t.like(s.line('cache lost its data (the restored mark is gone): restoring the newest snapshot'), { level: LEVEL.info, trigger: 'reconnect', cause: 'unmarked' });
+});
+
 test('a restore past a corrupt snapshot: start, rejection (error, with why), "snapshot restored" with the count refused', async (t) => {
   const s = makeSut();
   const store = new FakeStore();
@@ -89,7 +102,7 @@ test('a restore past a corrupt snapshot: start, rejection (error, with why), "sn
 
   const result = await s.restore(new FakeDump(s.clock), store).execute({ trigger: 'start' });
   t.is(result?.outcome, 'ok');
-  t.like(s.line('cache lost its data: restoring the newest snapshot'), { level: LEVEL.info, trigger: 'start', store: 'fake', backend: 'fake' });
+  t.like(s.line('cache is empty: restoring the newest snapshot'), { level: LEVEL.info, trigger: 'start', store: 'fake', backend: 'fake', cause: 'empty' });
   t.like(s.line('snapshot snap-2 rejected (corrupt): block 2: checksum mismatch; trying the next older one'), {
     level: LEVEL.error,
     store: 'fake',

@@ -111,7 +111,7 @@ test('a cache that lost its data is restored even when a few entries were writte
   t.is(target.value('a'), 'new');
   t.is(target.value('b'), '2');
   t.true(target.marked);
-  t.like(bus.named(EventName.restoreStarted)[0], { trigger: 'reconnect', store: 'fake', backend: 'fake' });
+  t.like(bus.named(EventName.restoreStarted)[0], { trigger: 'reconnect', store: 'fake', backend: 'fake', cause: 'unmarked' });
 });
 
 test('the mark: left when there is nothing to restore or every snapshot is refused, not when the store is unreachable', async (t) => {

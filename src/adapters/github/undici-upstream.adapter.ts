@@ -1,3 +1,9 @@
+/**
+ * UpstreamPort over undici: two keep-alive pools bound to the upstream origin (nothing else is
+ * reachable through them), one for reads (the cached GETs of fetch()) and one for everything else
+ * (forward()), so writes — however slow their clients or GitHub's answers — never hold a connection
+ * a read needs. Every call carries a deadline that also covers the wait for a free connection.
+ */
 import { Pool, errors as undiciErrors } from 'undici';
 import type { Dispatcher } from 'undici';
 import { gunzipSync, inflateSync, brotliDecompressSync } from 'node:zlib';
@@ -8,20 +14,23 @@ import { ErrorCode, MirrorError } from '../../domain/errors.js';
 export interface UndiciUpstreamOptions {
   /** Base URL of GitHub's API, e.g. https://api.github.com or https://ghe.example/api/v3. */
   url: string;
-  /** Whole-call deadline for cached GETs and time to first byte for pass-through. */
+  /**
+   * Whole-call deadline for cached GETs and time to the answer's head for pass-through; both include
+   * the time spent waiting for a free connection.
+   */
   timeoutMs: number;
   connectTimeoutMs: number;
+  /** Connections of the read pool (fetch: cached GETs and HEADs). */
   connections: number;
-  /** Largest decoded body read into memory for a cached GET. */
+  /** Connections of the write pool (forward: every other method); default a quarter of `connections`. */
+  writeConnections?: number;
+  /** Largest decoded body read into memory for a cached GET, the same with and without gzip. */
   maxBodyBytes: number;
 }
 
-/**
- * UpstreamPort over one undici keep-alive Pool bound to the upstream origin: nothing else is reachable
- * through it. Every call carries an AbortSignal, so a timed-out call really stops.
- */
 export class UndiciUpstream implements UpstreamPort {
-  private readonly pool: Pool;
+  private readonly reads: Pool;
+  private readonly writes: Pool;
   private readonly basePath: string;
   private readonly host: string;
 
@@ -29,14 +38,17 @@ export class UndiciUpstream implements UpstreamPort {
     const base = new URL(options.url);
     this.basePath = base.pathname.replace(/\/+$/, '');
     this.host = base.host;
-    this.pool = new Pool(base.origin, {
-      connections: options.connections,
-      connect: { timeout: options.connectTimeoutMs },
-      headersTimeout: options.timeoutMs,
-      bodyTimeout: options.timeoutMs,
-      keepAliveTimeout: 30_000,
-      pipelining: 1,
-    });
+    const pool = (connections: number) =>
+      new Pool(base.origin, {
+        connections,
+        connect: { timeout: options.connectTimeoutMs },
+        headersTimeout: options.timeoutMs,
+        bodyTimeout: options.timeoutMs,
+        keepAliveTimeout: 30_000,
+        pipelining: 1,
+      });
+    this.reads = pool(options.connections);
+    this.writes = pool(options.writeConnections ?? Math.max(1, Math.floor(options.connections / 4)));
   }
 
   async fetch(request: UpstreamRequest): Promise<BufferedResponse> {
@@ -44,19 +56,23 @@ export class UndiciUpstream implements UpstreamPort {
     const headers = { ...request.headers, host: this.host, 'accept-encoding': 'gzip' };
     let response: Dispatcher.ResponseData;
     try {
-      response = await this.pool.request({
-        path: this.basePath + request.target,
-        method: request.method,
-        headers: headers as Record<string, string | string[]>,
+      response = await untilAborted(
+        this.reads.request({
+          path: this.basePath + request.target,
+          method: request.method,
+          headers: headers as Record<string, string | string[]>,
+          signal,
+        }),
         signal,
-      });
+      );
     } catch (error) {
       throw mapError(error, signal);
     }
     try {
-      const raw = await readBody(response.body, this.options.maxBodyBytes);
-      const encoding = response.headers['content-encoding'];
-      const body = decode(raw, typeof encoding === 'string' ? encoding : undefined, this.options.maxBodyBytes);
+      const header = response.headers['content-encoding'];
+      const encoding = typeof header === 'string' && header.trim().toLowerCase() !== 'identity' ? header.trim().toLowerCase() : undefined;
+      const raw = await readBody(response.body, encoding === undefined ? this.options.maxBodyBytes : encodedLimit(this.options.maxBodyBytes));
+      const body = decode(raw, encoding, this.options.maxBodyBytes);
       const out: HeaderMap = { ...response.headers };
       delete out['content-encoding'];
       delete out['content-length'];
@@ -74,13 +90,16 @@ export class UndiciUpstream implements UpstreamPort {
     const headers = { ...request.headers, host: this.host };
     const body = request.body === undefined || request.body instanceof Uint8Array ? request.body : restartingDeadline(request.body, timer);
     try {
-      const response = await this.pool.request({
-        path: this.basePath + request.target,
-        method: request.method,
-        headers: headers as Record<string, string | string[]>,
-        body: body as Dispatcher.DispatchOptions['body'],
-        signal: controller.signal,
-      });
+      const response = await untilAborted(
+        this.writes.request({
+          path: this.basePath + request.target,
+          method: request.method,
+          headers: headers as Record<string, string | string[]>,
+          body: body as Dispatcher.DispatchOptions['body'],
+          signal: controller.signal,
+        }),
+        controller.signal,
+      );
       // The deadline covers the answer's head; the body streams under undici's bodyTimeout.
       clearTimeout(timer);
       return { status: response.statusCode, headers: response.headers, body: response.body };
@@ -91,12 +110,12 @@ export class UndiciUpstream implements UpstreamPort {
   }
 
   async close(): Promise<void> {
-    await this.pool.close();
+    await Promise.all([this.reads.close(), this.writes.close()]);
   }
 
   /** Abort everything in flight (shutdown after the grace period). */
   async destroy(): Promise<void> {
-    await this.pool.destroy();
+    await Promise.all([this.reads.destroy(), this.writes.destroy()]);
   }
 }
 
@@ -110,6 +129,46 @@ async function* restartingDeadline(source: AsyncIterable<Uint8Array>, timer: Nod
     yield chunk;
   }
   timer.refresh();
+}
+
+/**
+ * Settles with the request, or rejects as soon as the signal aborts. undici only notices an abort
+ * once a queued request has a connection: with every connection busy, the deadline would otherwise
+ * wait for one. The abandoned request is aborted by undici when it is dispatched (the signal is
+ * already aborted); should it answer anyway, its body is dropped.
+ */
+function untilAborted(request: Promise<Dispatcher.ResponseData>, signal: AbortSignal): Promise<Dispatcher.ResponseData> {
+  if (signal.aborted) {
+    request.then((late) => late.body.destroy(), () => undefined);
+    return Promise.reject(signal.reason as Error);
+  }
+  return new Promise((resolve, reject) => {
+    let gaveUp = false;
+    const onAbort = () => {
+      gaveUp = true;
+      reject(signal.reason as Error);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    request.then(
+      (response) => {
+        signal.removeEventListener('abort', onAbort);
+        if (gaveUp) response.body.destroy();
+        else resolve(response);
+      },
+      (error: Error) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
+}
+
+/**
+ * The most encoded bytes read for a compressed body: a body whose decoded size is within the limit
+ * can be slightly larger compressed (incompressible data), so the decoded size decides, not this.
+ */
+function encodedLimit(maxBytes: number): number {
+  return maxBytes + Math.ceil(maxBytes / 100) + 1024;
 }
 
 async function readBody(body: Dispatcher.ResponseData['body'], maxBytes: number): Promise<Buffer> {
@@ -126,19 +185,27 @@ async function readBody(body: Dispatcher.ResponseData['body'], maxBytes: number)
   return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, total);
 }
 
+/** Decodes a compressed body; a decoded size over `maxBytes` is UPSTREAM_BODY_TOO_LARGE, as for an identity body. */
 function decode(raw: Buffer, encoding: string | undefined, maxBytes: number): Buffer {
-  if (encoding === undefined || encoding === 'identity' || raw.byteLength === 0) return raw;
+  if (encoding === undefined || raw.byteLength === 0) return raw;
   const options = { maxOutputLength: maxBytes };
-  switch (encoding.trim().toLowerCase()) {
-    case 'gzip':
-    case 'x-gzip':
-      return gunzipSync(raw, options);
-    case 'deflate':
-      return inflateSync(raw, options);
-    case 'br':
-      return brotliDecompressSync(raw, options);
-    default:
-      throw new MirrorError(ErrorCode.UPSTREAM_UNREACHABLE, `unsupported upstream content-encoding ${encoding}`);
+  try {
+    switch (encoding) {
+      case 'gzip':
+      case 'x-gzip':
+        return gunzipSync(raw, options);
+      case 'deflate':
+        return inflateSync(raw, options);
+      case 'br':
+        return brotliDecompressSync(raw, options);
+      default:
+        throw new MirrorError(ErrorCode.UPSTREAM_UNREACHABLE, `unsupported upstream content-encoding ${encoding}`);
+    }
+  } catch (error) {
+    if ((error as { code?: unknown } | null)?.code === 'ERR_BUFFER_TOO_LARGE') {
+      throw new MirrorError(ErrorCode.UPSTREAM_BODY_TOO_LARGE, `upstream body larger than ${maxBytes} bytes once decoded`, { cause: error });
+    }
+    throw error;
   }
 }
 

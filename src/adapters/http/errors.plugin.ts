@@ -9,7 +9,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { UserCheckFailed } from '../../domain/use-cases/admit-client.js';
-import { ErrorCode, isMirrorError, type MirrorFailure } from '../../domain/errors.js';
+import { ErrorCode, GovernorWaitExceeded, describeError, isMirrorError, type MirrorFailure } from '../../domain/errors.js';
 import { errorJson, statusForCode } from './errors.js';
 import { cacheStatusValue, type CacheStatusFacts } from './cache-status.js';
 import { definePlugin } from './plugin.js';
@@ -29,6 +29,7 @@ export function sendError(reply: FastifyReply, status: number, code: string, mes
  * the failure's code, its JSON, and the outcome as X-Cache and Cache-Status.
  */
 export function sendFailure(reply: FastifyReply, failure: MirrorFailure, answer: CacheStatusFacts): FastifyReply {
+  if (failure.retryAfterSeconds !== undefined) void reply.header('retry-after', String(failure.retryAfterSeconds));
   return reply
     .code(statusForCode(failure.code))
     .headers({ 'content-type': JSON_TYPE, 'x-cache': answer.outcome, 'cache-status': cacheStatusValue(answer) })
@@ -59,11 +60,13 @@ export const errorsPlugin = definePlugin({ name: ERRORS_PLUGIN, dependencies: [R
         ? { code: ErrorCode.UPSTREAM_TIMEOUT, message: 'GitHub did not answer in time' }
         : { code: ErrorCode.UPSTREAM_UNREACHABLE, message: 'GitHub closed the connection in the middle of the answer' };
       request.mirror.outcome = outcome;
+      request.mirror.cause = describeError(error);
       for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name);
       void sendFailure(reply, failure, { outcome, collapsed: false, fromCache: false });
       return;
     }
     if (isMirrorError(error)) {
+      if (error instanceof GovernorWaitExceeded) void reply.header('retry-after', String(error.retryAfterSeconds));
       void sendError(reply, statusForCode(error.code), error.code, error.message);
       return;
     }

@@ -22,6 +22,7 @@ export const STATUS_BY_CODE: Record<string, number> = {
   [ErrorCode.REQUEST_BODY_INCOMPLETE]: 400,
   [ErrorCode.UPSTREAM_UNREACHABLE]: 502,
   [ErrorCode.UPSTREAM_BODY_TOO_LARGE]: 502,
+  [ErrorCode.GOVERNOR_WAIT_EXCEEDED]: 429,
   [ErrorCode.SHUTTING_DOWN]: 503,
   [ErrorCode.CACHE_UNAVAILABLE]: 503,
   [ErrorCode.UPSTREAM_TIMEOUT]: 504,

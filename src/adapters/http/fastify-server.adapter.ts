@@ -35,6 +35,8 @@ export interface HttpAdapterOptions {
   publicUrl: string;
   trustProxy: boolean;
   bodyLimitBytes: number;
+  /** Time a client has to send a request body once its head arrived. */
+  bodyTimeoutMs: number;
   rewriteBodyUrls: boolean;
   requestTimeoutMs: number;
   headersTimeoutMs: number;
@@ -74,6 +76,7 @@ export function buildHttpServer(deps: HttpAdapterDeps, options: HttpAdapterOptio
     trustProxy: options.trustProxy,
     https: options.tls !== undefined,
     bodyLimitBytes: options.bodyLimitBytes,
+    bodyTimeoutMs: options.bodyTimeoutMs,
     rewriteBodyUrls: options.rewriteBodyUrls,
   });
   return app;

@@ -1,7 +1,8 @@
 /**
  * The proxied routes (a fastify plugin): every path but the reserved ones. GET and HEAD go to
- * resolveResource (cached), other methods to passThrough (streamed both ways, the request body held
- * to server.bodyLimitBytes). Answers get their upstream URLs rewritten to the mirror's public URL,
+ * resolveResource (cached), other methods to passThrough (the request body read whole first, held to
+ * server.bodyLimitBytes and server.bodyTimeoutMs, so a slow client never holds an upstream
+ * connection; the answer streamed back). Answers get their upstream URLs rewritten to the mirror's public URL,
  * X-Cache and Cache-Status, and gzip for clients that accept it (compressed once per entry body).
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -11,7 +12,7 @@ import { promisify } from 'node:util';
 import type { ResolveRequest } from '../../domain/use-cases/resolve-resource.js';
 import type { PassThroughRequest, PassThroughResult } from '../../domain/use-cases/pass-through.js';
 import type { Resolution } from '../../domain/resolution.js';
-import { ErrorCode, MirrorError, isMirrorError } from '../../domain/errors.js';
+import { ErrorCode, MirrorError } from '../../domain/errors.js';
 import { HOP_BY_HOP } from '../../domain/http-semantics.js';
 import type { HeaderMap } from '../../domain/model.js';
 import { parseTarget, type ParsedTarget } from './request-target.js';
@@ -41,6 +42,8 @@ export interface ProxyRoutesOptions {
   /** The server listens with TLS: a derived public URL is https. */
   https: boolean;
   bodyLimitBytes: number;
+  /** Time a client has to send a request body once its head arrived (408 REQUEST_TIMEOUT after it). */
+  bodyTimeoutMs: number;
   rewriteBodyUrls: boolean;
 }
 
@@ -56,6 +59,7 @@ export const proxyRoutesPlugin = definePlugin<ProxyRoutesOptions>(
     check(isHttpUrl(options.upstreamUrl), 'options.upstreamUrl must be an http(s) URL');
     check(options.publicUrl === '' || isHttpUrl(options.publicUrl), "options.publicUrl must be '' or an http(s) URL");
     check(Number.isSafeInteger(options.bodyLimitBytes) && options.bodyLimitBytes > 0, 'options.bodyLimitBytes must be a positive integer');
+    check(Number.isSafeInteger(options.bodyTimeoutMs) && options.bodyTimeoutMs > 0, 'options.bodyTimeoutMs must be a positive integer');
 
     const rewriter = new UrlRewriter(options.upstreamUrl.replace(/\/+$/, ''));
     const configuredPublic = options.publicUrl.replace(/\/+$/, '');
@@ -104,9 +108,11 @@ export const proxyRoutesPlugin = definePlugin<ProxyRoutesOptions>(
     async function sendResolution(request: FastifyRequest, reply: FastifyReply, resolution: Resolution, publicBase: string): Promise<void> {
       request.mirror.outcome = resolution.outcome;
       if (resolution.error !== undefined) {
+        if (resolution.error.cause !== undefined) request.mirror.cause = resolution.error.cause;
         await sendFailure(reply, resolution.error, resolution);
         return;
       }
+      if (resolution.upstreamCause !== undefined) request.mirror.cause = resolution.upstreamCause;
       const out: Record<string, string> = { ...resolution.headers };
       if (out['link'] !== undefined) out['link'] = rewriter.rewriteHeader(out['link'], publicBase);
       if (out['location'] !== undefined) out['location'] = rewriter.rewriteHeader(out['location'], publicBase);
@@ -157,10 +163,19 @@ export const proxyRoutesPlugin = definePlugin<ProxyRoutesOptions>(
       }
       const hasBody = (declared !== undefined && declared !== '0') || request.headers['transfer-encoding'] !== undefined;
       const passRequest: PassThroughRequest = { method: request.method, target: target.forward, headers, credential };
-      if (hasBody) passRequest.body = limited(request.raw, options.bodyLimitBytes, declared === undefined ? undefined : Number(declared));
+      if (hasBody) {
+        try {
+          passRequest.body = await readRequestBody(request.raw, options.bodyLimitBytes, declared === undefined ? undefined : Number(declared), options.bodyTimeoutMs);
+        } catch (error) {
+          // The rest of the body is not read: the connection cannot carry another request.
+          void reply.header('connection', 'close');
+          throw error;
+        }
+      }
       const result = await options.passThrough.execute(passRequest);
       request.mirror.outcome = result.outcome;
       if (result.error !== undefined) {
+        if (result.error.cause !== undefined) request.mirror.cause = result.error.cause;
         await sendFailure(reply, result.error, { outcome: result.outcome, collapsed: false, fromCache: false });
         return;
       }
@@ -239,23 +254,48 @@ function addVary(vary: string | undefined, name: string): string {
 }
 
 /**
- * A request body stream that refuses to grow past the limit. A body that breaks off (client gone, or
- * cut by server.requestTimeoutMs) fails with REQUEST_BODY_INCOMPLETE, so the upstream call it feeds
- * is not mistaken for an upstream failure (the upstream breaker ignores it).
+ * The whole request body, read before any upstream connection is taken. Larger than the limit:
+ * REQUEST_BODY_TOO_LARGE; not complete within `timeoutMs`: REQUEST_TIMEOUT; broken off (client gone,
+ * or cut by server.requestTimeoutMs) or shorter than its Content-Length: REQUEST_BODY_INCOMPLETE.
  */
-async function* limited(source: AsyncIterable<Uint8Array>, limit: number, declared: number | undefined): AsyncIterable<Uint8Array> {
-  let total = 0;
-  try {
-    for await (const chunk of source) {
+function readRequestBody(source: IncomingMessage, limit: number, declared: number | undefined, timeoutMs: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    let done = false;
+    const finish = (error: MirrorError | undefined) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      source.off('data', onData);
+      source.off('end', onEnd);
+      source.off('error', onBroken);
+      source.off('close', onBroken);
+      if (error === undefined) {
+        resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, total));
+        return;
+      }
+      source.pause();
+      reject(error);
+    };
+    const onData = (chunk: Buffer) => {
       total += chunk.byteLength;
-      if (total > limit) throw new MirrorError(ErrorCode.REQUEST_BODY_TOO_LARGE, `request body larger than ${limit} bytes`);
-      yield chunk;
-    }
-  } catch (error) {
-    if (isMirrorError(error)) throw error;
-    throw new MirrorError(ErrorCode.REQUEST_BODY_INCOMPLETE, 'the client request body broke off', { cause: error });
-  }
-  if (declared !== undefined && Number.isFinite(declared) && total < declared) {
-    throw new MirrorError(ErrorCode.REQUEST_BODY_INCOMPLETE, 'the client request body is shorter than its Content-Length');
-  }
+      if (total > limit) finish(new MirrorError(ErrorCode.REQUEST_BODY_TOO_LARGE, `request body larger than ${limit} bytes`));
+      else chunks.push(chunk);
+    };
+    const onEnd = () => {
+      if (declared !== undefined && Number.isFinite(declared) && total < declared) {
+        finish(new MirrorError(ErrorCode.REQUEST_BODY_INCOMPLETE, 'the client request body is shorter than its Content-Length'));
+      } else finish(undefined);
+    };
+    const onBroken = () => finish(new MirrorError(ErrorCode.REQUEST_BODY_INCOMPLETE, 'the client request body broke off'));
+    const timer = setTimeout(
+      () => finish(new MirrorError(ErrorCode.REQUEST_TIMEOUT, `the request body did not arrive within ${timeoutMs} ms (server.bodyTimeoutMs)`)),
+      timeoutMs,
+    );
+    source.on('data', onData);
+    source.on('end', onEnd);
+    source.on('error', onBroken);
+    source.on('close', onBroken);
+  });
 }

@@ -2,25 +2,46 @@
  * The access log (a fastify plugin): every request carries its outcome (`request.mirror`), and every
  * answer ends with one `http.request.completed` event and one log line — 5xx at warn, the rest at
  * info (log.level=warn keeps only the failures), probes and scrapes of the reserved paths at debug.
- * Token-like query parameters are masked in the logged path.
+ * An answer made because upstream failed says why (`cause`). Token-like query parameters are masked
+ * in the logged path; the credential appears only as `hashed_token` (base64 SHA-256 of the token, as
+ * GitHub's audit log names it). The requests not answered yet are listed by `app.mirrorInFlight()`
+ * (what a shutdown cut at the end of its grace period).
  */
-import type { FastifyBaseLogger } from 'fastify';
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { EventBusPort } from '../../domain/ports/event-bus.port.js';
 import { EventName } from '../../domain/events/events.js';
 import { definePlugin, requireOption } from './plugin.js';
 import { RESERVED_PATHS } from './reserved-routes.plugin.js';
+import { HashedTokens } from '../crypto/hashed-token.js';
 
 /** What the edge knows about a request while answering it. */
 export interface RequestState {
   outcome: string;
   /** Set once a pass-through answer's body is being streamed from upstream. */
   streamingUpstream?: boolean;
+  /** Why upstream failed (a 502/504 the mirror made, or a stale answer served instead), logged as `cause`. */
+  cause?: string;
+}
+
+/** A request not answered yet, as a shutdown that cuts it reports it. */
+export interface InFlightRequest {
+  method: string;
+  /** Token-like query parameters masked. */
+  path: string;
+  /** Time since it arrived. */
+  ms: number;
+  outcome: string;
 }
 
 declare module 'fastify' {
   interface FastifyRequest {
     mirror: RequestState;
+  }
+  interface FastifyInstance {
+    /** The requests not answered yet (oldest first). */
+    mirrorInFlight(): InFlightRequest[];
   }
 }
 
@@ -41,12 +62,29 @@ export const requestLogPlugin = definePlugin<RequestLogOptions>({ name: REQUEST_
   requireOption(REQUEST_LOG_PLUGIN, typeof options.events?.emit === 'function', 'options.events must be an event bus');
   requireOption(REQUEST_LOG_PLUGIN, isLevelAware(app.log), 'the server logger must be a pino logger (isLevelEnabled)');
 
+  const hashedTokens = new HashedTokens();
   app.decorateRequest('mirror', null as unknown as RequestState);
+  const inFlight = new Map<FastifyRequest, number>();
+  app.decorate('mirrorInFlight', (): InFlightRequest[] => {
+    const now = performance.now();
+    return [...inFlight].map(([request, since]) => ({
+      method: request.method,
+      path: safePath(request.raw.url),
+      ms: Math.round(now - since),
+      outcome: request.mirror.outcome,
+    }));
+  });
   app.addHook('onRequest', (request, _reply, done) => {
     request.mirror = { outcome: 'NONE' };
+    inFlight.set(request, performance.now());
+    done();
+  });
+  app.addHook('onRequestAbort', (request, done) => {
+    inFlight.delete(request);
     done();
   });
   app.addHook('onResponse', (request, reply, done) => {
+    inFlight.delete(request);
     const status = reply.statusCode;
     options.events.emit({
       name: EventName.httpCompleted,
@@ -69,6 +107,10 @@ export const requestLogPlugin = definePlugin<RequestLogOptions>({ name: REQUEST_
       if (length !== undefined) line.bytes = Number(length);
       const staleAge = reply.getHeader('x-cache-stale-age');
       if (staleAge !== undefined) line.staleAgeSeconds = Number(staleAge);
+      if (request.mirror.cause !== undefined) line.cause = request.mirror.cause;
+      const authorization = request.headers.authorization;
+      const hashedToken = hashedTokens.of(typeof authorization === 'string' ? authorization : undefined);
+      if (hashedToken !== undefined) line.hashed_token = hashedToken;
       log[level](line, 'request');
     }
     done();

@@ -29,6 +29,12 @@ export function subscribeCacheLogs(bus: EventSource, logger: CacheLogger, option
   const off = [
     bus.on(EventName.cacheConnection, (event) => connectionChanged(logger, event)),
     bus.on(EventName.cacheConnectionError, (event) => connectionFailed(logger, throttled, event)),
+    bus.on(EventName.cacheCluster, ({ backend, state, node, endpoint }) => {
+      if (state === 'node_unreachable') logger.warn({ backend, node }, 'redis cluster master not answering: its slots are served from the fallback, call by call');
+      else if (state === 'node_back') logger.info({ backend, node }, 'redis cluster master answers again');
+      else if (state === 'down') logger.warn({ backend, endpoint }, 'redis cluster is down (CLUSTERDOWN): the cache counts as not ready');
+      else logger.info({ backend, endpoint }, 'redis cluster state is ok again');
+    }),
     bus.on(EventName.cacheCorrupt, ({ backend, reason, bytes }) => {
       logger.warn({ backend, reason, bytes }, 'unreadable cache entry treated as a miss');
     }),
@@ -87,7 +93,8 @@ function connectionFailed(logger: CacheLogger, throttled: (fields: object, msg: 
 
 /** Only the cache breakers' transitions (they name the backend serving next); the upstream breaker has none. */
 function breakerChanged(logger: CacheLogger, event: BreakerChangedEvent): void {
-  if (event.backend === undefined) return;
+  // the initial open (primary not connected yet) is no outage: "cache primary not connected yet" says it
+  if (event.backend === undefined || event.initial === true) return;
   const { breaker, state, previous, outageMs, backend } = event;
   const fields = outageMs === undefined ? { breaker, state, previous, backend } : { breaker, state, previous, outageMs, backend };
   if (state === 'open') logger.warn(fields, 'cache breaker open: serving from the fallback cache');

@@ -48,7 +48,12 @@ export function subscribeSnapshotLogs(bus: Pick<EventEmitter2Bus, 'on'>, log: Sn
       if (e.cause === 'expired') log.warn({ lease: e.lease }, 'lease lost while working (expired or taken over)');
       else log.warn({ err: e.error, lease: e.lease }, 'lease renewal failed');
     }),
-    bus.on(EventName.restoreStarted, (e) => log.info({ trigger: e.trigger, store: e.store, backend: e.backend }, 'cache lost its data: restoring the newest snapshot')),
+    bus.on(EventName.restoreStarted, (e) =>
+      log.info(
+        { trigger: e.trigger, store: e.store, backend: e.backend, cause: e.cause },
+        e.cause === 'empty' ? 'cache is empty: restoring the newest snapshot' : 'cache lost its data (the restored mark is gone): restoring the newest snapshot',
+      ),
+    ),
     bus.on(EventName.snapshotRejected, (e) =>
       log.error(
         { store: e.store, snapshotId: e.snapshotId, reason: e.reason, restoredBeforeRejection: e.restoredBeforeRejection },
@@ -58,7 +63,7 @@ export function subscribeSnapshotLogs(bus: Pick<EventEmitter2Bus, 'on'>, log: Sn
     bus.on(EventName.restoreCompleted, (e) => {
       // the other outcomes are one snapshot tried: snapshot.rejected and snapshot.restore_failed say those
       if (e.outcome === 'ok') {
-        const fields = { store: e.store, snapshotId: e.snapshotId, restored: e.restored, expired: e.expired, present: e.present, entries: e.entries };
+        const fields = { store: e.store, snapshotId: e.snapshotId, restored: e.restored, evicted: e.evicted, expired: e.expired, present: e.present, entries: e.entries };
         log.info({ ...fields, durationMs: Math.round(e.durationMs), rejected: e.rejected }, 'snapshot restored');
       } else if (e.outcome === 'skipped') log.info({ store: e.store, reason: e.reason }, `restore skipped: ${e.reason}`);
     }),

@@ -6,6 +6,7 @@ import {
   type CrossCredentialRevalidationEvent,
   type DomainEventName,
   type HttpCompletedEvent,
+  type ResourceResolvedEvent,
   type SnapshotEvent,
   type UpstreamCalledEvent,
 } from '../../domain/events/events.js';
@@ -14,6 +15,8 @@ import { ALL_OUTCOMES } from '../../domain/model.js';
 import type { CacheStatsPort } from '../../domain/ports/cache.port.js';
 import { SlidingMinimum } from './sliding-minimum.js';
 import { FastHistogram, type FastHistogramChild } from './fast-histogram.js';
+import { GovernorMetrics } from './governor-metrics.js';
+import { ClientLabels, type ClientLabelsOptions } from './client-label.js';
 
 /**
  * Buckets of `request_latency_seconds` and `github_mirror_upstream_request_seconds` (seconds): fine from
@@ -56,6 +59,10 @@ export interface PrometheusMetricsOptions {
   now?: () => number;
   /** Width of the `github_mirror_rate_limit_remaining_min` window (default 5 minutes). */
   rateLimitWindowMs?: number;
+  /** The breakers' state now, read at scrape time: `github_mirror_breaker_state` is there from the first scrape, not from the first change. */
+  breakers?: Readonly<Record<string, () => BreakerChangedEvent['state']>>;
+  /** Bounds of the `client` label (default: 50 names admitted after 3 sightings, the rest `other`). */
+  clientLabels?: ClientLabelsOptions;
 }
 
 interface Observer {
@@ -69,7 +76,7 @@ interface Incrementer {
 const OUTCOME_VALUES = new Set<string>([...ALL_OUTCOMES, 'NONE']);
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 const BREAKER_STATES = ['closed', 'open', 'half_open'] as const;
-const UPSTREAM_RESULTS = new Set(['ok', 'timeout', 'connection_error', 'offline']);
+const UPSTREAM_RESULTS = new Set(['ok', 'timeout', 'connection_error', 'offline', 'refused', 'body_too_large']);
 const CROSS_CREDENTIAL_RESULTS = new Set(['304', '200', 'error']);
 const SNAPSHOT_OUTCOMES = new Set(['ok', 'failed', 'skipped', 'corrupt', 'in_progress']);
 /** x-ratelimit-resource values GitHub documents; anything else is "other". */
@@ -117,7 +124,9 @@ export class PrometheusMetrics {
   private readonly cacheCorrupt: Counter<'backend'>;
 
   private readonly upstreamLatency: Histogram<'result' | 'status_class'>;
-  private readonly upstreamRequests: Counter<'result' | 'status_class' | 'quota'>;
+  private readonly upstreamRequests: Counter<'result' | 'status_class' | 'quota' | 'client'>;
+  private readonly quotaSaved: Counter<'client' | 'reason'>;
+  private readonly clients: ClientLabels;
   private readonly upstreamChildren = new Map<string, { latency: Observer; count: Incrementer }>();
   private readonly rateLimitWindows = new Map<string, SlidingMinimum>();
   private readonly rateLimitWindowMs: number;
@@ -125,6 +134,7 @@ export class PrometheusMetrics {
   private readonly coalesced: Counter<'scope'>;
   private readonly crossCredential: Counter<'kind' | 'result'>;
   private readonly crossCredentialSaved: Counter;
+  private readonly governor: GovernorMetrics;
   private readonly breakerState: Gauge<'breaker' | 'state'>;
   private readonly backends: Set<string>;
   private lastBackend: string | undefined;
@@ -147,6 +157,7 @@ export class PrometheusMetrics {
   constructor(bus: EventSubscriber, options: PrometheusMetricsOptions = {}) {
     this.now = options.now ?? Date.now;
     this.rateLimitWindowMs = options.rateLimitWindowMs ?? RATE_LIMIT_WINDOW_MS;
+    this.clients = new ClientLabels(options.clientLabels);
     this.backends = new Set((options.backends ?? []).map((b) => this.bounded('backend', b)));
     const registers = [this.registry];
 
@@ -250,15 +261,21 @@ export class PrometheusMetrics {
     // --- upstream ---
     this.upstreamLatency = new Histogram({
       name: 'github_mirror_upstream_request_seconds',
-      help: 'Time of one call to GitHub, by result (ok, timeout, connection_error, offline) and status class',
+      help: 'Time of one call to GitHub, by result (ok, timeout, connection_error, offline, refused, body_too_large) and status class',
       labelNames: ['result', 'status_class'],
       buckets: LATENCY_BUCKETS,
       registers,
     });
     this.upstreamRequests = new Counter({
       name: 'github_mirror_upstream_requests_total',
-      help: 'Calls to GitHub, by result, status class and whether they counted against the client quota (counted|free)',
-      labelNames: ['result', 'status_class', 'quota'],
+      help: 'Calls to GitHub, by result, status class, whether they counted against the client quota (counted|free) and client (first User-Agent product, 50 most seen, the rest other)',
+      labelNames: ['result', 'status_class', 'quota', 'client'],
+      registers,
+    });
+    this.quotaSaved = new Counter({
+      name: 'github_mirror_quota_saved_total',
+      help: 'Client GET/HEAD answered without spending primary quota, by client and reason (fresh, not_modified, coalesced)',
+      labelNames: ['client', 'reason'],
       registers,
     });
     const windows = this.rateLimitWindows;
@@ -296,11 +313,16 @@ export class PrometheusMetrics {
       help: 'Quota units cross-credential revalidation saved (a 304 instead of a 200 that would have counted)',
       registers,
     });
+    this.governor = new GovernorMetrics(registers, this.now);
+    const breakerSources = Object.entries(options.breakers ?? {});
     this.breakerState = new Gauge({
       name: 'github_mirror_breaker_state',
       help: 'Circuit breaker state: 1 for the current state (closed, open, half_open) of each breaker, 0 for the others',
       labelNames: ['breaker', 'state'],
       registers,
+      collect() {
+        for (const [breaker, state] of breakerSources) self.onBreakerChanged({ name: EventName.breakerChanged, breaker, state: state() });
+      },
     });
 
     // --- snapshots ---
@@ -363,6 +385,7 @@ export class PrometheusMetrics {
     on(EventName.httpCompleted, (event) => this.onHttpCompleted(event));
     on(EventName.cacheOperation, (event) => this.onCacheOperation(event));
     on(EventName.upstreamCalled, (event) => this.onUpstreamCalled(event));
+    on(EventName.resourceResolved, (event) => this.onResourceResolved(event));
     on(EventName.coalesced, (event) => {
       this.coalesced.inc({ scope: event.scope === 'shared' ? 'shared' : 'local' });
     });
@@ -375,6 +398,9 @@ export class PrometheusMetrics {
     });
     on(EventName.crossCredentialRevalidation, (event) => this.onCrossCredential(event));
     on(EventName.breakerChanged, (event) => this.onBreakerChanged(event));
+    on(EventName.governorDecided, (event) => this.governor.onDecided(event));
+    on(EventName.governorQueue, (event) => this.governor.onQueue(event));
+    on(EventName.governorHold, (event) => this.governor.onHold(event));
     on(EventName.backendChanged, (event) => {
       this.lastBackend = this.bounded('backend', event.backend);
     });
@@ -409,13 +435,15 @@ export class PrometheusMetrics {
     const result = UPSTREAM_RESULTS.has(e.result) ? e.result : 'other';
     const statusClass = e.status === undefined ? 'none' : statusClassLabel(e.status);
     const quota = e.countedAgainstQuota ? 'counted' : 'free';
-    const key = `${result} ${statusClass} ${quota}`;
+    const client = this.clients.labelFor(e.userAgent);
+    const key = `${result} ${statusClass} ${quota} ${client}`;
     let child = this.upstreamChildren.get(key);
     if (child === undefined) {
       child = {
         latency: this.upstreamLatency.labels({ result, status_class: statusClass }),
-        count: this.upstreamRequests.labels({ result, status_class: statusClass, quota }),
+        count: this.upstreamRequests.labels({ result, status_class: statusClass, quota, client }),
       };
+      if (this.upstreamChildren.size >= MAX_CHILDREN) this.upstreamChildren.clear();
       this.upstreamChildren.set(key, child);
     }
     child.latency.observe(Math.max(0, e.durationMs) / 1000);
@@ -437,6 +465,12 @@ export class PrometheusMetrics {
     const kind = e.candidates > (e.guess ? 1 : 0) ? 'shared' : 'guess';
     this.crossCredential.inc({ kind, result: CROSS_CREDENTIAL_RESULTS.has(e.result) ? e.result : 'error' });
     if (e.quotaSaved > 0) this.crossCredentialSaved.inc(e.quotaSaved);
+  }
+
+  private onResourceResolved(e: ResourceResolvedEvent): void {
+    const reason = e.quotaSaved;
+    if (reason !== 'fresh' && reason !== 'not_modified' && reason !== 'coalesced') return;
+    this.quotaSaved.inc({ client: this.clients.labelFor(e.userAgent), reason });
   }
 
   private onBreakerChanged(e: BreakerChangedEvent): void {

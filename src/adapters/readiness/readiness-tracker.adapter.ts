@@ -49,6 +49,8 @@ export class ReadinessTracker {
   constructor(
     bus: EventSubscriber,
     private readonly now: () => number = Date.now,
+    /** Breakers that can tell their state now: reported from the first check on, not from their first change. */
+    private readonly breakerSources: Readonly<Record<string, () => BreakerChangedEvent['state']>> = {},
   ) {
     const on = <N extends DomainEventName>(name: N, listener: DomainEventListener<N>) => this.unsubscribe.push(bus.on(name, listener));
     on(EventName.breakerChanged, (event) => {
@@ -71,7 +73,9 @@ export class ReadinessTracker {
   }
 
   breakers(): Record<string, string> {
-    return Object.fromEntries(this.breakerStates);
+    const states: Record<string, string> = Object.fromEntries(this.breakerStates);
+    for (const [name, state] of Object.entries(this.breakerSources)) states[name] = state();
+    return states;
   }
 
   upstream(): UpstreamStatus {
@@ -100,6 +104,13 @@ export class ReadinessTracker {
   private onUpstream(e: UpstreamCalledEvent): void {
     const now = this.now();
     this.lastCallAt = now;
+    if (e.result === 'body_too_large') {
+      // GitHub answered, with a body over upstream.maxBodyBytes: it is up.
+      this.upstreamState = 'ok';
+      this.lastOkAt = now;
+      this.failures = 0;
+      return;
+    }
     if (e.result === 'ok') {
       this.lastStatus = e.status;
       if (e.status !== undefined && e.status >= 500) {

@@ -48,3 +48,18 @@ export class BlobNotFoundError extends Error {
 export function checkBlobName(name: string): void {
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$/.test(name)) throw new RangeError(`invalid snapshot object name: ${JSON.stringify(name)}`);
 }
+
+/**
+ * Runs one operation on the blob `name` (after checking the name): the store's own "not found"
+ * becomes BlobNotFoundError, or, with `missing`, that value (delete: nothing to do).
+ */
+export async function onBlob<T>(name: string, isNotFound: (error: unknown) => boolean, operation: () => Promise<T>, missing?: () => T): Promise<T> {
+  checkBlobName(name);
+  try {
+    return await operation();
+  } catch (error) {
+    if (!isNotFound(error) && !(error instanceof BlobNotFoundError)) throw error;
+    if (missing !== undefined) return missing();
+    throw error instanceof BlobNotFoundError ? error : new BlobNotFoundError(name);
+  }
+}

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { BlobNotFoundError, checkBlobName, type BlobInfo, type BlobStore } from './blob-store.js';
+import { BlobNotFoundError, checkBlobName, onBlob, type BlobInfo, type BlobStore } from './blob-store.js';
 
 const TEMP_SUFFIX = '.tmp';
 /** Chunks are gathered up to this size before a write (the encoder yields small block heads). */
@@ -97,24 +97,14 @@ export class FileBlobStore implements BlobStore {
     return handle.createReadStream({ highWaterMark: 1024 * 1024, autoClose: true }) as AsyncIterable<Uint8Array>;
   }
 
-  async readAll(name: string): Promise<Buffer> {
-    checkBlobName(name);
-    try {
-      return await readFile(join(this.location, name));
-    } catch (error) {
-      if (isNotFound(error)) throw new BlobNotFoundError(name);
-      throw error;
-    }
+  readAll(name: string): Promise<Buffer> {
+    return onBlob(name, isNotFound, () => readFile(join(this.location, name)));
   }
 
-  async delete(name: string): Promise<void> {
-    checkBlobName(name);
-    try {
-      await unlink(join(this.location, name));
-    } catch (error) {
-      if (!isNotFound(error)) throw error;
-    }
+  delete(name: string): Promise<void> {
+    return onBlob(name, isNotFound, () => unlink(join(this.location, name)), () => undefined);
   }
+
 
   async sweep(olderThanMs: number): Promise<number> {
     let names: string[];

@@ -44,6 +44,11 @@ export class MemoryCacheDump implements CacheDumpPort {
     this.entryFormat = cache.bodies === undefined ? ENTRY_FORMAT : SHARED_ENTRY_FORMAT;
   }
 
+  /** Entries the memory cache dropped for room (a restore larger than cache.memory.maxBytes keeps the most recent). */
+  get evictions(): number {
+    return this.cache.evictions;
+  }
+
   isEmpty(): Promise<boolean> {
     return Promise.resolve(this.cache.size === 0);
   }

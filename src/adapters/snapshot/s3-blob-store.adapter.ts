@@ -12,8 +12,9 @@ import {
   S3ServiceException,
   UploadPartCommand,
   type CompletedPart,
+  type GetObjectCommandOutput,
 } from '@aws-sdk/client-s3';
-import { BlobNotFoundError, checkBlobName, type BlobInfo, type BlobStore } from './blob-store.js';
+import { BlobNotFoundError, checkBlobName, onBlob, type BlobInfo, type BlobStore } from './blob-store.js';
 
 export interface S3BlobStoreOptions {
   bucket: string;
@@ -153,39 +154,32 @@ export class S3BlobStore implements BlobStore {
     return written;
   }
 
-  async read(name: string): Promise<AsyncIterable<Uint8Array>> {
-    checkBlobName(name);
-    try {
-      const object = await this.client.send(new GetObjectCommand({ Bucket: this.options.bucket, Key: this.key(name) }));
-      if (object.Body === undefined) throw new BlobNotFoundError(name);
-      // in Node the body is a Readable, which is an async iterable of Buffers
-      return object.Body as unknown as AsyncIterable<Uint8Array>;
-    } catch (error) {
-      if (isNotFound(error)) throw new BlobNotFoundError(name);
-      throw error;
-    }
+  read(name: string): Promise<AsyncIterable<Uint8Array>> {
+    // in Node the body is a Readable, which is an async iterable of Buffers
+    return onBlob(name, isNotFound, async () => (await this.get(name)) as unknown as AsyncIterable<Uint8Array>);
   }
 
-  async readAll(name: string): Promise<Buffer> {
-    checkBlobName(name);
-    try {
-      const object = await this.client.send(new GetObjectCommand({ Bucket: this.options.bucket, Key: this.key(name) }));
-      if (object.Body === undefined) throw new BlobNotFoundError(name);
-      return Buffer.from(await object.Body.transformToByteArray());
-    } catch (error) {
-      if (isNotFound(error)) throw new BlobNotFoundError(name);
-      throw error;
-    }
+  readAll(name: string): Promise<Buffer> {
+    return onBlob(name, isNotFound, async () => Buffer.from(await (await this.get(name)).transformToByteArray()));
   }
 
-  async delete(name: string): Promise<void> {
-    checkBlobName(name);
-    try {
-      await this.client.send(new DeleteObjectCommand({ Bucket: this.options.bucket, Key: this.key(name) }));
-    } catch (error) {
-      if (!isNotFound(error)) throw error;
-    }
+  delete(name: string): Promise<void> {
+    return onBlob(
+      name,
+      isNotFound,
+      async () => {
+        await this.client.send(new DeleteObjectCommand({ Bucket: this.options.bucket, Key: this.key(name) }));
+      },
+      () => undefined,
+    );
   }
+
+  private async get(name: string): Promise<NonNullable<GetObjectCommandOutput['Body']>> {
+    const object = await this.client.send(new GetObjectCommand({ Bucket: this.options.bucket, Key: this.key(name) }));
+    if (object.Body === undefined) throw new BlobNotFoundError(name);
+    return object.Body;
+  }
+
 
   /** Aborts multipart uploads under the prefix started more than `olderThanMs` ago (killed writers). */
   async sweep(olderThanMs: number): Promise<number> {

@@ -16,6 +16,40 @@ export interface ConfigSchemaTree {
   [name: string]: ConfigKeySpec | ConfigSchemaTree;
 }
 
+/** upstream.governor (issue 15): GitHub's secondary rate limits per credential, shared by the fleet. */
+const governorSchema = {
+  enabled: {
+    doc: 'Upstream governor: keeps each credential under GitHub\'s secondary rate limits across every replica (through Redis with the redis backend). Off = no concurrency, points or spacing limits; Retry-After holds still apply.',
+    format: 'flag',
+    default: true,
+    env: 'MIRROR_UPSTREAM_GOVERNOR_ENABLED',
+  },
+  maxConcurrent: {
+    doc: 'Most calls in flight to GitHub per credential, fleet-wide (GitHub allows 100, REST and GraphQL together).',
+    format: 'positive-int',
+    default: 50,
+    env: 'MIRROR_UPSTREAM_GOVERNOR_MAX_CONCURRENT',
+  },
+  pointsPerMinute: {
+    doc: 'Most points per credential in any minute, fleet-wide: GET/HEAD/OPTIONS cost 1, other methods 5 (GitHub allows 900 for REST).',
+    format: 'positive-int',
+    default: 800,
+    env: 'MIRROR_UPSTREAM_GOVERNOR_POINTS_PER_MINUTE',
+  },
+  writeSpacingMs: {
+    doc: 'Least time between two writes (methods other than GET/HEAD/OPTIONS) of a credential, fleet-wide; GitHub asks for 1 s. 0 = no spacing.',
+    format: 'non-negative-int',
+    default: 1000,
+    env: 'MIRROR_UPSTREAM_GOVERNOR_WRITE_SPACING_MS',
+  },
+  maxWaitMs: {
+    doc: 'Longest a call over budget waits for its turn (first come, first served per credential); then 429 GOVERNOR_WAIT_EXCEEDED with Retry-After, or the cached body (RATE_LIMITED_HIT). 0 = never wait.',
+    format: 'non-negative-int',
+    default: 10000,
+    env: 'MIRROR_UPSTREAM_GOVERNOR_MAX_WAIT_MS',
+  },
+} satisfies ConfigSchemaTree;
+
 export const configSchema = {
   server: {
     port: {
@@ -49,6 +83,14 @@ export const configSchema = {
       format: 'positive-int',
       default: 26214400,
       env: 'MIRROR_BODY_LIMIT_BYTES',
+    },
+    bodyTimeoutMs: {
+      doc:
+        'Time a client has to send a request body once its headers arrived; the body is read whole before it goes upstream ' +
+        '(a slow client never holds an upstream connection). Later: 408 REQUEST_TIMEOUT.',
+      format: 'positive-int',
+      default: 10000,
+      env: 'MIRROR_BODY_TIMEOUT_MS',
     },
     requestTimeoutMs: {
       doc: 'Time a client has to send a whole request (protects against slow clients).',
@@ -111,10 +153,16 @@ export const configSchema = {
       env: 'MIRROR_UPSTREAM_CONNECT_TIMEOUT_MS',
     },
     connections: {
-      doc: 'Size of the keep-alive connection pool to the upstream.',
+      doc: 'Size of the keep-alive connection pool for reads (cached GETs and HEADs) to the upstream.',
       format: 'positive-int',
       default: 128,
       env: 'MIRROR_UPSTREAM_CONNECTIONS',
+    },
+    writeConnections: {
+      doc: 'Size of the separate keep-alive connection pool for every other method (passed through): writes never hold a connection a read needs.',
+      format: 'positive-int',
+      default: 32,
+      env: 'MIRROR_UPSTREAM_WRITE_CONNECTIONS',
     },
     maxBodyBytes: {
       doc: 'Largest upstream response body the mirror reads into memory.',
@@ -148,6 +196,7 @@ export const configSchema = {
         env: 'MIRROR_UPSTREAM_BREAKER_RESET_TIMEOUT_MS',
       },
     },
+    governor: governorSchema,
   },
   cache: {
     backend: {

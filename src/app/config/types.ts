@@ -32,6 +32,7 @@ export interface MirrorConfig {
     publicUrl: string;
     trustProxy: boolean;
     bodyLimitBytes: number;
+    bodyTimeoutMs: number;
     requestTimeoutMs: number;
     headersTimeoutMs: number;
     shutdownGraceMs: number;
@@ -44,8 +45,10 @@ export interface MirrorConfig {
     timeoutMs: number;
     connectTimeoutMs: number;
     connections: number;
+    writeConnections: number;
     maxBodyBytes: number;
     breaker: BreakerConfig & { enabled: boolean };
+    governor: GovernorConfig;
   };
   cache: {
     backend: CacheBackend;
@@ -87,4 +90,13 @@ export interface MirrorConfig {
     retain: number;
     s3: { bucket: string; prefix: string; region: string; endpoint: string; forcePathStyle: boolean };
   };
+}
+
+/** upstream.governor: GitHub's secondary rate limits per credential, shared by the fleet (issue 15). */
+export interface GovernorConfig {
+  enabled: boolean;
+  maxConcurrent: number;
+  pointsPerMinute: number;
+  writeSpacingMs: number;
+  maxWaitMs: number;
 }

@@ -12,9 +12,10 @@ import { MemoryCache } from '../../adapters/cache/memory/memory-cache.adapter.js
 import { BodyKeys } from '../../adapters/crypto/body-keys.js';
 import { InstrumentedCache } from '../../adapters/cache/instrumented-cache.adapter.js';
 import { RedisCache } from '../../adapters/cache/redis/redis-cache.adapter.js';
-import { BreakerCache } from '../../adapters/cache/breaker/breaker-cache.adapter.js';
+import { BreakerCache, type BreakerState } from '../../adapters/cache/breaker/breaker-cache.adapter.js';
 import { BreakerAwareLease } from '../../adapters/lease/breaker-lease.adapter.js';
 import { RedisLease } from '../../adapters/lease/redis-lease.adapter.js';
+import type { SharedGovernorBackend } from '../../adapters/governor/create-governor.js';
 import { cacheStatsOf } from '../../adapters/metrics/prometheus-metrics.adapter.js';
 import { redisConnectionOptions } from './redis-options.js';
 import { NO_LIFECYCLE, type Lifecycle } from './lifecycle.js';
@@ -31,12 +32,16 @@ export interface CacheWiring {
   stats: (() => Promise<CacheStats>) | undefined;
   /** Shared flight leases for cross-replica coalescing (Redis backend only). */
   flights: LeasePort | undefined;
+  /** Where the upstream governor counts fleet-wide (Redis backend only; memory otherwise). */
+  governor: SharedGovernorBackend | undefined;
   /** Names of the backends /metrics lists (0 for the one not in use). */
   backends: string[];
   /** Opens and closes the backend's connections. */
   lifecycle: Lifecycle;
   /** The `storage` part of /readyz: shared bodies and entries (storage-report.ts). */
   storage: () => StorageReport;
+  /** The breakers in the stack and their state now, for /readyz and /metrics before any change is heard (Redis: "cache"). */
+  breakers: Record<string, () => BreakerState>;
 }
 
 export interface CacheWiringDeps {
@@ -62,9 +67,11 @@ export function buildCache(config: MirrorConfig, deps: CacheWiringDeps): CacheWi
       memory,
       stats: stats.read,
       flights: undefined,
+      governor: undefined,
       backends: [backend.backend],
       lifecycle: NO_LIFECYCLE,
       storage: () => storageReport(config.cache.shareAcrossCredentials, backend === memory ? memory : undefined, stats.last, clock),
+      breakers: {},
     };
   }
   const redis = new RedisCache({
@@ -86,7 +93,9 @@ export function buildCache(config: MirrorConfig, deps: CacheWiringDeps): CacheWi
     stats: stats.read,
     storage: () => storageReport(config.cache.shareAcrossCredentials, undefined, stats.last, clock),
     flights: new BreakerAwareLease(new RedisLease({ client: redis.client, keyPrefix: config.cache.redis.keyPrefix }), () => breaker.breakerState === 'closed'),
+    governor: { client: redis.client, keyPrefix: config.cache.redis.keyPrefix, available: () => breaker.breakerState === 'closed', cacheEvents: events },
     backends: ['redis', 'memory'],
+    breakers: { cache: () => breaker.breakerState },
     lifecycle: {
       // never throws: an unreachable Redis starts the mirror on memory, the breaker switches later
       start: () => redis.start(),

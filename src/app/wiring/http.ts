@@ -10,6 +10,7 @@ export function buildHttp(config: MirrorConfig, deps: HttpAdapterDeps): FastifyI
     publicUrl: config.server.publicUrl,
     trustProxy: config.server.trustProxy,
     bodyLimitBytes: config.server.bodyLimitBytes,
+    bodyTimeoutMs: config.server.bodyTimeoutMs,
     rewriteBodyUrls: config.rewrite.bodyUrls,
     requestTimeoutMs: config.server.requestTimeoutMs,
     headersTimeoutMs: config.server.headersTimeoutMs,

@@ -14,6 +14,7 @@ export const EventName = {
   cacheError: 'cache.error',
   cacheCorrupt: 'cache.corrupt',
   cacheConnection: 'cache.connection',
+  cacheCluster: 'cache.cluster',
   cacheConnectionError: 'cache.connection_error',
   cacheMisconfigured: 'cache.misconfigured',
   cacheStatsFailed: 'cache.stats_failed',
@@ -46,6 +47,9 @@ export const EventName = {
   snapshotStopIncomplete: 'snapshot.stop_incomplete',
   /** The snapshot schedule met an error it did not expect (the next tick is scheduled anyway). */
   snapshotScheduleFailed: 'snapshot.schedule_failed',
+  governorDecided: 'governor.decided',
+  governorQueue: 'governor.queue_changed',
+  governorHold: 'governor.hold',
 } as const;
 
 /** One per resolved GET/HEAD. */
@@ -61,13 +65,26 @@ export interface ResourceResolvedEvent {
   collapsed: boolean;
   /** Seconds since the served entry was last validated (stale answers). */
   staleAgeSeconds?: number;
+  /** Served without this request spending primary quota: why (absent when it spent some, or failed). */
+  quotaSaved?: QuotaSaving;
+  /** The client's User-Agent, raw (the metrics adapter reduces it to a bounded `client` label). */
+  userAgent?: string;
 }
+
+/**
+ * Why a served GET/HEAD spent no primary quota: fresh (a freshness-window hit, no call), not_modified
+ * (an authenticated revalidation answered 304), coalesced (it shared another request's call).
+ */
+export type QuotaSaving = 'fresh' | 'not_modified' | 'coalesced';
 
 /** Every call to GitHub. */
 export interface UpstreamCalledEvent {
   name: typeof EventName.upstreamCalled;
-  /** ok (an HTTP answer), timeout, connection_error, offline. */
-  result: 'ok' | 'timeout' | 'connection_error' | 'offline';
+  /**
+   * ok (an HTTP answer), timeout, connection_error, offline, refused (the upstream governor kept it
+   * back), body_too_large (an answer over upstream.maxBodyBytes).
+   */
+  result: 'ok' | 'timeout' | 'connection_error' | 'offline' | 'refused' | 'body_too_large';
   status?: number;
   /** Whether the call counted against the client's hourly quota (a 304 to an authenticated client does not). */
   countedAgainstQuota: boolean;
@@ -76,6 +93,8 @@ export interface UpstreamCalledEvent {
   /** x-ratelimit-remaining of the answer, when present. */
   rateLimitRemaining?: number;
   rateLimitResource?: string;
+  /** The User-Agent of the client whose request made the call, raw (the metrics adapter bounds it). */
+  userAgent?: string;
 }
 
 export interface CoalescedEvent {
@@ -134,6 +153,20 @@ export interface CacheConnectionEvent {
 }
 
 /**
+ * A Redis Cluster losing part of itself: a master that stopped answering (commands for its slots fail
+ * at once and are served from the fallback, call by call) or answers again; the cluster saying it is
+ * down (CLUSTERDOWN: the whole cache counts as not ready) or ok again.
+ */
+export interface CacheClusterEvent {
+  name: typeof EventName.cacheCluster;
+  backend: string;
+  state: 'node_unreachable' | 'node_back' | 'down' | 'ok';
+  /** node_*: the master, host:port. */
+  node?: string;
+  endpoint: string;
+}
+
+/**
  * A connection-level failure of a shared cache backend (no command failed by it alone; those are
  * cache.error). Frequent while the backend is down: the log subscriber throttles them.
  */
@@ -173,6 +206,8 @@ export interface BreakerChangedEvent {
   previous?: 'closed' | 'open' | 'half_open';
   /** Cache breakers: the backend serving from now on. */
   backend?: string;
+  /** Cache breakers: the state it starts in (a primary not connected yet at construction), not a change seen while serving. */
+  initial?: boolean;
   /** Cache breakers, on closing: how long it was not closed. */
   outageMs?: number;
 }
@@ -219,8 +254,10 @@ export interface SnapshotEvent {
   reason?: string;
   /** Restore: entries in the snapshot being restored (for progress). */
   total?: number;
-  /** Restore: entries written into the cache (`entries` counts every entry read). */
+  /** Restore: entries written into the cache and still there (`entries` counts every entry read). */
   restored?: number;
+  /** Restore: entries the cache dropped to make room while it ran (a memory cache smaller than the snapshot). */
+  evicted?: number;
   /** Restore: entries skipped because their TTL ran out since the snapshot. */
   expired?: number;
   /** Restore: entries skipped because the cache already held that key (never overwritten). */
@@ -268,6 +305,8 @@ export interface RestoreStartedEvent {
   trigger: string;
   store: string;
   backend: string;
+  /** empty: no entry at all (a fresh install too); unmarked: entries, but the mark of the last restore is gone. */
+  cause: 'empty' | 'unmarked';
 }
 
 export interface RestoreMarkFailedEvent {
@@ -344,6 +383,33 @@ export interface CrossCredentialRevalidationEvent {
   served?: 'shared' | 'guess';
 }
 
+/** The upstream governor's answer to one call that was about to leave for GitHub. */
+export interface GovernorDecidedEvent {
+  name: typeof EventName.governorDecided;
+  /** admitted (sent), refused (waited upstream.governor.maxWaitMs in vain), held (GitHub asked the credential to wait). */
+  result: 'admitted' | 'refused' | 'held';
+  /** Time the call waited for its turn. */
+  waitedMs: number;
+  write: boolean;
+}
+
+/** Calls waiting for their turn in this replica's governor, after a change. */
+export interface GovernorQueueEvent {
+  name: typeof EventName.governorQueue;
+  depth: number;
+}
+
+/** A credential held: GitHub asked it to wait (seen by this replica, or learnt from the shared store). */
+export interface GovernorHoldEvent {
+  name: typeof EventName.governorHold;
+  /** The credential's partition (a keyed hash, never the credential); never a metric label. */
+  partition: string;
+  /** Time left on the hold. */
+  holdMs: number;
+  /** answer: this replica saw GitHub's refusal; store: another replica (or an earlier call) did. */
+  source: 'answer' | 'store';
+}
+
 /** Which event each name carries: the bus adapter types its listeners with it. */
 export interface DomainEventMap {
   [EventName.resourceResolved]: ResourceResolvedEvent;
@@ -353,6 +419,7 @@ export interface DomainEventMap {
   [EventName.cacheError]: CacheErrorEvent;
   [EventName.cacheCorrupt]: CacheCorruptEvent;
   [EventName.cacheConnection]: CacheConnectionEvent;
+  [EventName.cacheCluster]: CacheClusterEvent;
   [EventName.cacheConnectionError]: CacheConnectionErrorEvent;
   [EventName.cacheMisconfigured]: CacheMisconfiguredEvent;
   [EventName.cacheStatsFailed]: CacheStatsFailedEvent;
@@ -375,6 +442,9 @@ export interface DomainEventMap {
   [EventName.snapshotConnectionFailed]: SnapshotConnectionFailedEvent;
   [EventName.snapshotStopIncomplete]: SnapshotStopIncompleteEvent;
   [EventName.snapshotScheduleFailed]: SnapshotScheduleFailedEvent;
+  [EventName.governorDecided]: GovernorDecidedEvent;
+  [EventName.governorQueue]: GovernorQueueEvent;
+  [EventName.governorHold]: GovernorHoldEvent;
 }
 
 export type DomainEventName = keyof DomainEventMap;

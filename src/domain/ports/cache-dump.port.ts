@@ -24,6 +24,12 @@ export interface CacheDumpPort {
    * entryFormat is the same, so a payload is never handed to a backend that cannot read it.
    */
   readonly entryFormat: string;
+  /**
+   * Entries the cache has dropped to make room since it was created (a bounded memory cache), or
+   * absent when it never drops any itself. A restore reports the ones dropped while it ran, so it
+   * never says it restored more than the cache kept.
+   */
+  readonly evictions?: number;
   /** True when the cache holds no entry of ours (memory: nothing stored; Redis: no key under our prefix). */
   isEmpty(): Promise<boolean>;
   /**

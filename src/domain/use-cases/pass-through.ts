@@ -18,7 +18,8 @@ export interface PassThroughRequest {
   target: string;
   /** Client headers, lower-case, hop-by-hop and Host removed. */
   headers: HeaderMap;
-  body?: AsyncIterable<Uint8Array>;
+  /** The request body: read whole by the edge (a slow client never holds an upstream connection), or streamed. */
+  body?: AsyncIterable<Uint8Array> | Uint8Array;
   credential: string | undefined;
 }
 
@@ -55,6 +56,7 @@ export class PassThrough {
 
   async execute(request: PassThroughRequest): Promise<PassThroughResult> {
     const started = this.clock.now();
+    const userAgent = firstValue(request.headers['user-agent']);
     const upstreamRequest = { method: request.method, target: request.target, headers: request.headers, ...(request.body ? { body: request.body } : {}) };
     try {
       const response = await this.upstream.forward(upstreamRequest);
@@ -69,6 +71,7 @@ export class PassThrough {
         durationMs: this.clock.now() - started,
         ...(remaining ? { rateLimitRemaining: Number(remaining) } : {}),
         ...(resource ? { rateLimitResource: resource } : {}),
+        ...(userAgent !== undefined ? { userAgent } : {}),
       });
       const headers = relayableHeaders(response.headers);
       const encoding = firstValue(response.headers['content-encoding']);
@@ -79,7 +82,14 @@ export class PassThrough {
     } catch (error) {
       if (isMirrorError(error, ErrorCode.REQUEST_BODY_TOO_LARGE)) throw error;
       const failure = classifyUpstreamFailure(error);
-      this.events.emit({ name: EventName.upstreamCalled, result: failure.result, countedAgainstQuota: false, conditional: false, durationMs: this.clock.now() - started });
+      this.events.emit({
+        name: EventName.upstreamCalled,
+        result: failure.result,
+        countedAgainstQuota: failure.answered && countsAgainstQuota(200, request.credential),
+        conditional: false,
+        durationMs: this.clock.now() - started,
+        ...(userAgent !== undefined ? { userAgent } : {}),
+      });
       return { outcome: failure.miss, error: failure.error };
     }
   }

@@ -27,6 +27,7 @@ import {
 } from '../http-semantics.js';
 import type { Resolution, ServedResolution } from '../resolution.js';
 import { classifyUpstreamFailure } from '../upstream-failure.js';
+import { quotaSaving } from '../quota-saving.js';
 
 export interface ResolveResourceOptions {
   /** TTL of stored entries, seconds. */
@@ -72,6 +73,8 @@ interface SharedAnswer {
   sharedFlight?: boolean;
   /** A body GitHub confirmed for this credential, stored for another one (or the empty-list guess). */
   sharedBody?: 'shared' | 'guess';
+  /** Why upstream failed, when a cached body stands in for its answer. */
+  upstreamCause?: string;
   error?: undefined;
 }
 
@@ -150,6 +153,7 @@ export class ResolveResource {
     if (result.staleAgeSeconds !== undefined) resolution.staleAgeSeconds = result.staleAgeSeconds;
     if (result.ttlSeconds !== undefined) resolution.ttlSeconds = result.ttlSeconds;
     if (result.sharedBody !== undefined) resolution.sharedBody = result.sharedBody;
+    if (result.upstreamCause !== undefined) resolution.upstreamCause = result.upstreamCause;
     if (result.status === 200 && etagMatches(joinValue(request.headers['if-none-match']), result.etag)) {
       resolution.status = 304;
       resolution.body = EMPTY;
@@ -163,6 +167,10 @@ export class ResolveResource {
       collapsed: resolution.collapsed,
     };
     if (result.staleAgeSeconds !== undefined) event.staleAgeSeconds = result.staleAgeSeconds;
+    const saved = quotaSaving(result.outcome, resolution.collapsed, request.credential);
+    if (saved !== undefined) event.quotaSaved = saved;
+    const userAgent = firstValue(request.headers['user-agent']);
+    if (userAgent !== undefined) event.userAgent = userAgent;
     this.events.emit(event);
     return resolution;
   }
@@ -221,7 +229,7 @@ export class ResolveResource {
       response = await this.upstream.fetch({ method: 'GET', target: request.target, headers });
     } catch (error) {
       if (candidates.length > 0) this.crossCredential?.report('error', candidates);
-      return this.upstreamFailed(error, entry, conditional, started);
+      return this.upstreamFailed(key, error, entry, conditional, started, request.credential, firstValue(request.headers['user-agent']));
     }
     this.upstreamCalled(response, request, conditional, started);
 
@@ -339,10 +347,32 @@ export class ResolveResource {
     };
   }
 
-  private upstreamFailed(error: unknown, entry: CachedEntry | undefined, conditional: boolean, started: number): SharedResult {
+  private async upstreamFailed(
+    key: Slot,
+    error: unknown,
+    entry: CachedEntry | undefined,
+    conditional: boolean,
+    started: number,
+    credential: string | undefined,
+    userAgent: string | undefined,
+  ): Promise<SharedResult> {
     const failure = classifyUpstreamFailure(error);
-    this.events.emit({ name: EventName.upstreamCalled, result: failure.result, countedAgainstQuota: false, conditional, durationMs: this.clock.now() - started });
-    if (entry !== undefined) return this.stale(failure.hit, entry);
+    const countedAgainstQuota = failure.answered && countsAgainstQuota(200, credential);
+    this.events.emit({
+      name: EventName.upstreamCalled,
+      result: failure.result,
+      countedAgainstQuota,
+      conditional,
+      durationMs: this.clock.now() - started,
+      ...(userAgent !== undefined ? { userAgent } : {}),
+    });
+    if (entry !== undefined && failure.hit !== undefined) {
+      const stale = this.stale(failure.hit, entry);
+      if (stale.error === undefined && failure.error.cause !== undefined) stale.upstreamCause = failure.error.cause;
+      return stale;
+    }
+    // GitHub answered with a body the mirror does not hold: the entry is outdated, not a fallback
+    if (entry !== undefined) await this.forget(key);
     return { outcome: failure.miss, error: failure.error, fromCache: false };
   }
 
@@ -358,6 +388,7 @@ export class ResolveResource {
       durationMs: number;
       rateLimitRemaining?: number;
       rateLimitResource?: string;
+      userAgent?: string;
     } = {
       name: EventName.upstreamCalled,
       result: 'ok',
@@ -368,6 +399,8 @@ export class ResolveResource {
     };
     if (remaining !== undefined && remaining !== '') event.rateLimitRemaining = Number(remaining);
     if (resource !== undefined) event.rateLimitResource = resource;
+    const userAgent = firstValue(request.headers['user-agent']);
+    if (userAgent !== undefined) event.userAgent = userAgent;
     this.events.emit(event);
   }
 

@@ -15,7 +15,10 @@ export interface RestoreProgress {
   total: number;
   /** Entries read so far. */
   entries: number;
+  /** Entries written into the cache and still held (written minus those it dropped for room). */
   restored: number;
+  /** Entries the cache dropped to make room while the restore ran (a memory cache smaller than the snapshot). */
+  evicted: number;
   expired: number;
   present: number;
   /** Entry bytes read so far. */
@@ -129,6 +132,7 @@ export class RestoreSnapshot {
         total: candidate.entries,
         entries: 0,
         restored: 0,
+        evicted: 0,
         expired: 0,
         present: 0,
         payloadBytes: 0,
@@ -147,6 +151,7 @@ export class RestoreSnapshot {
           snapshotId: candidate.id,
           total: progress.total,
           restored: progress.restored,
+          evicted: progress.evicted,
           expired: progress.expired,
           present: progress.present,
           rejected: rejected.length,
@@ -197,6 +202,7 @@ export class RestoreSnapshot {
       snapshotId: progress.snapshotId,
       total: progress.total,
       restored: progress.restored,
+      evicted: progress.evicted,
       expired: progress.expired,
       present: progress.present,
     });
@@ -211,6 +217,8 @@ export class RestoreSnapshot {
       progress.total = reading.info.entries;
       const store = this.store.name;
       let lastProgressAt = Number.NEGATIVE_INFINITY;
+      const evictionsAtStart = this.dump.evictions ?? 0;
+      let written = 0;
       for await (const batch of reading.batches) {
         if (request.cancel?.aborted) throw new RestoreCancelledError();
         const now = this.clock.now();
@@ -224,14 +232,16 @@ export class RestoreSnapshot {
           else live.push({ key: entry.key, payload: entry.payload, ttlMs });
         }
         if (live.length > 0) {
-          let written: number;
+          let count: number;
           try {
-            written = await this.dump.restoreIfAbsent(live);
+            count = await this.dump.restoreIfAbsent(live);
           } catch (error) {
             throw new CacheWriteError(error);
           }
-          progress.restored += written;
-          progress.present += live.length - written;
+          written += count;
+          progress.present += live.length - count;
+          progress.evicted = (this.dump.evictions ?? 0) - evictionsAtStart;
+          progress.restored = Math.max(0, written - progress.evicted);
         }
         const after = this.clock.now();
         progress.durationMs = after - started;
@@ -248,6 +258,7 @@ export class RestoreSnapshot {
             snapshotId: progress.snapshotId,
             total: progress.total,
             restored: progress.restored,
+            evicted: progress.evicted,
             expired: progress.expired,
             present: progress.present,
           });

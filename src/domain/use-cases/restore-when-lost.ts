@@ -12,7 +12,7 @@ import type { ClockPort } from '../ports/clock.port.js';
 import type { EventBusPort } from '../ports/event-bus.port.js';
 import type { LeasePort } from '../ports/lease.port.js';
 import type { SnapshotStorePort } from '../ports/snapshot-store.port.js';
-import { EventName, type SnapshotSkipCause } from '../events/events.js';
+import { EventName, type RestoreStartedEvent, type SnapshotSkipCause } from '../events/events.js';
 import { RestoreSnapshot, type RestoreProgress, type RestoreSnapshotResult } from './restore-snapshot.js';
 import type { CancelSignal } from './take-snapshot.js';
 import { underLease, type LeasedWorkPorts } from './under-lease.js';
@@ -55,7 +55,13 @@ export class RestoreWhenLost {
 
   /** Empty, or without the mark of a settled restore: the cache lost its data since. Rejects when it does not answer. */
   async lostData(): Promise<boolean> {
-    return !(await this.dump.isMarkedRestored()) || (await this.dump.isEmpty());
+    return (await this.loss()) !== undefined;
+  }
+
+  /** Why the cache needs a restore: it is empty (a fresh install too), or holds entries but lost the mark; undefined = it holds its data. */
+  private async loss(): Promise<RestoreStartedEvent['cause'] | undefined> {
+    if (!(await this.dump.isMarkedRestored())) return (await this.dump.isEmpty()) ? 'empty' : 'unmarked';
+    return (await this.dump.isEmpty()) ? 'empty' : undefined;
   }
 
   /**
@@ -86,8 +92,9 @@ export class RestoreWhenLost {
     request.onRestoring?.();
     try {
       // another replica may have finished a restore between the check and this lease
-      if (!(await this.lostData())) return this.skipped(trigger, 'restored_elsewhere');
-      this.events.emit({ name: EventName.restoreStarted, trigger, store: this.store.name, backend: this.dump.backend });
+      const cause = await this.loss();
+      if (cause === undefined) return this.skipped(trigger, 'restored_elsewhere');
+      this.events.emit({ name: EventName.restoreStarted, trigger, store: this.store.name, backend: this.dump.backend, cause });
       const result = await this.restoreSnapshot.execute({ cancel: request.cancel, onProgress: request.onProgress });
       // settled (restored, nothing to restore, every snapshot refused): leave the mark, so this data
       // is not restored again until it is lost again; otherwise the next check tries again

@@ -7,8 +7,10 @@
  * - Open: every call goes to the fallback at once. After `resetTimeoutMs` the breaker is half-open
  *   and lets exactly one call probe the primary; success closes it, failure opens it again.
  * - A primary that reports readiness (RedisCache.isReady / onReadyChange) also drives the breaker:
- *   not ready at construction or losing its connection opens it; becoming ready closes it. So the
- *   mirror starts on memory when Redis is unreachable and switches as soon as Redis appears.
+ *   not ready at construction, it starts open (the event says `initial`: no warning on a normal
+ *   start); losing its connection opens it; becoming ready closes it; while it says it is not ready the
+ *   breaker stays open (no half-open probe). So the mirror starts on memory when Redis is
+ *   unreachable and switches as soon as Redis appears.
  *
  * Memory is a fallback tier, never a copy: entries stored there during an outage stay there (LRU /
  * TTL) and are not copied back. Once closed, a lookup asks the primary first and the fallback only
@@ -82,6 +84,11 @@ export class BreakerCache implements CachePort, CacheStatsPort {
   private activeBackend: string;
   private openedAt: number | undefined;
   private closed = false;
+  /** The primary reports readiness (RedisCache): the breaker follows it. */
+  private followsPrimary = false;
+  /** Set while the constructor opens the breaker for a primary not connected yet. */
+  private starting = false;
+  private primaryReady: () => boolean = () => true;
 
   constructor(
     private readonly primary: CachePort,
@@ -112,7 +119,15 @@ export class BreakerCache implements CachePort, CacheStatsPort {
     this.bucketTimer.unref();
     this.breaker.fallback((call: Call, _err: unknown) => call.fallback());
     this.breaker.on('open', () => this.transition('open'));
-    this.breaker.on('halfOpen', () => this.transition('half_open'));
+    this.breaker.on('halfOpen', () => {
+      // a primary that says it is not connected needs no probe: stay open until it says it is ready
+      // (else an idle mirror would sit half-open, and a probe would only fail again)
+      if (this.followsPrimary && !this.primaryReady()) {
+        this.breaker.open();
+        return;
+      }
+      this.transition('half_open');
+    });
     this.breaker.on('close', () => this.transition('closed'));
     // a primary call cut short by the timeout never reaches the primary's own error reporting (its
     // answer may still come, too late): count it here, it was served by the fallback
@@ -130,10 +145,15 @@ export class BreakerCache implements CachePort, CacheStatsPort {
     this.breaker.on('timeout', onTimeout);
 
     if (hasReadiness(primary)) {
+      this.followsPrimary = true;
+      this.primaryReady = () => primary.isReady();
       if (!primary.isReady()) {
-        // usual at construction: the primary connects later (start()); it closes the breaker when ready
+        // usual at construction: the primary connects later (start()); it closes the breaker when
+        // ready. The events say this open is the initial state, not an outage (no warning on a normal start).
         this.followed(false, true);
+        this.starting = true;
         this.breaker.open();
+        this.starting = false;
       }
       this.unsubscribe = primary.onReadyChange((ready) => this.onPrimaryReadiness(ready));
     }
@@ -235,6 +255,7 @@ export class BreakerCache implements CachePort, CacheStatsPort {
     const now = this.clock.now();
     const backend = state === 'closed' ? this.primary.backend : this.fallback.backend;
     const changed: BreakerChangedEvent = { name: EventName.breakerChanged, breaker: this.name, state, previous, backend };
+    if (this.starting) changed.initial = true;
     if (state === 'open' && this.openedAt === undefined) this.openedAt = now;
     if (state === 'closed') {
       // opossum counts calls rejected while open as fires: left in the window they would dilute the

@@ -78,6 +78,8 @@ export class MemoryCache implements CachePort, CacheStatsPort {
 
   /** Restored entries that did not open or decode at their first lookup (dropped, counted). */
   unreadable = 0;
+  /** Entries dropped to make room (least recently used first), since it was created. */
+  evictions = 0;
 
   lookup(key: string, sealKey?: Uint8Array, resourceKey?: string): Promise<CachedEntry | undefined> {
     return Promise.resolve(this.get(key, sealKey, resourceKey));
@@ -264,12 +266,14 @@ export class MemoryCache implements CachePort, CacheStatsPort {
   private evict(): void {
     if (this.usedBytes <= this.options.maxBytes) return;
     // restored bodies nothing points at go first, then the least recently used entries (with the
-    // bodies no other entry points at)
+    // bodies no other entry points at); each counts as dropped for room
     while (this.bodies?.evictOrphan() === true) {
+      this.evictions += 1;
       if (this.usedBytes <= this.options.maxBytes) return;
     }
     for (const key of this.slots.keys()) {
       this.delete(key);
+      this.evictions += 1;
       if (this.usedBytes <= this.options.maxBytes) return;
     }
   }

@@ -5,11 +5,13 @@
  * Key = keyPrefix + key. Values are `entry-codec` bytes, sealed with AES-256-GCM when the caller
  * passes a seal key (the cache key is the additional authenticated data, so a value moved under
  * another key does not open). A value that does not open or decode is a miss and a `cache.corrupt`
- * event, never an error; with a seal key an unsealed value is refused (it could be forged). A failed command rejects at once (no offline queue, a
- * command timeout) with MirrorError CACHE_UNAVAILABLE, so the breaker in front of this adapter can
- * fall back to memory. With body keys (cache.shareAcrossCredentials), an operation given a resource
- * key uses the shared layout instead (redis-shared-bodies.ts: entry, body and index of a resource under
- * one hash tag, one Lua script per operation). The connections (start, readiness, reconnects) are `RedisConnections`'
+ * event, never an error; with a seal key an unsealed value is refused (it could be forged). A failed
+ * command rejects at once (no offline queue, a command timeout) with MirrorError CACHE_UNAVAILABLE,
+ * so the breaker in front of this adapter can fall back to memory; in a cluster, a command for a
+ * slot whose master stopped answering is failed before it is sent (cluster-health.ts). With body keys
+ * (cache.shareAcrossCredentials), an operation given a resource key uses the shared layout instead
+ * (redis-shared-bodies.ts: entry, body and index of a resource under one hash tag, one Lua script per
+ * operation). The connections (start, readiness, reconnects) are `RedisConnections`'
  * (redis-client.ts); `start()` never throws: an unreachable Redis is retried in the background.
  */
 import type { Cluster, Redis } from 'ioredis';
@@ -46,12 +48,14 @@ function redisErrorCode(err: unknown): string {
   const message = err instanceof Error ? err.message : String(err);
   const name = err instanceof Error ? err.name : '';
   if (message.includes('Command timed out')) return 'REDIS_TIMEOUT';
+  if (message.startsWith('CLUSTERDOWN')) return 'REDIS_CLUSTER_DOWN';
   if (
     message.includes("isn't writeable") ||
     message.includes('enableOfflineQueue') ||
     message.includes('Connection is closed') ||
     message.includes("isn't ready") ||
     message.includes('Cluster is ended') ||
+    message.includes(SLOT_UNREACHABLE) ||
     name === 'MaxRetriesPerRequestError'
   ) {
     return 'REDIS_UNAVAILABLE';
@@ -59,6 +63,9 @@ function redisErrorCode(err: unknown): string {
   if (name === 'ReplyError') return 'REDIS_REPLY';
   return 'REDIS_ERROR';
 }
+
+/** The message of a command failed at once because its slot's cluster master does not answer. */
+const SLOT_UNREACHABLE = "the cluster master of this key's slot does not answer";
 
 export class RedisCache implements CachePort, CacheStatsPort {
   readonly backend = 'redis';
@@ -121,24 +128,28 @@ export class RedisCache implements CachePort, CacheStatsPort {
   async lookup(key: string, sealKey?: Uint8Array, resourceKey?: string): Promise<CachedEntry | undefined> {
     const client = this.connections.forReads();
     if (this.shared !== undefined && resourceKey !== undefined) {
+      const name = this.admittedName('lookup', this.shared.entryName(key, resourceKey));
       let found;
       try {
         found = await this.shared.lookup(client, key, resourceKey, sealKey);
       } catch (err) {
         this.connections.readFailed(client);
-        throw this.failure('lookup', err);
+        throw this.failure('lookup', err, name);
       }
+      this.connections.answered(name);
       if (found.found) return found.entry;
       if ('corrupt' in found) this.options.events?.emit({ name: EventName.cacheCorrupt, backend: this.backend, reason: found.corrupt.reason });
       return undefined;
     }
+    const full = this.admitted('lookup', key);
     let value: Buffer | null;
     try {
-      value = await client.getBuffer(this.prefix + key);
+      value = await client.getBuffer(full);
     } catch (err) {
       this.connections.readFailed(client);
-      throw this.failure('lookup', err);
+      throw this.failure('lookup', err, full);
     }
+    this.connections.answered(full);
     if (value === null) return undefined;
     const memo = this.decoded.get(key);
     if (memo !== undefined && memo.raw.equals(value) && sameKey(memo.sealKey, sealKey)) return memo.entry;
@@ -155,38 +166,48 @@ export class RedisCache implements CachePort, CacheStatsPort {
     if (!(ttlSeconds > 0)) return this.forget(key, resourceKey);
     const ttlMs = Math.max(1, Math.round(ttlSeconds * 1000));
     if (this.shared !== undefined && resourceKey !== undefined) {
+      const name = this.admittedName('store', this.shared.entryName(key, resourceKey));
       try {
         await this.shared.store(this.writer, key, resourceKey, entry, ttlMs, sealKey);
       } catch (err) {
-        throw this.failure('store', err);
+        throw this.failure('store', err, name);
       }
+      this.connections.answered(name);
       return;
     }
     const value = writeValue(entry, key, sealKey, this.options.codec);
+    const full = this.admitted('store', key);
     try {
-      await this.writer.set(this.prefix + key, value, 'PX', ttlMs);
+      await this.writer.set(full, value, 'PX', ttlMs);
     } catch (err) {
-      throw this.failure('store', err);
+      throw this.failure('store', err, full);
     }
+    this.connections.answered(full);
   }
 
   async forget(key: string, resourceKey?: string): Promise<void> {
+    const shared = this.shared !== undefined && resourceKey !== undefined ? this.shared : undefined;
+    const full = shared !== undefined && resourceKey !== undefined ? this.admittedName('forget', shared.entryName(key, resourceKey)) : this.admitted('forget', key);
     try {
-      if (this.shared !== undefined && resourceKey !== undefined) await this.shared.forget(this.writer, key, resourceKey);
-      else await this.writer.del(this.prefix + key);
+      if (shared !== undefined && resourceKey !== undefined) await shared.forget(this.writer, key, resourceKey);
+      else await this.writer.del(full);
     } catch (err) {
-      throw this.failure('forget', err);
+      throw this.failure('forget', err, full);
     }
+    this.connections.answered(full);
   }
 
   async representations(resourceKey: string, limit: number): Promise<readonly StoredRepresentation[]> {
     if (this.shared === undefined) return [];
     const client = this.connections.forReads();
+    const name = this.admittedName('representations', this.shared.indexName(resourceKey));
     try {
-      return await this.shared.representations(client, resourceKey, limit);
+      const found = await this.shared.representations(client, resourceKey, limit);
+      this.connections.answered(name);
+      return found;
     } catch (err) {
       this.connections.readFailed(client);
-      throw this.failure('representations', err);
+      throw this.failure('representations', err, name);
     }
   }
 
@@ -263,7 +284,19 @@ export class RedisCache implements CachePort, CacheStatsPort {
     }
   }
 
-  private failure(operation: Operation, err: unknown): MirrorError {
+  /** The prefixed key, or a failure at once when its cluster master is known not to answer. */
+  private admitted(operation: Operation, key: string): string {
+    return this.admittedName(operation, this.prefix + key);
+  }
+
+  /** A full key name (prefix included) whose slot answers, or the failure of its operation. */
+  private admittedName(operation: Operation, full: string): string {
+    if (!this.connections.admits(full)) throw this.failure(operation, new Error(SLOT_UNREACHABLE));
+    return full;
+  }
+
+  private failure(operation: Operation, err: unknown, key?: string): MirrorError {
+    if (key !== undefined) this.connections.commandFailed(key, err);
     const code = redisErrorCode(err);
     const message = errorSummary(err);
     this.options.events?.emit({ name: EventName.cacheError, backend: this.backend, operation, code, message });

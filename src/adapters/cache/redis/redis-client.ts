@@ -1,8 +1,8 @@
 /**
  * The ioredis clients of one Redis deployment (settings: redis-settings.ts) and `RedisConnections`,
  * which supervises them: connect without ever throwing, readiness, restart of a connection ioredis
- * gave up on, the reader for lookups, close; each change is reported as a domain event. Nothing here
- * logs or returns a password.
+ * gave up on, the reader for lookups, a cluster's lost masters and down state (cluster-health.ts),
+ * close; each change is reported as a domain event. Nothing here logs or returns a password.
  */
 import { EventEmitter } from 'node:events';
 import { Cluster, Redis } from 'ioredis';
@@ -11,6 +11,7 @@ import type { ClockPort } from '../../../domain/ports/clock.port.js';
 import type { EventBusPort } from '../../../domain/ports/event-bus.port.js';
 import { systemClock } from '../../clock/system-clock.adapter.js';
 import { planRedisClients, reconnectDelay, type RedisConnectionOptions, type RedisTopology } from './redis-settings.js';
+import { ClusterHealth, type ClusterHealthChange } from './cluster-health.js';
 
 export type { HostPort, RedisConnectionOptions, RedisTopology } from './redis-settings.js';
 
@@ -69,6 +70,8 @@ export class RedisConnections {
   private readerSuspendedUntil = 0;
   /** Timers that restart a connection ioredis gave up on (see `revive`). */
   private readonly reviveTimers = new Set<NodeJS.Timeout>();
+  /** Cluster only: masters that stopped answering, and the cluster's down state. */
+  private readonly cluster: ClusterHealth | undefined;
 
   constructor(private readonly options: RedisSupervisionOptions) {
     const clients = createRedisClients(options);
@@ -79,6 +82,9 @@ export class RedisConnections {
     this.clock = options.clock ?? systemClock;
     this.attach(this.writer, 'primary');
     if (this.reader !== undefined) this.attach(this.reader, 'reader');
+    if ('nodes' in this.writer) {
+      this.cluster = new ClusterHealth(this.writer, { clock: this.clock, onChange: (change) => this.clusterChanged(change) });
+    }
   }
 
   /**
@@ -117,9 +123,24 @@ export class RedisConnections {
     this.setReady(this.isReady());
   }
 
-  /** True when the primary connection can take commands. */
+  /** True when the primary connection can take commands (and a cluster does not say it is down). */
   isReady(): boolean {
-    return !this.closed && this.writer.status === 'ready';
+    return !this.closed && this.writer.status === 'ready' && this.cluster?.isDown !== true;
+  }
+
+  /** False when a command for this (prefixed) key would wait for a cluster master known not to answer: fail it at once. */
+  admits(key: string): boolean {
+    return this.cluster === undefined || this.cluster.admits(key);
+  }
+
+  /** A command for this (prefixed) key was answered. */
+  answered(key: string): void {
+    this.cluster?.answered(key);
+  }
+
+  /** A command for this (prefixed) key failed: a cluster marks its master unreachable, or itself down. */
+  commandFailed(key: string, err: unknown): void {
+    this.cluster?.failed(key, err);
   }
 
   /** Called with true when the primary becomes ready, false when it loses its connection. Returns an unsubscribe. */
@@ -146,6 +167,7 @@ export class RedisConnections {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.cluster?.close();
     for (const timer of this.reviveTimers) clearTimeout(timer);
     this.reviveTimers.clear();
     const quit = async (client: Redis | Cluster, role: Role): Promise<void> => {
@@ -212,6 +234,12 @@ export class RedisConnections {
     }, reconnectDelay(attempt, this.options.maxReconnectDelayMs ?? 2000));
     timer.unref();
     this.reviveTimers.add(timer);
+  }
+
+  private clusterChanged(change: ClusterHealthChange): void {
+    if (this.closed) return;
+    this.options.events?.emit({ name: EventName.cacheCluster, backend: BACKEND, endpoint: this.description, ...change });
+    if (change.state === 'down' || change.state === 'ok') this.setReady(this.isReady());
   }
 
   private setReady(ready: boolean): void {

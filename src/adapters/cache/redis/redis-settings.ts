@@ -101,8 +101,10 @@ export function planRedisClients(options: RedisConnectionOptions): RedisClientPl
       scaleReads: options.scaleReads ?? 'master',
       clusterRetryStrategy: (times: number) => reconnectDelay(times, maxDelay),
       slotsRefreshTimeout: Math.max(1000, options.commandTimeoutMs * 2),
-      retryDelayOnFailover: 100,
-      retryDelayOnClusterDown: 100,
+      // fail fast: a command for a lost master or a cluster that is down fails at once (the breaker
+      // serves it from memory) instead of being retried for up to maxRedirections x 100 ms
+      retryDelayOnFailover: 0,
+      retryDelayOnClusterDown: 0,
       redisOptions: {
         ...auth,
         maxRetriesPerRequest: base.maxRetriesPerRequest ?? 1,

@@ -294,6 +294,15 @@ export class RedisSharedBodies {
     return out;
   }
 
+  /** Full Redis names (prefix included): the slot of a resource's group is that of any of them. */
+  entryName(key: string, resourceKey: string): string {
+    return this.options.prefix + sharedName.entry(resourceKey, key);
+  }
+
+  indexName(resourceKey: string): string {
+    return this.options.prefix + sharedName.index(resourceKey);
+  }
+
   async forget(client: Redis | Cluster, key: string, resourceKey: string): Promise<void> {
     const { prefix } = this.options;
     const name = sharedName.entry(resourceKey, key);

@@ -1,0 +1,168 @@
+/**
+ * The Redis governor on a real Redis, two "replicas" (two connections, two governors) on one server:
+ * concurrency, points, spacing and holds are fleet-wide; keys are hashed, hash-tagged and expire; a
+ * slot of a replica that died lapses; a Redis that is down or unusable means in-memory counting,
+ * never a blocked call.
+ */
+import test from 'ava';
+import calculateSlot from 'cluster-key-slot';
+import { RedisCache } from '../../src/adapters/cache/redis/redis-cache.adapter.js';
+import { RedisGovernor, type RedisGovernorOptions } from '../../src/adapters/governor/redis-governor.adapter.js';
+import { HmacKeyHasher } from '../../src/adapters/crypto/hmac-key-hasher.adapter.js';
+import { systemClock } from '../../src/adapters/clock/system-clock.adapter.js';
+import { governedCall, type Admission } from '../../src/domain/ports/governor.port.js';
+import { EventEmitter2Bus } from '../../src/adapters/events/eventemitter2-bus.adapter.js';
+import { startRedis, waitFor, type RedisProcess } from '../support/redis-harness.js';
+
+let redis: RedisProcess;
+const caches: RedisCache[] = [];
+const governors: RedisGovernor[] = [];
+const hasher = new HmacKeyHasher('test-secret');
+const LIMITS = { enabled: true, maxConcurrent: 50, pointsPerMinute: 800, writeSpacingMs: 0, maxWaitMs: 0 };
+let prefixes = 0;
+
+test.before(async () => {
+  redis = await startRedis();
+});
+
+test.after.always(async () => {
+  await Promise.all(governors.map((g) => g.close()));
+  await Promise.all(caches.map((c) => c.close()));
+  await redis?.stop();
+});
+
+/** Two replicas' governors on one Redis, under a key prefix of their own. */
+async function fleet(limits: Partial<typeof LIMITS> & Partial<RedisGovernorOptions> = {}, replicas = 2) {
+  const keyPrefix = `gov${prefixes++}:`;
+  const out: RedisGovernor[] = [];
+  for (let i = 0; i < replicas; i++) {
+    const cache = new RedisCache({ url: redis.url, keyPrefix, commandTimeoutMs: 200 });
+    caches.push(cache);
+    await cache.start();
+    const governor = new RedisGovernor({ ...LIMITS, ...limits, clock: systemClock, client: cache.client, keyPrefix, pollMs: 10 });
+    governors.push(governor);
+    out.push(governor);
+  }
+  return { governors: out, keyPrefix };
+}
+
+const partition = hasher.partitionOf('token fleet-secret-token');
+const kinds = (admissions: Admission[]) => admissions.map((a) => a.kind).sort();
+
+test.serial('concurrency is fleet-wide: maxConcurrent slots across both replicas, freed by release', async (t) => {
+  const { governors: [a, b] } = await fleet({ maxConcurrent: 3 });
+  if (!a || !b) throw new Error('two replicas');
+  const admissions = await Promise.all(Array.from({ length: 8 }, (_, i) => (i % 2 === 0 ? a : b).acquire(governedCall(partition, 'GET'))));
+  t.deepEqual(kinds(admissions), [...Array(3).fill('admitted'), ...Array(5).fill('refused')]);
+  for (const admission of admissions) if (admission.kind === 'admitted') admission.permit.release(true);
+  await waitFor('slots freed', async () => (await b.acquire(governedCall(partition, 'GET'))).kind === 'admitted');
+  t.pass();
+});
+
+test.serial('a waiting call on replica B gets the slot replica A gives back', async (t) => {
+  const { governors: [a, b] } = await fleet({ maxConcurrent: 1, maxWaitMs: 10_000 });
+  if (!a || !b) throw new Error('two replicas');
+  const first = await a.acquire(governedCall(partition, 'GET'));
+  t.is(first.kind, 'admitted');
+  let answered: Admission | undefined;
+  const waiting = b.acquire(governedCall(partition, 'GET')).then((admission) => (answered = admission));
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  t.is(answered, undefined, 'B waits while A holds the only slot');
+  if (first.kind === 'admitted') first.permit.release(true);
+  t.is((await waiting).kind, 'admitted');
+});
+
+test.serial('points and write spacing are fleet-wide', async (t) => {
+  const points = await fleet({ pointsPerMinute: 6 });
+  const [a, b] = points.governors as [RedisGovernor, RedisGovernor];
+  const reads = await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 === 0 ? a : b).acquire(governedCall(partition, 'GET'))));
+  t.deepEqual(kinds(reads), [...Array(6).fill('admitted'), ...Array(4).fill('refused')]);
+  const refusal = reads.find((r) => r.kind === 'refused');
+  t.true(refusal?.kind === 'refused' && refusal.retryAfterMs > 1000, 'the hint is when the window frees up, about a minute away');
+
+  const spaced = await fleet({ writeSpacingMs: 60_000 });
+  const [c, d] = spaced.governors as [RedisGovernor, RedisGovernor];
+  const writes = await Promise.all([c, d, c, d].map((g) => g.acquire(governedCall(partition, 'POST'))));
+  t.deepEqual(kinds(writes), ['admitted', 'refused', 'refused', 'refused']);
+  t.is((await d.acquire(governedCall(partition, 'GET'))).kind, 'admitted', 'reads are not spaced');
+});
+
+test.serial('a hold set through replica A holds the credential on replica B, with the time left', async (t) => {
+  const { governors: [a, b] } = await fleet();
+  if (!a || !b) throw new Error('two replicas');
+  await a.hold(partition, 30_000);
+  const held = await b.acquire(governedCall(partition, 'GET'));
+  t.is(held.kind, 'held');
+  t.true(held.kind === 'held' && held.retryAfterMs > 20_000 && held.retryAfterMs <= 30_000, JSON.stringify(held));
+  t.is((await b.acquire(governedCall(hasher.partitionOf('token other'), 'GET'))).kind, 'admitted');
+});
+
+test.serial('keys: hashed partition, one hash tag (one Cluster slot) per credential, every key with a TTL, no token', async (t) => {
+  const { governors: [a], keyPrefix } = await fleet({ writeSpacingMs: 10 });
+  if (!a) throw new Error('one replica');
+  const admission = await a.acquire(governedCall(partition, 'POST'));
+  await a.hold(partition, 5000);
+  const keys = (await redis.cli('--scan', '--pattern', `${keyPrefix}*`)).split('\n').filter(Boolean);
+  t.is(keys.length, 4, keys.join(' '));
+  t.is(new Set(keys.map((k) => calculateSlot(k))).size, 1, 'one slot');
+  for (const key of keys) {
+    t.true(key.startsWith(`${keyPrefix}__gov:{${partition}}:`), key);
+    t.false(key.includes('fleet-secret-token'), key);
+    t.true(Number(await redis.cli('PTTL', key)) > 0, `${key} expires`);
+  }
+  t.deepEqual(Object.keys(a.store.keysOf(partition)).length, 4);
+  if (admission.kind === 'admitted') admission.permit.release(true);
+});
+
+test.serial('the slots of a replica that died lapse after their lease', async (t) => {
+  const { governors: [a, b] } = await fleet({ maxConcurrent: 2, slotTtlMs: 300 });
+  if (!a || !b) throw new Error('two replicas');
+  t.is((await a.acquire(governedCall(partition, 'GET'))).kind, 'admitted');
+  t.is((await a.acquire(governedCall(partition, 'GET'))).kind, 'admitted');
+  // A "dies": its permits are never released
+  t.is((await b.acquire(governedCall(partition, 'GET'))).kind, 'refused');
+  await waitFor('lapsed', async () => (await b.acquire(governedCall(partition, 'GET'))).kind === 'admitted', 5000, 50);
+  t.pass();
+});
+
+test.serial('after a cache error on the same Redis, the governor counts in memory for a while instead of waiting on Redis', async (t) => {
+  const bus = new EventEmitter2Bus(() => undefined);
+  const { governors: [a], keyPrefix } = await fleet({ cacheEvents: bus });
+  if (!a) throw new Error('one replica');
+  bus.emit({ name: 'cache.error', backend: 'memory', operation: 'lookup', code: 'X', message: 'x' });
+  t.is((await a.acquire(governedCall(partition, 'GET'))).kind, 'admitted');
+  t.not((await redis.cli('--scan', '--pattern', `${keyPrefix}*`)).trim(), '', 'another backend’s error changes nothing');
+  await redis.cli('FLUSHALL');
+  bus.emit({ name: 'cache.error', backend: 'redis', operation: 'lookup', code: 'BREAKER_TIMEOUT', message: 'no answer' });
+  t.is((await a.acquire(governedCall(partition, 'GET'))).kind, 'admitted');
+  t.is((await redis.cli('--scan', '--pattern', `${keyPrefix}*`)).trim(), '', 'Redis was left alone');
+  await waitFor('back on Redis', async () => {
+    await a.acquire(governedCall(partition, 'GET'));
+    return (await redis.cli('--scan', '--pattern', `${keyPrefix}*`)).trim() !== '';
+  }, 5000, 100);
+  t.pass();
+});
+
+test.serial('Redis unusable (breaker not closed) or down: counting goes on in memory, nothing blocks, nothing fails', async (t) => {
+  let available = true;
+  const { governors: [a], keyPrefix } = await fleet({ maxConcurrent: 2, available: () => available });
+  if (!a) throw new Error('one replica');
+  available = false;
+  const local = await Promise.all(Array.from({ length: 3 }, () => a.acquire(governedCall(partition, 'GET'))));
+  t.deepEqual(kinds(local), ['admitted', 'admitted', 'refused'], 'in-memory limits apply');
+  t.is((await redis.cli('--scan', '--pattern', `${keyPrefix}*`)).trim(), '', 'Redis was not asked');
+  for (const admission of local) if (admission.kind === 'admitted') admission.permit.release(true);
+  await a.hold(partition, 60_000);
+  available = true;
+  t.is((await a.acquire(governedCall(partition, 'GET'))).kind, 'held', 'a hold taken while Redis was unusable still counts');
+
+  const other = hasher.partitionOf('token during-outage');
+  redis.kill('SIGKILL');
+  await redis.exited();
+  const started = performance.now();
+  const during = await Promise.all(Array.from({ length: 2 }, () => a.acquire(governedCall(other, 'GET'))));
+  t.deepEqual(kinds(during), ['admitted', 'admitted']);
+  t.true(performance.now() - started < 5000, 'no call waits on a dead Redis');
+  await a.hold(other, 1000); // never rejects
+  await redis.restart();
+});
