@@ -5,7 +5,7 @@
  *
  *   npm run bench -- [--rounds 3] [--duration 5] [--connections 10] [--only a,b] [--generator raw|autocannon]
  *                    [--tokens 256] [--freshness-ms 60000] [--mem-max-bytes 268435456] [--log-file /dev/null]
- *                    [--runtime compiled|tsx]
+ *                    [--runtime compiled|tsx] [--cpu-prof DIR]
  *
  * Loads: "hit" = one token, one resource from every connection (a mirror coalesces concurrent
  * identical requests, so few reach upstream); "distinct" = `--tokens` Authorization values taken in
@@ -16,6 +16,9 @@
  * Every scenario runs once per round (servers stay up); each row is the median of its rounds, and
  * the ratios are printed per round too, so the spread of this noisy machine is visible. After the
  * rounds, `memory-filled` fills a mirror's memory cache to `--mem-max-bytes` and checks its RSS.
+ *
+ * `--cpu-prof DIR` runs every mirror under `node --cpu-prof`: each writes DIR/<scenario>.cpuprofile
+ * when the runner stops it (warm-up included; the floors and the upstream are not profiled).
  *
  * The default generator (bench/load.ts) keeps latencies in microseconds; `--generator autocannon`
  * runs the same scenarios with autocannon as a cross-check of the throughput figures (its latencies
@@ -51,6 +54,7 @@ const freshnessMs = Number(arg('freshness-ms', '60000'));
 const memMaxBytes = Number(arg('mem-max-bytes', String(256 * 1024 * 1024)));
 const logFile = arg('log-file', '/dev/null');
 const runtime = arg('runtime', 'compiled');
+const cpuProfDir = arg('cpu-prof', '');
 if (runtime !== 'compiled' && runtime !== 'tsx') {
   process.stderr.write(`bench: --runtime must be compiled or tsx, not ${runtime}\n`);
   process.exit(2);
@@ -264,7 +268,7 @@ async function main(fleet: ServerFleet): Promise<void> {
 let fleet: ServerFleet | undefined;
 Promise.resolve()
   .then(() => {
-    fleet = new ServerFleet(logFile, runtime);
+    fleet = new ServerFleet(logFile, runtime, cpuProfDir === '' ? undefined : cpuProfDir);
     return main(fleet);
   })
   .catch((error: unknown) => {

@@ -65,14 +65,24 @@ export class ServerFleet {
 
   private readonly command: string[];
 
-  constructor(logPath: string, runtime: Runtime) {
+  /**
+   * `profileDir`: mirrors run under `node --cpu-prof`, each writing `<name>.cpuprofile` there when it
+   * stops (open it in Chrome DevTools or speedscope).
+   */
+  constructor(
+    logPath: string,
+    runtime: Runtime,
+    private readonly profileDir?: string,
+  ) {
     this.command = runtime === 'tsx' ? ['--import', 'tsx', join(here, 'server.ts')] : ['--enable-source-maps', buildServers()];
     this.logFd = openSync(logPath, 'a');
+    if (profileDir !== undefined) mkdirSync(profileDir, { recursive: true });
   }
 
   /** Starts bench/server.ts with these arguments and resolves once it listens. */
   start(name: string, ...args: string[]): Promise<BenchServer> {
-    const child = spawn(process.execPath, [...this.command, ...args], {
+    const profile = this.profileDir !== undefined && args[0] === 'mirror' ? ['--cpu-prof', `--cpu-prof-dir=${this.profileDir}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
+    const child = spawn(process.execPath, [...profile, ...this.command, ...args], {
       stdio: ['ignore', this.logFd, 'inherit', 'ipc'],
     });
     this.children.push(child);
@@ -95,9 +105,15 @@ export class ServerFleet {
     });
   }
 
-  /** SIGTERM to every server started (each stops its listener and exits). */
-  stop(): void {
-    for (const child of this.children) if (child.exitCode === null) child.kill('SIGTERM');
+  /** SIGTERM to every server started (each stops its listener and exits); resolves once they are gone. */
+  async stop(): Promise<void> {
+    const exits = this.children
+      .filter((child) => child.exitCode === null && child.signalCode === null)
+      .map((child) => new Promise<void>((resolve) => {
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }));
+    await Promise.all(exits);
     closeSync(this.logFd);
   }
 }

@@ -1,4 +1,5 @@
-import { pino, type Logger, type DestinationStream, type LoggerOptions } from 'pino';
+/** The mirror's pino logger: JSON lines on a buffered stdout, secrets removed by path and by pattern. */
+import { pino, destination as pinoDestination, type Logger, type DestinationStream, type LoggerOptions } from 'pino';
 
 export const CENSOR = '[redacted]';
 
@@ -64,10 +65,42 @@ export function redactSecrets(text: string): string {
     .replace(USERINFO, `$1${CENSOR}@`);
 }
 
+/** Bytes of log lines gathered before one write to stdout. */
+const STDOUT_BUFFER_BYTES = 4096;
+/** Longest a line waits in that buffer. */
+const STDOUT_FLUSH_MS = 250;
+
+type Destination = ReturnType<typeof pinoDestination>;
+
+let stdout: Destination | undefined;
+
+/**
+ * The process's stdout as every logger without a destination of its own writes it: lines gathered
+ * up to STDOUT_BUFFER_BYTES (or STDOUT_FLUSH_MS) and written in one synchronous write, instead of
+ * one write(2) per line — the access log writes a line per request. What is still buffered when the
+ * process exits (process.exit, the end of the event loop, an uncaught exception) is written then.
+ */
+function stdoutDestination(): Destination {
+  if (stdout === undefined) {
+    const stream = pinoDestination({ dest: 1, sync: true, minLength: STDOUT_BUFFER_BYTES, periodicFlush: STDOUT_FLUSH_MS });
+    process.on('exit', () => {
+      try {
+        stream.flushSync();
+      } catch {
+        // stdout gone (EPIPE): nothing to write to
+      }
+    });
+    stdout = stream;
+  }
+  return stdout;
+}
+
 /**
  * The mirror's logger: JSON lines, ISO time, `service: github-mirror`. Secrets are removed twice:
  * by path (REDACT_PATHS) before serialising, and by pattern (redactSecrets) on every finished line,
  * so a token inside a message, an error, a URL or a nested field never reaches the output.
+ * Without a destination it writes to the process's buffered stdout (stdoutDestination); `flush()`
+ * writes what is buffered.
  */
 export function createLogger(level: string, destination?: DestinationStream): Logger {
   const options: LoggerOptions = {
@@ -77,5 +110,5 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
     timestamp: pino.stdTimeFunctions.isoTime,
     hooks: { streamWrite: redactSecrets },
   };
-  return destination ? pino(options, destination) : pino(options);
+  return pino(options, destination ?? stdoutDestination());
 }

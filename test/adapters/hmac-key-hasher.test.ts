@@ -38,3 +38,12 @@ test('resource keys are the same for every credential, differ per request part a
   t.not(key, new HmacKeyHasher('secret-2').resourceKeyFor(request));
   t.false(hasher.keyFor(parts('token a')).includes(key), 'not a part of any credential key');
 });
+
+test('keys are memoised per request identity: the same key from a fresh hasher, and after the memo fills and empties', (t) => {
+  const hasher = new HmacKeyHasher('secret-1');
+  const first = hasher.keyFor(parts('token a'));
+  for (let i = 0; i < 10_050; i++) hasher.keyFor(parts('token a', `/repos/o/r${i}`));
+  t.is(hasher.keyFor(parts('token a')), first);
+  t.is(new HmacKeyHasher('secret-1').keyFor(parts('token a')), first);
+  t.not(hasher.keyFor({ ...parts('token a'), query: 'a=1\u0000' }), first, 'a part cannot spill into the next one');
+});

@@ -20,6 +20,8 @@ interface CredentialKeys {
  */
 export class HmacKeyHasher implements KeyHasherPort {
   private readonly memo = new Map<string, CredentialKeys>();
+  /** Cache keys by request identity (partition, never the credential, plus the keyed parts): one HMAC per resource, not per request. */
+  private readonly keys = new Map<string, string>();
   private readonly anonymous: CredentialKeys;
 
   constructor(private readonly secret: string | Buffer) {
@@ -31,11 +33,14 @@ export class HmacKeyHasher implements KeyHasherPort {
 
   keyFor(parts: ResourceKeyParts): string {
     const partition = this.partitionOf(parts.credential);
-    const resource = createHmac('sha256', this.secret)
-      .update([partition, parts.method, parts.path, parts.query, parts.accept, parts.apiVersion].join(SEPARATOR))
-      .digest('hex')
-      .slice(0, 40);
-    return `${partition}:${resource}`;
+    const identity = [partition, parts.method, parts.path, parts.query, parts.accept, parts.apiVersion].join(SEPARATOR);
+    let key = this.keys.get(identity);
+    if (key === undefined) {
+      key = `${partition}:${createHmac('sha256', this.secret).update(identity).digest('hex').slice(0, 40)}`;
+      if (this.keys.size >= MAX_MEMO) this.keys.clear();
+      this.keys.set(identity, key);
+    }
+    return key;
   }
 
   /** HMAC of the request without its credential, hex (40 chars): never contains a hash-tag brace. */

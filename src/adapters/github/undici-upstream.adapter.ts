@@ -2,14 +2,17 @@
  * UpstreamPort over undici: two keep-alive pools bound to the upstream origin (nothing else is
  * reachable through them), one for reads (the cached GETs of fetch()) and one for everything else
  * (forward()), so writes — however slow their clients or GitHub's answers — never hold a connection
- * a read needs. Every call carries a deadline that also covers the wait for a free connection.
+ * a read needs. Every call carries a deadline that also covers the wait for a free connection. A cached
+ * GET goes through bufferedDispatch (a timer and gathered chunks, no AbortSignal, no body stream).
  */
 import { Pool, errors as undiciErrors } from 'undici';
 import type { Dispatcher } from 'undici';
+import type { IncomingHttpHeaders } from 'node:http';
 import { gunzipSync, inflateSync, brotliDecompressSync } from 'node:zlib';
 import type { UpstreamPort, UpstreamRequest, BufferedResponse, StreamedResponse } from '../../domain/ports/upstream.port.js';
 import type { HeaderMap } from '../../domain/model.js';
 import { ErrorCode, MirrorError } from '../../domain/errors.js';
+import { bufferedDispatch, type BufferedAnswer, type BufferedCall } from './buffered-dispatch.js';
 
 export interface UndiciUpstreamOptions {
   /** Base URL of GitHub's API, e.g. https://api.github.com or https://ghe.example/api/v3. */
@@ -33,6 +36,8 @@ export class UndiciUpstream implements UpstreamPort {
   private readonly writes: Pool;
   private readonly basePath: string;
   private readonly host: string;
+  /** What every cached GET's call shares: its deadline and body limits (bufferedDispatch). */
+  private readonly bufferedCall: BufferedCall;
 
   constructor(private readonly options: UndiciUpstreamOptions) {
     const base = new URL(options.url);
@@ -48,38 +53,32 @@ export class UndiciUpstream implements UpstreamPort {
         pipelining: 1,
       });
     this.reads = pool(options.connections);
+    const maxBodyBytes = options.maxBodyBytes;
+    this.bufferedCall = {
+      timeoutMs: options.timeoutMs,
+      timeoutError: () =>
+        new MirrorError(ErrorCode.UPSTREAM_TIMEOUT, 'GitHub did not answer in time', { cause: new Error(`no whole answer within upstream.timeoutMs (${options.timeoutMs} ms)`) }),
+      maxBytes: (headers) => (encodingOf(headers) === undefined ? maxBodyBytes : encodedLimit(maxBodyBytes)),
+      tooLarge: (limit) => new MirrorError(ErrorCode.UPSTREAM_BODY_TOO_LARGE, `upstream body larger than ${limit} bytes`),
+    };
     this.writes = pool(options.writeConnections ?? Math.max(1, Math.floor(options.connections / 4)));
   }
 
   async fetch(request: UpstreamRequest): Promise<BufferedResponse> {
-    const signal = AbortSignal.timeout(this.options.timeoutMs);
     const headers = { ...request.headers, host: this.host, 'accept-encoding': 'gzip' };
-    let response: Dispatcher.ResponseData;
+    let answer: BufferedAnswer;
     try {
-      response = await untilAborted(
-        this.reads.request({
-          path: this.basePath + request.target,
-          method: request.method,
-          headers: headers as Record<string, string | string[]>,
-          signal,
-        }),
-        signal,
-      );
+      answer = await bufferedDispatch(this.reads, { path: this.basePath + request.target, method: request.method, headers: headers as Record<string, string | string[]> }, this.bufferedCall);
     } catch (error) {
-      throw mapError(error, signal);
+      throw mapError(error);
     }
     try {
-      const header = response.headers['content-encoding'];
-      const encoding = typeof header === 'string' && header.trim().toLowerCase() !== 'identity' ? header.trim().toLowerCase() : undefined;
-      const raw = await readBody(response.body, encoding === undefined ? this.options.maxBodyBytes : encodedLimit(this.options.maxBodyBytes));
-      const body = decode(raw, encoding, this.options.maxBodyBytes);
-      const out: HeaderMap = { ...response.headers };
-      delete out['content-encoding'];
-      delete out['content-length'];
-      return { status: response.statusCode, headers: out, body };
+      const body = decode(answer.body, encodingOf(answer.headers), this.options.maxBodyBytes);
+      const out: HeaderMap = {};
+      for (const name in answer.headers) if (name !== 'content-encoding' && name !== 'content-length') out[name] = answer.headers[name];
+      return { status: answer.statusCode, headers: out, body };
     } catch (error) {
-      response.body.destroy();
-      throw mapError(error, signal);
+      throw mapError(error);
     }
   }
 
@@ -171,20 +170,6 @@ function encodedLimit(maxBytes: number): number {
   return maxBytes + Math.ceil(maxBytes / 100) + 1024;
 }
 
-async function readBody(body: Dispatcher.ResponseData['body'], maxBytes: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of body) {
-    const buffer = chunk as Buffer;
-    total += buffer.byteLength;
-    if (total > maxBytes) {
-      throw new MirrorError(ErrorCode.UPSTREAM_BODY_TOO_LARGE, `upstream body larger than ${maxBytes} bytes`);
-    }
-    chunks.push(buffer);
-  }
-  return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, total);
-}
-
 /** Decodes a compressed body; a decoded size over `maxBytes` is UPSTREAM_BODY_TOO_LARGE, as for an identity body. */
 function decode(raw: Buffer, encoding: string | undefined, maxBytes: number): Buffer {
   if (encoding === undefined || raw.byteLength === 0) return raw;
@@ -211,9 +196,18 @@ function decode(raw: Buffer, encoding: string | undefined, maxBytes: number): Bu
 
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT']);
 
-function mapError(error: unknown, signal: AbortSignal): MirrorError {
+/** The content-coding of an answer, lower-case; undefined for none or identity. */
+function encodingOf(headers: IncomingHttpHeaders): string | undefined {
+  const header = headers['content-encoding'];
+  if (typeof header !== 'string') return undefined;
+  const encoding = header.trim().toLowerCase();
+  return encoding === 'identity' ? undefined : encoding;
+}
+
+/** `signal`: the deadline of a call that has one (forward); a cached GET's deadline rejects with its own MirrorError. */
+function mapError(error: unknown, signal?: AbortSignal): MirrorError {
   if (error instanceof MirrorError) return error;
-  if (signal.aborted) {
+  if (signal?.aborted === true) {
     const reason: unknown = signal.reason;
     if (reason instanceof MirrorError) return reason;
     return new MirrorError(ErrorCode.UPSTREAM_TIMEOUT, 'GitHub did not answer in time', { cause: error });

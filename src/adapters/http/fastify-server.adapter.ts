@@ -14,6 +14,7 @@ import { requestLogPlugin } from './request-log.plugin.js';
 import { answerClientError, answerFrameworkError, errorsPlugin } from './errors.plugin.js';
 import { reservedRoutesPlugin, type ReadinessReport } from './reserved-routes.plugin.js';
 import { proxyRoutesPlugin } from './proxy-routes.plugin.js';
+import { lazyChildLogger } from './lazy-child-logger.js';
 
 export type { ReadinessReport } from './reserved-routes.plugin.js';
 
@@ -49,6 +50,7 @@ export function buildHttpServer(deps: HttpAdapterDeps, options: HttpAdapterOptio
   const app = Fastify({
     loggerInstance: logger,
     logController: new LogController({ disableRequestLogging: true }),
+    childLoggerFactory: lazyChildLogger,
     exposeHeadRoutes: false,
     requestTimeout: options.requestTimeoutMs,
     bodyLimit: options.bodyLimitBytes,

@@ -17,6 +17,7 @@ import { HOP_BY_HOP } from '../../domain/http-semantics.js';
 import type { HeaderMap } from '../../domain/model.js';
 import { parseTarget, type ParsedTarget } from './request-target.js';
 import { UrlRewriter } from './url-rewriter.js';
+import { BodyVariants } from './body-variants.js';
 import { definePlugin, requireOption } from './plugin.js';
 import { REQUEST_LOG_PLUGIN } from './request-log.plugin.js';
 import { ERRORS_PLUGIN, sendFailure } from './errors.plugin.js';
@@ -27,8 +28,12 @@ const gzipAsync = promisify(gzip);
 
 /** Bodies at least this large are gzipped for clients that accept it. */
 const GZIP_MIN_BYTES = 1024;
-/** Gzipped variants kept per entry body (one per public base URL it was rewritten for). */
-const GZIP_VARIANTS = 4;
+/** Bytes of rewritten and gzipped bodies kept (BodyVariants), unless the options say otherwise. */
+export const BODY_VARIANTS_MAX_BYTES = 16 * 1024 * 1024;
+
+const EMPTY_BODY: Buffer = Buffer.alloc(0);
+
+const gzipBody = (body: Buffer): Promise<Buffer> => gzipAsync(body, { level: 6 });
 
 export interface ProxyRoutesOptions {
   resolveResource: { execute(request: ResolveRequest): Promise<Resolution> };
@@ -45,6 +50,8 @@ export interface ProxyRoutesOptions {
   /** Time a client has to send a request body once its head arrived (408 REQUEST_TIMEOUT after it). */
   bodyTimeoutMs: number;
   rewriteBodyUrls: boolean;
+  /** Bound of the rewritten and gzipped bodies kept (default BODY_VARIANTS_MAX_BYTES). */
+  bodyVariantsMaxBytes?: number;
 }
 
 export const PROXY_ROUTES_PLUGIN = 'mirror-proxy-routes';
@@ -63,10 +70,10 @@ export const proxyRoutesPlugin = definePlugin<ProxyRoutesOptions>(
 
     const rewriter = new UrlRewriter(options.upstreamUrl.replace(/\/+$/, ''));
     const configuredPublic = options.publicUrl.replace(/\/+$/, '');
-    /** gzip of served bodies, per entry body while the entry object lives, then per public base. */
-    let gzipped = new WeakMap<Uint8Array, Map<string, Buffer>>();
+    /** Served bodies rewritten and gzipped once per entry body and public base, not per answer. */
+    const variants = new BodyVariants(options.bodyVariantsMaxBytes ?? BODY_VARIANTS_MAX_BYTES);
     app.addHook('onClose', (_app, done) => {
-      gzipped = new WeakMap();
+      variants.clear();
       done();
     });
 
@@ -119,14 +126,15 @@ export const proxyRoutesPlugin = definePlugin<ProxyRoutesOptions>(
       out['x-cache'] = resolution.outcome;
       out['cache-status'] = cacheStatusValue(resolution);
       if (resolution.staleAgeSeconds !== undefined) out['x-cache-stale-age'] = String(resolution.staleAgeSeconds);
-      let body = Buffer.from(resolution.body.buffer, resolution.body.byteOffset, resolution.body.byteLength);
-      if (options.rewriteBodyUrls && body.byteLength > 0 && isTextual(out['content-type'])) {
-        body = rewriter.rewriteBody(body, publicBase);
-      }
-      if (body.byteLength >= GZIP_MIN_BYTES && acceptsGzip(request.headers['accept-encoding'])) {
-        body = await gzipOnce(resolution.body, body, publicBase);
-        out['content-encoding'] = 'gzip';
-        out['vary'] = addVary(out['vary'], 'Accept-Encoding');
+      const source = resolution.body;
+      let body = EMPTY_BODY;
+      if (source.byteLength > 0) {
+        body = variants.served(source, publicBase, options.rewriteBodyUrls && isTextual(out['content-type']) ? rewriter : undefined);
+        if (body.byteLength >= GZIP_MIN_BYTES && acceptsGzip(request.headers['accept-encoding'])) {
+          body = await variants.gzipped(source, publicBase, body, gzipBody);
+          out['content-encoding'] = 'gzip';
+          out['vary'] = addVary(out['vary'], 'Accept-Encoding');
+        }
       }
       void reply.code(resolution.status).headers(out);
       if (resolution.status === 304 || resolution.status === 204) {
@@ -134,19 +142,6 @@ export const proxyRoutesPlugin = definePlugin<ProxyRoutesOptions>(
         return;
       }
       await reply.send(body);
-    }
-
-    async function gzipOnce(source: Uint8Array, body: Buffer, publicBase: string): Promise<Buffer> {
-      let variants = gzipped.get(source);
-      const hit = variants?.get(publicBase);
-      if (hit) return hit;
-      const compressed = await gzipAsync(body, { level: 6 });
-      if (!variants) {
-        variants = new Map();
-        gzipped.set(source, variants);
-      }
-      if (variants.size < GZIP_VARIANTS) variants.set(publicBase, compressed);
-      return compressed;
     }
 
     async function forward(

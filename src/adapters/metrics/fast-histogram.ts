@@ -1,5 +1,6 @@
 import type { Metric, Registry } from 'prom-client';
 
+/** A prom-client Histogram and Counter for the per-request path: label children kept by the caller, a few array writes per observation. */
 /** One exposed sample, as a Registry renders it. */
 interface Sample {
   metricName: string;
@@ -92,6 +93,58 @@ export class FastHistogram<L extends string> {
       reset: () => this.reset(),
     };
     return metric as unknown as Metric;
+  }
+}
+
+/**
+ * A counter for the per-request path, the counterpart of FastHistogram: an increment is one addition on
+ * a child the caller keeps (prom-client's Counter validates and hashes the labels on every call).
+ */
+export class FastCounter<L extends string> {
+  private readonly children = new Map<string, FastCounterChild>();
+
+  constructor(readonly options: { name: string; help: string; labelNames: readonly L[]; registers: readonly Registry[] }) {
+    const { name, help } = options;
+    const metric = {
+      name,
+      help,
+      type: 'counter',
+      aggregator: 'sum',
+      get: () => Promise.resolve({ name, help, type: 'counter', aggregator: 'sum', values: this.values() }),
+      reset: () => this.reset(),
+    };
+    for (const registry of options.registers) registry.registerMetric(metric as unknown as Metric);
+  }
+
+  /** The child for these label values, created on first use. Keep it. */
+  child(labels: Record<L, string>): FastCounterChild {
+    const key = this.options.labelNames.map((name) => labels[name]).join('\u0000');
+    let child = this.children.get(key);
+    if (child === undefined) {
+      child = new FastCounterChild({ ...labels });
+      this.children.set(key, child);
+    }
+    return child;
+  }
+
+  reset(): void {
+    this.children.clear();
+  }
+
+  private values(): Sample[] {
+    const values: Sample[] = [];
+    for (const child of this.children.values()) values.push({ metricName: this.options.name, labels: child.labels, value: child.value });
+    return values;
+  }
+}
+
+export class FastCounterChild {
+  value = 0;
+
+  constructor(readonly labels: Record<string, string>) {}
+
+  inc(by = 1): void {
+    this.value += by;
   }
 }
 

@@ -1,4 +1,4 @@
-import { Registry, Histogram, Counter, Gauge, collectDefaultMetrics } from 'prom-client';
+import { Registry, Counter, Gauge, collectDefaultMetrics } from 'prom-client';
 import {
   EventName,
   type BreakerChangedEvent,
@@ -14,7 +14,7 @@ import type { DomainEventListener, EventSubscriber } from '../events/eventemitte
 import { ALL_OUTCOMES } from '../../domain/model.js';
 import type { CacheStatsPort } from '../../domain/ports/cache.port.js';
 import { SlidingMinimum } from './sliding-minimum.js';
-import { FastHistogram, type FastHistogramChild } from './fast-histogram.js';
+import { FastCounter, FastHistogram, type FastHistogramChild } from './fast-histogram.js';
 import { GovernorMetrics } from './governor-metrics.js';
 import { ClientLabels, type ClientLabelsOptions } from './client-label.js';
 
@@ -123,8 +123,8 @@ export class PrometheusMetrics {
   private readonly cacheErrors: Counter<'backend' | 'operation'>;
   private readonly cacheCorrupt: Counter<'backend'>;
 
-  private readonly upstreamLatency: Histogram<'result' | 'status_class'>;
-  private readonly upstreamRequests: Counter<'result' | 'status_class' | 'quota' | 'client'>;
+  private readonly upstreamLatency: FastHistogram<'result' | 'status_class'>;
+  private readonly upstreamRequests: FastCounter<'result' | 'status_class' | 'quota' | 'client'>;
   private readonly quotaSaved: Counter<'client' | 'reason'>;
   private readonly clients: ClientLabels;
   private readonly upstreamChildren = new Map<string, { latency: Observer; count: Incrementer }>();
@@ -259,14 +259,14 @@ export class PrometheusMetrics {
     });
 
     // --- upstream ---
-    this.upstreamLatency = new Histogram({
+    this.upstreamLatency = new FastHistogram({
       name: 'github_mirror_upstream_request_seconds',
       help: 'Time of one call to GitHub, by result (ok, timeout, connection_error, offline, refused, body_too_large) and status class',
       labelNames: ['result', 'status_class'],
       buckets: LATENCY_BUCKETS,
       registers,
     });
-    this.upstreamRequests = new Counter({
+    this.upstreamRequests = new FastCounter({
       name: 'github_mirror_upstream_requests_total',
       help: 'Calls to GitHub, by result, status class, whether they counted against the client quota (counted|free) and client (first User-Agent product, 50 most seen, the rest other)',
       labelNames: ['result', 'status_class', 'quota', 'client'],
@@ -375,6 +375,8 @@ export class PrometheusMetrics {
     this.registry.clear();
     this.requestLatency.reset();
     this.cacheOperation.reset();
+    this.upstreamLatency.reset();
+    this.upstreamRequests.reset();
     this.requestChildren.clear();
     this.cacheOperationChildren.clear();
     this.upstreamChildren.clear();
@@ -440,8 +442,8 @@ export class PrometheusMetrics {
     let child = this.upstreamChildren.get(key);
     if (child === undefined) {
       child = {
-        latency: this.upstreamLatency.labels({ result, status_class: statusClass }),
-        count: this.upstreamRequests.labels({ result, status_class: statusClass, quota, client }),
+        latency: this.upstreamLatency.child({ result, status_class: statusClass }),
+        count: this.upstreamRequests.child({ result, status_class: statusClass, quota, client }),
       };
       if (this.upstreamChildren.size >= MAX_CHILDREN) this.upstreamChildren.clear();
       this.upstreamChildren.set(key, child);
