@@ -30,6 +30,7 @@ import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { runLoad, type LoadOptions, type LoadResult } from './load.js';
 import { measureCacheOps } from './cache-ops.js';
+import { measureGovernorOps } from './governor-ops.js';
 import { measureMemoryFill } from './memory-fill.js';
 import { ServerFleet, type BenchServer } from './servers.js';
 import { printGoals, printTable, type RoundFigures, type Row } from './report.js';
@@ -210,7 +211,7 @@ async function main(fleet: ServerFleet): Promise<void> {
     add('mirror-memory-fresh', await mirror('mirror-memory-fresh', `MIRROR_CACHE_FRESHNESS_MS=${freshnessMs}`), { headers: auth });
   }
   if (wanted('mirror-memory-revalidate-distinct')) add('mirror-memory-revalidate-distinct', await mirror('mirror-memory-revalidate-distinct'), distinct);
-  const needsRedis = ['mirror-redis-hit', 'mirror-redis-revalidate-distinct', 'cache-ops'].some(wanted);
+  const needsRedis = ['mirror-redis-hit', 'mirror-redis-revalidate-distinct', 'cache-ops', 'governor-ops'].some(wanted);
   const redis: RedisProcess | undefined = needsRedis ? await startRedis() : undefined;
   const rows: Row[] = [];
   let perRound: Array<Record<string, RoundFigures>> = [];
@@ -228,6 +229,7 @@ async function main(fleet: ServerFleet): Promise<void> {
     rows.push(...measured.rows);
     perRound = measured.perRound;
     if (redis && wanted('cache-ops')) rows.push(...(await measureCacheOps(redis.url)).map((r) => ({ ...r, errors: 0, non2xx: 0 })));
+    if (redis && wanted('governor-ops')) rows.push(...(await measureGovernorOps(redis.url)).map((r) => ({ ...r, errors: 0, non2xx: 0 })));
   } finally {
     await redis?.stop();
   }

@@ -21,6 +21,11 @@
  * - rolling-restart: `changesPerStep` resources change, then every replica in turn leaves the
  *   balancer, stops (gracefully) and is replaced by a new one that joins once it is on its cache
  *   backend; the clients keep making passes until the last replica is replaced.
+ * - token-rotation (issue 16): every client switches to a new token (an App installation token
+ *   expires every hour, GITHUB_TOKEN is new for every job), nothing changes upstream, then
+ *   `rotationPasses` passes. With cache.shareAcrossCredentials (the default) the new tokens are
+ *   revalidated against the stored bodies (free 304s: ≈ 0 quota per resource·client); without, every
+ *   token pays one unit per resource again (≈ 1).
  * - redis-restore (Redis only): a replica takes a snapshot; `restoreChanges` resources change;
  *   Redis is SIGKILLed and restarted empty; once every replica is back on Redis, one replica restores
  *   the snapshot (`restoreNow()`); then `outagePasses` passes.
@@ -43,9 +48,9 @@ import { EventName } from '../src/domain/events/events.js';
 
 export type Backend = 'memory' | 'redis';
 export type Balancer = 'round-robin' | 'random';
-export type PhaseName = 'warm-up' | 'steady' | 'rolling-restart' | 'redis-restore' | 'redis-down';
+export type PhaseName = 'warm-up' | 'steady' | 'rolling-restart' | 'token-rotation' | 'redis-restore' | 'redis-down';
 
-export const PHASES: readonly PhaseName[] = ['warm-up', 'steady', 'rolling-restart', 'redis-restore', 'redis-down'];
+export const PHASES: readonly PhaseName[] = ['warm-up', 'steady', 'rolling-restart', 'token-rotation', 'redis-restore', 'redis-down'];
 /** Phases that only mean something with a shared Redis. */
 export const REDIS_ONLY_PHASES: ReadonlySet<PhaseName> = new Set(['redis-restore', 'redis-down']);
 
@@ -64,6 +69,10 @@ export interface SimulationOptions {
   restoreChanges?: number;
   /** Passes after the restore and while Redis is down (default 2). */
   outagePasses?: number;
+  /** Passes after every client rotated its token (default 1). */
+  rotationPasses?: number;
+  /** cache.shareAcrossCredentials of the replicas (default true, the mirror's default). */
+  shareAcrossCredentials?: boolean;
   /** Quota per token per hour (default 5000, GitHub's for a personal token). */
   quota?: number;
   /** Upstream answer latency, ms (default 20). */
@@ -84,6 +93,8 @@ export interface PhaseRow {
   backend: Backend;
   replicas: number;
   phase: PhaseName;
+  /** cache.shareAcrossCredentials of the replicas. */
+  share_across_credentials: boolean;
   /** Quota units spent in the phase / (clients × resources). */
   quota_per_resource_client: number;
   /** Clients with any 403/429, or any X-Cache RATE_LIMITED_* answer, in the phase. */
@@ -116,6 +127,8 @@ export interface PhaseRow {
   duration_ms: number;
   /** Cache entries in Redis (bookkeeping keys — leases, the restored mark — left out) and used_memory at the end of the phase (Redis backend, Redis up). */
   redis_keys: number | null;
+  /** Of those, bodies stored once per resource (the shared layout; 0 without it). */
+  redis_bodies: number | null;
   redis_used_memory_bytes: number | null;
   /** Commands Redis processed during the phase (lookups, stores, leases, polls, snapshot reads; null when Redis went down). */
   redis_commands: number | null;
@@ -133,8 +146,9 @@ export function resourcePath(k: number): string {
   return `/repos/${RESOURCE_OWNER}/repo-${k}`;
 }
 
-function tokenOf(c: number): string {
-  return `token sim-client-${c}`;
+/** Client c's token; a rotation gives every client a new one (generation 0 = its first). */
+function tokenOf(c: number, generation = 0): string {
+  return generation === 0 ? `token sim-client-${c}` : `token sim-client-${c}-rotated-${generation}`;
 }
 
 /** A repository-shaped body of about 2.5 KB (the size of a real GET /repos/{owner}/{repo} is 5–7 KB). */
@@ -315,6 +329,8 @@ interface Resolved {
   changesPerStep: number;
   restoreChanges: number;
   outagePasses: number;
+  rotationPasses: number;
+  shareAcrossCredentials: boolean;
   quota: number;
   upstreamLatencyMs: number;
   balancer: Balancer;
@@ -346,6 +362,8 @@ function resolveOptions(o: SimulationOptions): Resolved {
     changesPerStep: Math.min(resources, nonNegative('changesPerStep', o.changesPerStep ?? Math.ceil(resources / 10))),
     restoreChanges: Math.min(resources, nonNegative('restoreChanges', o.restoreChanges ?? Math.max(1, Math.round(resources / 50)))),
     outagePasses: positive('outagePasses', o.outagePasses ?? 2),
+    rotationPasses: positive('rotationPasses', o.rotationPasses ?? 1),
+    shareAcrossCredentials: o.shareAcrossCredentials ?? true,
     quota: positive('quota', o.quota ?? 5000),
     upstreamLatencyMs: nonNegative('upstreamLatencyMs', o.upstreamLatencyMs ?? 20),
     balancer: o.balancer ?? 'round-robin',
@@ -357,11 +375,18 @@ function resolveOptions(o: SimulationOptions): Resolved {
 }
 
 /** The figure issue 7 names for a row, and whether the row meets it. */
-export function targetFor(row: Pick<PhaseRow, 'backend' | 'replicas' | 'phase' | 'quota_per_resource_client' | 'rate_limited_clients' | 'changed_resources' | 'resources'>): { target: string | null; met: boolean | null } {
+export function targetFor(
+  row: Pick<PhaseRow, 'backend' | 'replicas' | 'phase' | 'quota_per_resource_client' | 'rate_limited_clients' | 'changed_resources' | 'resources' | 'share_across_credentials'>,
+): { target: string | null; met: boolean | null } {
+  const q = row.quota_per_resource_client;
+  if (row.phase === 'token-rotation') {
+    // issue 16: ≈ 0 when nothing changed with shared bodies (any backend), ≈ 1 without
+    if (row.share_across_credentials) return { target: '≤ 0.01 (shared bodies)', met: q <= 0.01 };
+    return { target: '≈ 1 (per-credential)', met: q >= 0.99 && q <= 1.05 };
+  }
   if (row.backend !== 'redis') return { target: null, met: null };
   const parts: string[] = [];
   let met = true;
-  const q = row.quota_per_resource_client;
   if (row.phase === 'warm-up') {
     parts.push('≤ 1.05');
     met &&= q <= 1.05;
@@ -404,12 +429,14 @@ class SimulationRun {
   private readonly changeRandom: () => number;
   private readonly versions: number[];
   private readonly label: string;
+  /** Token generation of every client (the token-rotation phase moves it on). */
+  private generation = 0;
 
   constructor(private readonly o: Resolved) {
     this.balancerRandom = range(o.clients).map((c) => prng(mix(o.seed, 1, c)));
     this.changeRandom = prng(mix(o.seed, 2));
     this.versions = range(o.resources).map(() => 1);
-    this.label = `[${o.backend} R=${o.replicas}]`;
+    this.label = `[${o.backend} R=${o.replicas}${o.shareAcrossCredentials ? '' : ' per-credential'}]`;
   }
 
   private get gh(): FakeGitHub {
@@ -440,6 +467,7 @@ class SimulationRun {
       // these give the shared one the slack. Overridable (MIRROR_* of the environment) to see the effect.
       MIRROR_CACHE_BREAKER_TIMEOUT_MS: '2000',
       MIRROR_REDIS_COMMAND_TIMEOUT_MS: '1500',
+      MIRROR_CACHE_SHARE_ACROSS_CREDENTIALS: String(o.shareAcrossCredentials),
       ...o.env,
       MIRROR_CACHE_BACKEND: o.backend,
       MIRROR_REDIS_URL: redisUrl,
@@ -488,6 +516,8 @@ class SimulationRun {
         return this.measure(phase, (stats) => this.steady(stats));
       case 'rolling-restart':
         return this.measure(phase, (stats) => this.rollingRestart(stats));
+      case 'token-rotation':
+        return this.measure(phase, (stats) => this.tokenRotation(stats));
       case 'redis-restore':
         return this.measure(phase, (stats) => this.redisRestore(stats));
       case 'redis-down':
@@ -526,6 +556,7 @@ class SimulationRun {
       backend: o.backend,
       replicas: o.replicas,
       phase,
+      share_across_credentials: o.shareAcrossCredentials,
       quota_per_resource_client: round(quotaSpent / (o.clients * o.resources), 4),
       rate_limited_clients: stats.rateLimited.size,
       p50_ms: round(percentile(latencies, 50), 1),
@@ -546,6 +577,7 @@ class SimulationRun {
       coalesce_wait_ms: o.backend === 'redis' ? (fleet.slots[0]?.config.cache.coalesce.waitMs ?? 0) : 0,
       duration_ms: Math.round(durationMs),
       redis_keys: redisInfo?.keys ?? null,
+      redis_bodies: redisInfo?.bodies ?? null,
       redis_used_memory_bytes: redisInfo?.usedMemory ?? null,
       redis_commands: redisInfo === undefined ? null : redisInfo.commands - this.commandsBase,
       rss_mb: rssMb(),
@@ -566,18 +598,19 @@ class SimulationRun {
     return row;
   }
 
-  private async redisInfo(): Promise<{ keys: number; usedMemory: number; commands: number } | undefined> {
+  private async redisInfo(): Promise<{ keys: number; bodies: number; usedMemory: number; commands: number } | undefined> {
     const redis = this.redis;
     if (redis === undefined || !redis.alive) return undefined;
     try {
       // every key is the mirror's (the default prefix); its bookkeeping keys are not entries
       const bookkeeping = (await redis.cli('--scan', '--pattern', `ghm:${RESERVED_KEY_MARK}*`)).split('\n').filter((line) => line !== '').length;
       const keys = Number(await redis.cli('DBSIZE')) - bookkeeping;
+      const bodies = (await redis.cli('--scan', '--pattern', 'ghm:{*}b:*')).split('\n').filter((line) => line !== '').length;
       const info = await redis.cli('INFO', 'memory');
       const usedMemory = Number(/^used_memory:(\d+)/m.exec(info)?.[1] ?? NaN);
       const stats = await redis.cli('INFO', 'stats');
       const commands = Number(/^total_commands_processed:(\d+)/m.exec(stats)?.[1] ?? NaN);
-      return { keys, usedMemory, commands };
+      return { keys, bodies, usedMemory, commands };
     } catch {
       // redis-cli failed (Redis going down): the row says null
       return undefined;
@@ -589,7 +622,7 @@ class SimulationRun {
   /** One client request through the balancer; a failed connection is retried on another replica (as a balancer does). */
   private async send(c: number, k: number, stats: PhaseStats): Promise<void> {
     const started = performance.now();
-    const headers = { authorization: tokenOf(c), accept: ACCEPT };
+    const headers = { authorization: tokenOf(c, this.generation), accept: ACCEPT };
     const random = this.balancerRandom[c] as () => number;
     for (let attempt = 1; ; attempt++) {
       const mirror = this.replicas.pick(random);
@@ -698,6 +731,13 @@ class SimulationRun {
     return changed;
   }
 
+  /** Every client gets a new token; nothing changes upstream; then `rotationPasses` passes. */
+  private async tokenRotation(stats: PhaseStats): Promise<number> {
+    this.generation += 1;
+    for (let i = 0; i < this.o.rotationPasses; i++) await this.pass(stats, this.passCounter++);
+    return 0;
+  }
+
   private async redisRestore(stats: PhaseStats): Promise<number> {
     const redis = this.requireRedis();
     const fleet = this.replicas;
@@ -768,17 +808,22 @@ const phaseRank = (phase: PhaseName): number => PHASES.indexOf(phase);
 /** Rows by phase, then replicas, then backend (memory beside Redis). */
 export function sortRows(rows: readonly PhaseRow[]): PhaseRow[] {
   return [...rows].sort(
-    (a, b) => phaseRank(a.phase) - phaseRank(b.phase) || a.replicas - b.replicas || a.backend.localeCompare(b.backend),
+    (a, b) =>
+      phaseRank(a.phase) - phaseRank(b.phase) ||
+      a.replicas - b.replicas ||
+      a.backend.localeCompare(b.backend) ||
+      Number(b.share_across_credentials) - Number(a.share_across_credentials),
   );
 }
 
 /** A Markdown table of the rows (also readable as plain text). */
 export function formatTable(rows: readonly PhaseRow[]): string {
-  const header = ['phase', 'R', 'backend', 'quota / resource·client', 'changed / K', 'rate-limited clients', 'p50 ms', 'p99 ms', 'upstream calls', 'target'];
+  const header = ['phase', 'R', 'backend', 'shared bodies', 'quota / resource·client', 'changed / K', 'rate-limited clients', 'p50 ms', 'p99 ms', 'upstream calls', 'target'];
   const lines = sortRows(rows).map((r) => [
     r.phase,
     String(r.replicas),
     r.backend,
+    r.share_across_credentials ? 'yes' : 'no',
     r.quota_per_resource_client.toFixed(3),
     `${r.changed_resources}/${r.resources}`,
     `${r.rate_limited_clients}/${r.clients}`,
@@ -805,6 +850,9 @@ export interface CliOptions {
   changesPerStep: number | undefined;
   restoreChanges: number | undefined;
   outagePasses: number;
+  rotationPasses: number;
+  /** Runs with cache.shareAcrossCredentials on, off, or both (each run once per value). */
+  share: boolean[];
   quota: number;
   upstreamLatencyMs: number;
   balancer: Balancer;
@@ -823,6 +871,8 @@ export const CLI_DEFAULTS: CliOptions = {
   changesPerStep: undefined,
   restoreChanges: undefined,
   outagePasses: 2,
+  rotationPasses: 1,
+  share: [true, false],
   quota: 5000,
   upstreamLatencyMs: 20,
   balancer: 'round-robin',
@@ -841,16 +891,18 @@ export const CLI_USAGE = `npm run simulate -- [options]
   --changes N              resources changed per steady pass / at the rolling restart (default ceil(K/10))
   --restore-changes N      resources changed between the snapshot and the Redis restart (default max(1, round(K/50)))
   --outage-passes 2        passes after the restore and while Redis is down
+  --rotation-passes 1      passes after every client rotated its token
+  --share on,off           cache.shareAcrossCredentials of the runs (each run once per value)
   --quota 5000             quota per token per hour
   --latency-ms 20          fake GitHub answer latency
   --balancer round-robin   or random
   --seed 7
-  --phases warm-up,steady,rolling-restart,redis-restore,redis-down
+  --phases warm-up,steady,rolling-restart,token-rotation,redis-restore,redis-down
   --out bench/results/simulate.json
 Replicas get every MIRROR_* variable of the environment (e.g. MIRROR_CACHE_COALESCE_WAIT_MS=0).`;
 
 export function parseCliArgs(argv: readonly string[]): CliOptions | 'help' {
-  const o: CliOptions = { ...CLI_DEFAULTS, replicas: [...CLI_DEFAULTS.replicas], backends: [...CLI_DEFAULTS.backends], phases: [...CLI_DEFAULTS.phases] };
+  const o: CliOptions = { ...CLI_DEFAULTS, replicas: [...CLI_DEFAULTS.replicas], backends: [...CLI_DEFAULTS.backends], share: [...CLI_DEFAULTS.share], phases: [...CLI_DEFAULTS.phases] };
   const int = (name: string, value: string): number => {
     const n = Number(value);
     if (!Number.isInteger(n) || n < 0) throw new RangeError(`--${name}: not an integer >= 0: ${value}`);
@@ -895,6 +947,15 @@ export function parseCliArgs(argv: readonly string[]): CliOptions | 'help' {
         break;
       case 'outage-passes':
         o.outagePasses = int(name, value);
+        break;
+      case 'rotation-passes':
+        o.rotationPasses = int(name, value);
+        break;
+      case 'share':
+        o.share = list(value).map((v) => {
+          if (v !== 'on' && v !== 'off') throw new RangeError(`--share: on or off, not ${v}`);
+          return v === 'on';
+        });
         break;
       case 'quota':
         o.quota = int(name, value);

@@ -25,15 +25,19 @@ async function main(): Promise<void> {
   };
   progress(
     `simulate: backends ${o.backends.join(',')} × replicas ${o.replicas.join(',')}; ${o.clients} clients × ${o.resources} resources, ` +
-      `quota ${o.quota}/h per token, upstream latency ${o.upstreamLatencyMs} ms, ${o.balancer} balancer, warm-up fan-out ${o.fanout ?? 'R'}`,
+      `quota ${o.quota}/h per token, upstream latency ${o.upstreamLatencyMs} ms, ${o.balancer} balancer, warm-up fan-out ${o.fanout ?? 'R'}, ` +
+      `shared bodies ${o.share.map((v) => (v ? 'on' : 'off')).join(',')}`,
   );
   const started = performance.now();
   const rows: PhaseRow[] = [];
   for (const replicas of o.replicas) {
     for (const backend of o.backends) {
+      for (const shareAcrossCredentials of o.share) {
       const result = await runSimulation({
         backend,
         replicas,
+        shareAcrossCredentials,
+        rotationPasses: o.rotationPasses,
         clients: o.clients,
         resources: o.resources,
         ...(o.fanout === undefined ? {} : { fanout: o.fanout }),
@@ -50,6 +54,7 @@ async function main(): Promise<void> {
         progress,
       });
       rows.push(...result);
+      }
     }
   }
   const sorted = sortRows(rows);

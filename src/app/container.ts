@@ -21,6 +21,8 @@ import { HmacKeyHasher } from '../adapters/crypto/hmac-key-hasher.adapter.js';
 import { PrometheusMetrics } from '../adapters/metrics/prometheus-metrics.adapter.js';
 import { ReadinessTracker } from '../adapters/readiness/readiness-tracker.adapter.js';
 import { ResolveResource } from '../domain/use-cases/resolve-resource.js';
+import { CrossCredentialRevalidation } from '../domain/use-cases/cross-credential-revalidation.js';
+import { nodeDigest } from '../adapters/crypto/node-digest.adapter.js';
 import { CrossReplicaCoalescing } from '../domain/use-cases/cross-replica-coalescing.js';
 import { PassThrough } from '../domain/use-cases/pass-through.js';
 import { AdmitClient } from '../domain/use-cases/admit-client.js';
@@ -81,7 +83,7 @@ export function buildContainer(config: MirrorConfig, logger: Logger, overrides: 
   c.register(TOKENS.KeyHasher, once(() => new HmacKeyHasher(config.cache.secret || DEVELOPMENT_SECRET)));
   c.register(
     TOKENS.CacheWiring,
-    once((r) => buildCache(config, { events: bus(r), clock: clock(r), ...(overrides.cache ? { override: overrides.cache } : {}) })),
+    once((r) => buildCache(config, { events: bus(r), clock: clock(r), secret: config.cache.secret || DEVELOPMENT_SECRET, ...(overrides.cache ? { override: overrides.cache } : {}) })),
   );
   c.register(TOKENS.Cache, once((r) => cache(r).port));
   c.register(TOKENS.Upstream, once((r) => buildUpstream(config, { events: bus(r), keys: keys(r), clock: clock(r), logger, governorBackend: cache(r).governor })));
@@ -101,6 +103,7 @@ export function buildContainer(config: MirrorConfig, logger: Logger, overrides: 
             freshnessMs: config.cache.freshnessMs,
           },
           coalescing(r),
+          config.cache.shareAcrossCredentials ? new CrossCredentialRevalidation(cache(r).port, nodeDigest, bus(r)) : undefined,
         ),
     ),
   );
@@ -135,7 +138,9 @@ export function buildContainer(config: MirrorConfig, logger: Logger, overrides: 
     TOKENS.Readiness,
     once((r) => {
       const breakers = { ...cache(r).breakers, ...r.resolve<UpstreamWiring>(TOKENS.Upstream).breakers };
-      return new Readiness(cache(r).port, new ReadinessTracker(bus(r), Date.now, breakers), config.upstream.url);
+      const readiness = new Readiness(cache(r).port, new ReadinessTracker(bus(r), Date.now, breakers), config.upstream.url);
+      readiness.add('storage', () => ({ ...cache(r).storage() }));
+      return readiness;
     }),
   );
   c.register(

@@ -26,6 +26,33 @@ export function isPerResponseHeader(name: string): boolean {
 /** Headers that describe one transfer, not the resource: never stored, never copied from an entry. */
 const TRANSFER_HEADERS = new Set(['content-length', 'content-encoding', 'set-cookie', 'age', 'x-cache', 'cache-status']);
 
+/**
+ * Headers GitHub sets from the credential, not the resource (its scopes, its expiry, its SSO state):
+ * they stay in that credential's own entry and never travel with a body shared across credentials.
+ */
+const CREDENTIAL_HEADERS = new Set([
+  'etag',
+  'x-oauth-scopes',
+  'x-accepted-oauth-scopes',
+  'x-accepted-github-permissions',
+  'x-oauth-client-id',
+  'github-authentication-token-expiration',
+  'x-github-sso',
+]);
+
+export function isCredentialHeader(name: string): boolean {
+  return CREDENTIAL_HEADERS.has(name);
+}
+
+/** A stored answer's headers without the credential's own (for a representation shared across credentials). */
+export function resourceHeaders(headers: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name in headers) {
+    if (!CREDENTIAL_HEADERS.has(name)) out[name] = headers[name] as string;
+  }
+  return out;
+}
+
 export function firstValue(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
@@ -125,4 +152,35 @@ export function etagMatches(ifNoneMatch: string | undefined, etag: string | unde
   const opaque = (tag: string) => tag.trim().replace(/^W\//, '');
   const target = opaque(etag);
   return ifNoneMatch.split(',').some((candidate) => candidate.trim() === '*' || opaque(candidate) === target);
+}
+
+/** Client headers the mirror replaces with its own when it asks upstream. */
+const STRIPPED_FOR_UPSTREAM = new Set(['if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since', 'if-range', 'accept-encoding', 'content-length', 'range']);
+
+/** Client headers as sent upstream for a cached GET: validators and encoding are the mirror's. */
+export function upstreamHeaders(headers: HeaderMap): HeaderMap {
+  const out: HeaderMap = {};
+  for (const name in headers) {
+    if (!STRIPPED_FOR_UPSTREAM.has(name)) out[name] = headers[name];
+  }
+  return out;
+}
+
+/** Headers of a 304 that update the served answer: rate-limit state, date, request id, validators, caching. */
+export function refreshedHeaders(headers: HeaderMap): Record<string, string> {
+  const out = perResponseHeaders(headers);
+  for (const name of ['etag', 'last-modified', 'cache-control', 'vary', 'expires']) {
+    const value = joinValue(headers[name]);
+    if (value !== undefined) out[name] = value;
+  }
+  return out;
+}
+
+/** Entity headers dropped from a 304 sent to a client. */
+export function withoutEntityHeaders(headers: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name in headers) {
+    if (name !== 'content-type' && name !== 'content-length' && name !== 'content-encoding') out[name] = headers[name] as string;
+  }
+  return out;
 }

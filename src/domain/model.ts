@@ -26,6 +26,24 @@ export interface CachedEntry {
   maxAgeSeconds?: number;
 }
 
+/**
+ * A body the cache holds for a resource, as it was validated for some credential, without what
+ * belongs to that credential (its ETag, its scopes). Used only to ask GitHub whether another
+ * credential gets the same body (cross-credential revalidation); never served without GitHub's 304.
+ */
+export interface StoredRepresentation {
+  status: number;
+  /** The resource's headers (content-type, link, vary, ...), never a credential's own (DESIGN §3). */
+  headers: Record<string, string>;
+  /** The decoded (identity) body. */
+  body: Uint8Array;
+  lastModified?: string;
+  /** Epoch ms when upstream last confirmed this body to any credential. */
+  validatedAt: number;
+  arrayLength?: number;
+  maxAgeSeconds?: number;
+}
+
 /** Outcomes of DESIGN §4: the `X-Cache` header and the `cache` metric label. */
 export const Outcome = {
   ONLINE_HIT: 'ONLINE_HIT',

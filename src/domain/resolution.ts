@@ -18,6 +18,11 @@ interface ResolutionCommon {
   ttlSeconds?: number;
   /** The answer carries a cached entry's body (the body is the entry's, URLs in it still upstream's). */
   fromCache: boolean;
+  /**
+   * ONLINE_HIT of a credential with no entry of its own (cross-credential revalidation): GitHub's 304
+   * confirmed a body stored for another credential ("shared") or the empty list ("guess").
+   */
+  sharedBody?: 'shared' | 'guess';
   /** Why upstream failed when a cached body was served instead (for the log; never sent). */
   upstreamCause?: string;
 }

@@ -6,7 +6,7 @@ import test from 'ava';
 import { BreakerCache, type BreakerCacheOptions, type ReadinessSource } from '../../src/adapters/cache/breaker/breaker-cache.adapter.js';
 import { MemoryCache } from '../../src/adapters/cache/memory/memory-cache.adapter.js';
 import { RedisCache } from '../../src/adapters/cache/redis/redis-cache.adapter.js';
-import type { CachedEntry } from '../../src/domain/model.js';
+import type { CachedEntry, StoredRepresentation } from '../../src/domain/model.js';
 import type { CachePort } from '../../src/domain/ports/cache.port.js';
 import { during, loggingBus, makeEntry, RecordingBus, RecordingLogger } from '../support/cache-traffic.js';
 import { sleep, startRedis, waitFor, type RedisProcess } from '../support/redis-harness.js';
@@ -43,7 +43,11 @@ class FakePrimary implements CachePort, ReadinessSource {
     this.sealKeys.push(sealKey);
     await this.gate();
     this.data.set(key, entry);
+  }  async representations(): Promise<readonly StoredRepresentation[]> {
+    await this.gate();
+    return [];
   }
+
   async forget(key: string): Promise<void> {
     await this.gate();
     this.data.delete(key);

@@ -25,6 +25,20 @@ test('seal keys are 32 bytes, per credential, and need the credential', (t) => {
   t.deepEqual(Buffer.from(a), Buffer.from(new HmacKeyHasher('secret-1').sealKeyFor('token a')));
 });
 
+test('resource keys are the same for every credential, differ per request part and secret, and hold no brace', (t) => {
+  const hasher = new HmacKeyHasher('secret-1');
+  const { credential: _credential, ...request } = parts('token a');
+  const key = hasher.resourceKeyFor(request);
+  t.regex(key, /^[0-9a-f]{40}$/);
+  t.is(key, hasher.resourceKeyFor({ ...request }), 'stable');
+  t.not(key, hasher.resourceKeyFor({ ...request, path: '/repos/o/s' }));
+  t.not(key, hasher.resourceKeyFor({ ...request, query: 'a=2' }));
+  t.not(key, hasher.resourceKeyFor({ ...request, accept: 'application/vnd.github.raw' }));
+  t.not(key, hasher.resourceKeyFor({ ...request, apiVersion: '2026-03-10' }));
+  t.not(key, new HmacKeyHasher('secret-2').resourceKeyFor(request));
+  t.false(hasher.keyFor(parts('token a')).includes(key), 'not a part of any credential key');
+});
+
 test('keys are memoised per request identity: the same key from a fresh hasher, and after the memo fills and empties', (t) => {
   const hasher = new HmacKeyHasher('secret-1');
   const first = hasher.keyFor(parts('token a'));

@@ -229,6 +229,49 @@ test('cache size: read from the stats function at scrape time; absent when it fa
   t.is(valueOf(s, 'github_mirror_cache_size'), undefined);
 });
 
+test('shared layout: bodies and credential entries from the same stats call; absent without the layout', async (t) => {
+  let calls = 0;
+  let layout: { entries: number; bodies: number; estimated: boolean } | undefined = { entries: 20_000, bodies: 200, estimated: false };
+  const { scrape } = makeSut({
+    cacheStats: () => {
+      calls++;
+      return Promise.resolve(layout === undefined ? { entries: 5, bytes: 10 } : { entries: 20_201, bytes: 999, layout });
+    },
+  });
+  let s = await scrape();
+  t.is(valueOf(s, 'github_mirror_cached_bodies'), 200);
+  t.is(valueOf(s, 'github_mirror_cached_credential_entries'), 20_000);
+  t.is(valueOf(s, 'github_mirror_cached_objects'), 20_201);
+  t.is(calls, 1, 'one stats call serves every gauge');
+  layout = undefined;
+  s = await scrape();
+  t.is(valueOf(s, 'github_mirror_cached_bodies'), undefined);
+  t.is(valueOf(s, 'github_mirror_cached_credential_entries'), undefined);
+});
+
+test('cross-credential revalidations by kind and result (all present from the start) and the quota they saved', async (t) => {
+  const { emit, scrape } = makeSut();
+  let s = await scrape();
+  for (const kind of ['shared', 'guess']) {
+    for (const result of ['304', '200', 'error']) t.is(valueOf(s, 'github_mirror_cross_credential_revalidations_total', { kind, result }), 0);
+  }
+  const event = (result: string, quotaSaved: number, candidates = 2, guess = false) => ({ name: 'cache.cross_credential_revalidation', result, candidates, guess, quotaSaved });
+  emit(event('304', 1));
+  emit(event('304', 1));
+  emit(event('200', 0));
+  emit(event('error', 0));
+  emit(event('304', 1, 1, true));
+  emit(event('200', 0, 1, true));
+  emit(event('200', 0, 1, true));
+  s = await scrape();
+  t.is(valueOf(s, 'github_mirror_cross_credential_revalidations_total', { kind: 'shared', result: '304' }), 2);
+  t.is(valueOf(s, 'github_mirror_cross_credential_revalidations_total', { kind: 'shared', result: '200' }), 1);
+  t.is(valueOf(s, 'github_mirror_cross_credential_revalidations_total', { kind: 'shared', result: 'error' }), 1);
+  t.is(valueOf(s, 'github_mirror_cross_credential_revalidations_total', { kind: 'guess', result: '304' }), 1);
+  t.is(valueOf(s, 'github_mirror_cross_credential_revalidations_total', { kind: 'guess', result: '200' }), 2);
+  t.is(valueOf(s, 'github_mirror_cross_credential_quota_saved_total'), 3);
+});
+
 test('cacheStatsOf: a function for backends with stats(), undefined otherwise', async (t) => {
   t.is(cacheStatsOf({ backend: 'x' }), undefined);
   t.is(cacheStatsOf(undefined), undefined);
@@ -336,4 +379,47 @@ test('status tracker: breakers, upstream health, restore progress', (t) => {
   status.close();
   emit({ name: 'breaker.changed', breaker: 'upstream', state: 'closed' });
   t.deepEqual(status.breakers(), { upstream: 'open' }, 'no longer listening');
+});
+
+test('governor: hold_longest_seconds is how long the longest current hold has lasted; a hold right after the last one continues it', async (t) => {
+  const { emit, scrape, clock } = makeSut();
+  const hold = (partition: string, holdMs: number) => emit({ name: 'governor.hold', partition, holdMs, source: 'answer' });
+  t.is(valueOf(await scrape(), 'github_mirror_governor_hold_longest_seconds'), 0);
+  hold('p1', 300_000);
+  clock.advance(120_000);
+  hold('p2', 60_000);
+  let s = await scrape();
+  t.is(valueOf(s, 'github_mirror_governor_holds_active'), 2);
+  t.is(valueOf(s, 'github_mirror_governor_hold_longest_seconds'), 120);
+  clock.advance(200_000); // p1 ended 20 s ago, p2 40 s before that
+  s = await scrape();
+  t.is(valueOf(s, 'github_mirror_governor_holds_active'), 0);
+  t.is(valueOf(s, 'github_mirror_governor_hold_longest_seconds'), 0);
+  hold('p1', 600_000); // GitHub refused again at the first call after the wait
+  clock.advance(60_000);
+  s = await scrape();
+  t.is(valueOf(s, 'github_mirror_governor_holds_active'), 1);
+  t.is(valueOf(s, 'github_mirror_governor_hold_longest_seconds'), 380, 'one hold since the first refusal');
+  clock.advance(600_000);
+  hold('p1', 60_000); // 60 s after the last hold ended: a new one
+  t.is(valueOf(await scrape(), 'github_mirror_governor_hold_longest_seconds'), 0);
+});
+
+test('quota saved: by client and reason, only for answers that spent no quota', async (t) => {
+  const { emit, scrape } = makeSut({ clientLabels: { admitAfter: 1 } });
+  const resolved = (quotaSaved: string | undefined, userAgent?: string) =>
+    emit({ name: 'resource.resolved', outcome: 'ONLINE_HIT', status: 200, method: 'GET', collapsed: false, ...(quotaSaved ? { quotaSaved } : {}), ...(userAgent ? { userAgent } : {}) });
+  resolved('not_modified', 'octokit-rest.js/20.0.2');
+  resolved('not_modified', 'octokit-rest.js/19');
+  resolved('fresh', 'PyGithub/2.1');
+  resolved('coalesced');
+  resolved(undefined, 'curl/8');
+  resolved('bogus', 'curl/8');
+  emit({ name: 'upstream.called', result: 'ok', status: 200, countedAgainstQuota: true, conditional: false, durationMs: 1, userAgent: 'gh/2.40' });
+  const s = await scrape();
+  t.is(valueOf(s, 'github_mirror_quota_saved_total', { client: 'octokit-rest.js', reason: 'not_modified' }), 2);
+  t.is(valueOf(s, 'github_mirror_quota_saved_total', { client: 'PyGithub', reason: 'fresh' }), 1);
+  t.is(valueOf(s, 'github_mirror_quota_saved_total', { client: 'none', reason: 'coalesced' }), 1);
+  t.is(total(s, 'github_mirror_quota_saved_total'), 4);
+  t.is(valueOf(s, 'github_mirror_upstream_requests_total', { client: 'gh', quota: 'counted' }), 1);
 });

@@ -9,16 +9,19 @@ import type { Mirror } from '../../src/app/mirror.js';
 
 let github: FakeGitHub;
 let mirror: Mirror;
+/** cache.shareAcrossCredentials off: every credential keeps its own entries, as before issue 16. */
+let perCredential: Mirror;
 const A = 'token aaaa1111';
 const B = 'token bbbb2222';
 
 test.before(async () => {
   github = await FakeGitHub.start();
-  mirror = await startMirror(github.url);
+  [mirror, perCredential] = await Promise.all([startMirror(github.url), startMirror(github.url, { MIRROR_CACHE_SHARE_ACROSS_CREDENTIALS: 'false' })]);
 });
 
 test.after.always(async () => {
   await mirror?.stop();
+  await perCredential?.stop();
   await github?.close();
 });
 
@@ -59,16 +62,33 @@ test.serial('a Last-Modified-only resource revalidates with If-Modified-Since', 
 test.serial('tokens never see each other’s entries; no Authorization is its own partition', async (t) => {
   github.setResource('/repos/o/part', { body: { part: 1 } });
   github.resetCalls();
-  await fetchText(`${mirror.url}/repos/o/part`, { headers: { authorization: A } });
-  const b = await fetchText(`${mirror.url}/repos/o/part`, { headers: { authorization: B } });
+  await fetchText(`${perCredential.url}/repos/o/part`, { headers: { authorization: A } });
+  const b = await fetchText(`${perCredential.url}/repos/o/part`, { headers: { authorization: B } });
   t.is(b.headers.get('x-cache'), 'ONLINE_MISS');
-  const anon = await fetchText(`${mirror.url}/repos/o/part`);
+  const anon = await fetchText(`${perCredential.url}/repos/o/part`);
   t.is(anon.headers.get('x-cache'), 'ONLINE_MISS');
-  const anon2 = await fetchText(`${mirror.url}/repos/o/part`);
+  const anon2 = await fetchText(`${perCredential.url}/repos/o/part`);
   t.is(anon2.headers.get('x-cache'), 'ONLINE_HIT');
   t.is(github.quotaSpent(undefined), 2, 'anonymous 304s still cost');
   const upstreamAuth = github.callsTo('/repos/o/part').map((c) => c.credential);
   t.deepEqual(upstreamAuth, [A, B, undefined, undefined]);
+});
+
+test.serial('with shared bodies a token with no entry gets another’s body only through its own free 304; anonymous stays apart', async (t) => {
+  github.setResource('/repos/o/part-shared', { body: { part: 2 } });
+  github.resetCalls();
+  const a = await fetchText(`${mirror.url}/repos/o/part-shared`, { headers: { authorization: A } });
+  const b = await fetchText(`${mirror.url}/repos/o/part-shared`, { headers: { authorization: B } });
+  t.is(b.headers.get('x-cache'), 'ONLINE_HIT');
+  t.is(b.headers.get('cache-status'), 'github-mirror; fwd=stale; fwd-status=304; detail=shared');
+  t.is(b.text, a.text);
+  t.is(github.quotaSpent(B), 0);
+  const [, toB] = github.callsTo('/repos/o/part-shared');
+  t.is(toB?.credential, B);
+  t.is(toB?.status, 304, 'GitHub confirmed the body for B itself');
+  const anon = await fetchText(`${mirror.url}/repos/o/part-shared`);
+  t.is(anon.headers.get('x-cache'), 'ONLINE_MISS', 'anonymous 304s are not free: no cross-credential revalidation');
+  t.is(github.callsTo('/repos/o/part-shared').at(-1)?.headers['if-none-match'], undefined);
 });
 
 test.serial('the query string reaches upstream byte for byte and is part of the key', async (t) => {

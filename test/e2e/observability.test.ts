@@ -3,7 +3,7 @@
  * then /metrics, /readyz and the captured log lines are checked.
  */
 import test from 'ava';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { FakeGitHub } from '../support/fake-github.js';
 import { startMirror, fetchText } from '../support/mirror-harness.js';
 import { parseMetrics, select, total, valueOf, type Sample } from '../support/prometheus-harness.js';
@@ -182,6 +182,46 @@ test.serial('coalesced requests are counted: one upstream call, the others share
   t.is(after - before, 6 - calls);
 });
 
+test.serial('quota attribution: spent and saved per client (first User-Agent product), 304s and coalesced requests saved', async (t) => {
+  const OCTOKIT = 'octokit-rest.js/20.0.2 octokit-core.js/5.0.1 Node.js/20';
+  const PYGITHUB = 'PyGithub/2.1.1';
+  github.setResource('/repos/o/attr-warm', { body: { w: 1 } });
+  github.setResource('/repos/o/attr', { body: { a: 1 } });
+  github.setResource('/repos/o/attr-slow', { body: { s: 1 } });
+  // a name becomes a label after a few sightings: both clients are known before the counted traffic
+  for (const ua of [OCTOKIT, PYGITHUB]) for (let i = 0; i < 3; i++) await get(mirror, '/repos/o/attr-warm', { authorization: A, 'user-agent': ua });
+  const read = async () => {
+    const samples = await scrape(mirror);
+    return {
+      spent: (client: string, quota: string) => total(samples, 'github_mirror_upstream_requests_total', { client, quota }),
+      saved: (client: string, reason: string) => total(samples, 'github_mirror_quota_saved_total', { client, reason }),
+      clients: new Set(select(samples, 'github_mirror_upstream_requests_total').map((x) => x.labels['client'])),
+    };
+  };
+  const before = await read();
+  await get(mirror, '/repos/o/attr', { authorization: A, 'user-agent': OCTOKIT });
+  await get(mirror, '/repos/o/attr', { authorization: A, 'user-agent': OCTOKIT });
+  await get(mirror, '/repos/o/attr', { authorization: A, 'user-agent': OCTOKIT });
+  // anonymous: a partition of its own (a 200), then a 304 that is charged, not saved
+  await get(mirror, '/repos/o/attr', { 'user-agent': OCTOKIT });
+  await get(mirror, '/repos/o/attr', { 'user-agent': OCTOKIT });
+  github.injectFault('/repos/o/attr-slow', { kind: 'latency', ms: 200 }, 1);
+  github.resetCalls();
+  await Promise.all(Array.from({ length: 6 }, () => get(mirror, '/repos/o/attr-slow', { authorization: A, 'user-agent': PYGITHUB })));
+  const calls = github.callsTo('/repos/o/attr-slow').length;
+  t.true(calls < 6);
+  const after = await read();
+  const delta = (f: (r: Awaited<ReturnType<typeof read>>) => number) => f(after) - f(before);
+  t.is(delta((r) => r.spent('octokit-rest.js', 'counted')), 3, 'the 200, the anonymous 200 and the anonymous 304');
+  t.is(delta((r) => r.spent('octokit-rest.js', 'free')), 2, 'two authenticated 304s');
+  t.is(delta((r) => r.saved('octokit-rest.js', 'not_modified')), 2);
+  t.is(delta((r) => r.saved('octokit-rest.js', 'coalesced')), 0);
+  t.is(delta((r) => r.spent('PyGithub', 'counted')), calls);
+  t.is(delta((r) => r.saved('PyGithub', 'coalesced')), 6 - calls);
+  t.true(after.clients.has('octokit-rest.js') && after.clients.has('PyGithub'));
+  t.true(after.clients.size <= 51);
+});
+
 test.serial('no label value holds a token, a URL path or a login', async (t) => {
   github.setUser(PAT, LOGIN);
   github.setResource(`/users/${LOGIN}`, { body: { login: LOGIN } });
@@ -321,6 +361,22 @@ test.serial('log lines: one per request with outcome, status and timing; no part
     }
   }
   t.pass();
+});
+
+test.serial('log lines: hashed_token is base64(SHA-256(token)) as in GitHub\'s audit log, absent without a token', async (t) => {
+  github.setResource('/repos/o/hashed', { body: { h: 1 } });
+  lines.length = 0;
+  await get(loggedMirror, '/repos/o/hashed', { authorization: `token ${PAT}` });
+  await get(loggedMirror, '/repos/o/hashed', { authorization: `Bearer ${FINE_GRAINED}` });
+  await get(loggedMirror, '/repos/o/hashed', {});
+  const requests = lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((r) => r['msg'] === 'request');
+  t.is(requests.length, 3);
+  const audit = (token: string) => createHash('sha256').update(token).digest('base64');
+  t.deepEqual(
+    requests.map((r) => r['hashed_token']),
+    [audit(PAT), audit(FINE_GRAINED), undefined],
+  );
+  t.false(lines.join('').includes(PAT));
 });
 
 test('the log level comes from log.level; createLogger honours it', async (t) => {

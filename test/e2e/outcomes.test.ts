@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { FakeGitHub } from '../support/fake-github.js';
 import { startMirror, fetchText } from '../support/mirror-harness.js';
 import { FakeClock } from '../support/fakes.js';
+import { githubEtag } from '../support/github-etag.js';
 import type { Mirror } from '../../src/app/mirror.js';
 import { ALL_OUTCOMES } from '../../src/domain/model.js';
 import { EventName } from '../../src/domain/events/events.js';
@@ -18,6 +19,8 @@ import { EventName } from '../../src/domain/events/events.js';
 let github: FakeGitHub;
 /** Breaker off, short upstream timeout, fake clock (exact stale ages, Retry-After holds). */
 let mirror: Mirror;
+/** The same with cache.shareAcrossCredentials off: a credential with no entry is a plain miss. */
+let perCredential: Mirror;
 /** Freshness window on. */
 let fresh: Mirror;
 /** Upstream is a port nobody listens on. */
@@ -35,8 +38,9 @@ test.before(async () => {
   github = await FakeGitHub.start();
   offlineGithub = await FakeGitHub.start();
   const closedPort = await freePort();
-  [mirror, fresh, unreachable, offline, tight] = await Promise.all([
+  [mirror, perCredential, fresh, unreachable, offline, tight] = await Promise.all([
     startMirror(github.url, { MIRROR_UPSTREAM_TIMEOUT_MS: TIMEOUT_MS, MIRROR_UPSTREAM_BREAKER_ENABLED: 'false' }, { clock }),
+    startMirror(github.url, { MIRROR_UPSTREAM_TIMEOUT_MS: TIMEOUT_MS, MIRROR_UPSTREAM_BREAKER_ENABLED: 'false', MIRROR_CACHE_SHARE_ACROSS_CREDENTIALS: 'false' }, { clock }),
     startMirror(github.url, { MIRROR_CACHE_FRESHNESS_MS: '30000', MIRROR_UPSTREAM_BREAKER_ENABLED: 'false' }),
     startMirror(`http://127.0.0.1:${closedPort}`, { MIRROR_UPSTREAM_BREAKER_ENABLED: 'false' }),
     startMirror(offlineGithub.url, {
@@ -53,7 +57,7 @@ test.before(async () => {
 });
 
 test.after.always(async () => {
-  await Promise.all([mirror?.stop(), fresh?.stop(), unreachable?.stop(), offline?.stop(), tight?.stop()]);
+  await Promise.all([mirror?.stop(), perCredential?.stop(), fresh?.stop(), unreachable?.stop(), offline?.stop(), tight?.stop()]);
   await github?.close();
   await offlineGithub?.close();
 });
@@ -153,33 +157,63 @@ test.serial('secondary limit: Retry-After is passed on and the credential is hel
   const other = 'token unaffected';
   github.setResource('/repos/o/sec', { body: { name: 'sec' } });
   github.setResource('/repos/o/sec-other', { body: { name: 'sec-other' } });
-  const body = await warm(mirror, '/repos/o/sec', token);
+  const body = await warm(perCredential, '/repos/o/sec', token);
   github.injectFault('/repos/o/sec', { kind: 'secondary-rate-limit', retryAfterSeconds: 60 }, 1);
-  const limited = await getFrom(mirror, '/repos/o/sec', token);
+  const limited = await getFrom(perCredential, '/repos/o/sec', token);
   t.is(limited.headers.get('x-cache'), 'RATE_LIMITED_HIT');
   t.is(limited.headers.get('retry-after'), '60');
   t.is(limited.text, body);
   const callsAfterLimit = github.calls.filter((c) => c.credential === token).length;
 
   clock.advance(20_000);
-  const held = await getFrom(mirror, '/repos/o/sec-other', token);
+  const held = await getFrom(perCredential, '/repos/o/sec-other', token);
   t.is(held.status, 429);
   t.is(held.headers.get('x-cache'), 'RATE_LIMITED_MISS');
   t.is(held.headers.get('retry-after'), '40');
   t.is(JSON.parse(held.text).code, 'SECONDARY_RATE_LIMITED');
-  const heldHit = await getFrom(mirror, '/repos/o/sec', token);
+  const heldHit = await getFrom(perCredential, '/repos/o/sec', token);
   t.is(heldHit.headers.get('x-cache'), 'RATE_LIMITED_HIT');
   t.is(heldHit.headers.get('retry-after'), '40');
   t.is(heldHit.text, body);
-  const posted = await getFrom(mirror, '/repos/o/sec/issues', token, { method: 'POST', body: '{}' });
+  const posted = await getFrom(perCredential, '/repos/o/sec/issues', token, { method: 'POST', body: '{}' });
   t.is(posted.status, 429);
   t.is(github.calls.filter((c) => c.credential === token).length, callsAfterLimit, 'nothing sent upstream for that credential');
-  t.is((await getFrom(mirror, '/repos/o/sec-other', other)).status, 200, 'other credentials go on');
+  t.is((await getFrom(perCredential, '/repos/o/sec-other', other)).status, 200, 'other credentials go on');
 
   clock.advance(40_000);
-  const released = await getFrom(mirror, '/repos/o/sec-other', token);
+  const released = await getFrom(perCredential, '/repos/o/sec-other', token);
   t.is(released.status, 200);
   t.is(released.headers.get('x-cache'), 'ONLINE_MISS');
+});
+
+test.serial('with shared bodies: after its hold, a token with no entry of its own gets another’s body by a free 304', async (t) => {
+  const token = 'token secondary-shared';
+  const other = 'token unaffected-shared';
+  github.setResource('/repos/o/sec-shared', { body: { name: 'sec-shared' } });
+  const body = await warm(mirror, '/repos/o/sec-shared', other);
+  github.injectFault(/^\/repos\/o\/sec-shared$/, { kind: 'secondary-rate-limit', retryAfterSeconds: 30 }, 1);
+  const limited = await getFrom(mirror, '/repos/o/sec-shared', token);
+  t.is(limited.headers.get('x-cache'), 'RATE_LIMITED_MISS', 'a rate-limited answer never hands out another credential’s body');
+  t.false(limited.text.includes('sec-shared'));
+  clock.advance(31_000);
+  const released = await getFrom(mirror, '/repos/o/sec-shared', token);
+  t.is(released.headers.get('x-cache'), 'ONLINE_HIT');
+  t.is(released.headers.get('cache-status'), 'github-mirror; fwd=stale; fwd-status=304; detail=shared');
+  t.is(released.text, body);
+});
+
+test.serial('with shared bodies: nothing of an answer cut mid-body is kept; the retry offers only the empty-list guess', async (t) => {
+  const token = 'token reset-shared';
+  const big = { name: 'reset-shared', padding: 'p'.repeat(8192) };
+  github.setResource('/repos/o/reset-shared', { body: big });
+  github.injectFault('/repos/o/reset-shared', { kind: 'reset-mid-body' }, 1);
+  const miss = await getFrom(mirror, '/repos/o/reset-shared', token);
+  t.is(miss.headers.get('x-cache'), 'API_CONNECTION_ERROR_MISS');
+  const again = await getFrom(mirror, '/repos/o/reset-shared', token);
+  t.is(again.headers.get('x-cache'), 'ONLINE_MISS');
+  t.deepEqual(JSON.parse(again.text), big);
+  const offered = github.callsTo('/repos/o/reset-shared').at(-1)?.headers['if-none-match'];
+  t.is(offered, githubEtag({ accept: '*/*', authorization: token }, '[]'), 'no ETag of a stored body: none was stored');
 });
 
 // ---- upstream errors ---------------------------------------------------------------------------
@@ -228,28 +262,28 @@ test.serial('API_CONNECTION_ERROR_HIT/MISS on a reset mid-body: the partial body
   const big = { name: 'reset', padding: 'p'.repeat(8192) };
   github.setResource('/repos/o/reset-hit', { body: big });
   github.setResource('/repos/o/reset-miss', { body: big });
-  const body = await warm(mirror, '/repos/o/reset-hit', token);
+  const body = await warm(perCredential, '/repos/o/reset-hit', token);
   clock.advance(5_000);
   github.injectFault(/^\/repos\/o\/reset-/, { kind: 'reset-mid-body' }, 2);
-  const hit = await getFrom(mirror, '/repos/o/reset-hit', token);
+  const hit = await getFrom(perCredential, '/repos/o/reset-hit', token);
   t.is(hit.status, 200);
   t.is(hit.headers.get('x-cache'), 'API_CONNECTION_ERROR_HIT');
   t.is(hit.headers.get('x-cache-stale-age'), '5');
   t.is(hit.headers.get('cache-status'), 'github-mirror; fwd=stale; detail=api-connection-error');
   t.is(hit.text, body, 'the whole cached body, not the half that arrived');
 
-  const miss = await getFrom(mirror, '/repos/o/reset-miss', token);
+  const miss = await getFrom(perCredential, '/repos/o/reset-miss', token);
   t.is(miss.status, 502);
   t.is(miss.headers.get('x-cache'), 'API_CONNECTION_ERROR_MISS');
   t.is(miss.headers.get('cache-status'), 'github-mirror; fwd=miss; detail=api-connection-error');
   t.true(isMirrorJson(miss.text, 'UPSTREAM_UNREACHABLE'));
 
   // Nothing of the cut answers was kept: the next GETs are an unconditional miss and a 304 on the old entry.
-  const again = await getFrom(mirror, '/repos/o/reset-miss', token);
+  const again = await getFrom(perCredential, '/repos/o/reset-miss', token);
   t.is(again.headers.get('x-cache'), 'ONLINE_MISS');
   t.deepEqual(JSON.parse(again.text), big);
   t.is(github.callsTo('/repos/o/reset-miss').at(-1)?.headers['if-none-match'], undefined);
-  const stillOld = await getFrom(mirror, '/repos/o/reset-hit', token);
+  const stillOld = await getFrom(perCredential, '/repos/o/reset-hit', token);
   t.is(stillOld.headers.get('x-cache'), 'ONLINE_HIT');
   t.is(stillOld.text, body);
 });

@@ -119,6 +119,8 @@ test('the dashboard is Grafana JSON on a Prometheus datasource variable, with th
     'Lowest rate-limit remaining (5 min window)',
     'Breaker state',
     'Snapshot age',
+    'Quota spent vs saved by client',
+    'Governor waits / refusals',
   ]) {
     t.true(titles.includes(wanted), wanted);
   }
@@ -135,7 +137,7 @@ test('the dashboard is Grafana JSON on a Prometheus datasource variable, with th
 test('promtool check rules passes on deploy/prometheus/alerts.yml', (t) => {
   const result = promtool(['check', 'rules', ALERTS]);
   t.is(result.status, 0, result.stdout + result.stderr);
-  t.regex(result.stdout, /SUCCESS: 6 rules found/);
+  t.regex(result.stdout, /SUCCESS: 8 rules found/);
 });
 
 test('the PrometheusRule holds the same groups as alerts.yml, and they check', (t) => {
@@ -268,6 +270,56 @@ tests:
         alertname: GitHubMirrorHigh5xxRate
         exp_alerts:
           - exp_labels: { severity: critical, job: m }
+  - interval: 1m
+    input_series:
+      # replica a has held a credential since t=0; replica b learnt of the hold 3 minutes later.
+      - series: 'github_mirror_governor_hold_longest_seconds{job="m", instance="a"}'
+        values: '0+60x15'
+      - series: 'github_mirror_governor_hold_longest_seconds{job="m", instance="b"}'
+        values: '0 0 0 0+60x12'
+      # another job: holds of 9 minutes, one after the other, never one of 10
+      - series: 'github_mirror_governor_hold_longest_seconds{job="n", instance="a"}'
+        values: '0+60x9 0+60x5'
+    alert_rule_test:
+      - eval_time: 10m
+        alertname: GitHubMirrorCredentialHeld
+        exp_alerts: []
+      - eval_time: 11m
+        alertname: GitHubMirrorCredentialHeld
+        exp_alerts:
+          - exp_labels: { severity: warning, job: m }
+  - interval: 1m
+    input_series:
+      # job m: half of 100 attempts a minute answered 304; job n: none of 100 (GitHub changed its formula);
+      # job o: none of 30 an hour (too few to tell); job p: only empty-list guesses, all 200 (not counted)
+      - series: 'github_mirror_cross_credential_revalidations_total{job="m", instance="a", kind="shared", result="304"}'
+        values: '0+50x120'
+      - series: 'github_mirror_cross_credential_revalidations_total{job="m", instance="a", kind="shared", result="200"}'
+        values: '0+50x120'
+      - series: 'github_mirror_cross_credential_revalidations_total{job="n", instance="a", kind="shared", result="304"}'
+        values: '0x120'
+      - series: 'github_mirror_cross_credential_revalidations_total{job="n", instance="a", kind="shared", result="200"}'
+        values: '0+100x120'
+      - series: 'github_mirror_cross_credential_revalidations_total{job="n", instance="a", kind="shared", result="error"}'
+        values: '0+1000x120'
+      - series: 'github_mirror_cross_credential_revalidations_total{job="o", instance="a", kind="shared", result="304"}'
+        values: '0x120'
+      - series: 'github_mirror_cross_credential_revalidations_total{job="o", instance="a", kind="shared", result="200"}'
+        values: '0+0.5x120'
+      - series: 'github_mirror_cross_credential_revalidations_total{job="p", instance="a", kind="guess", result="200"}'
+        values: '0+100x120'
+      - series: 'github_mirror_cross_credential_revalidations_total{job="p", instance="a", kind="shared", result="304"}'
+        values: '0x120'
+      - series: 'github_mirror_cross_credential_revalidations_total{job="p", instance="a", kind="shared", result="200"}'
+        values: '0x120'
+    alert_rule_test:
+      - eval_time: 10m
+        alertname: GitHubMirrorCrossCredentialIneffective
+        exp_alerts: []
+      - eval_time: 90m
+        alertname: GitHubMirrorCrossCredentialIneffective
+        exp_alerts:
+          - exp_labels: { severity: warning, job: n }
 `,
   );
   const result = promtool(['test', 'rules', file]);
@@ -338,11 +390,13 @@ test.serial('a real Prometheus scraping the mirror answers the dashboard’s p99
   const rules = await server.poll(async () => {
     const r = (await server.get('/api/v1/rules')) as { data?: { groups?: Array<{ rules: Array<{ name: string; health: string; lastError?: string }> }> } };
     const all = r.data?.groups?.flatMap((g) => g.rules) ?? [];
-    return all.length === 6 && all.every((rule) => rule.health === 'ok') ? all : undefined;
+    return all.length === 8 && all.every((rule) => rule.health === 'ok') ? all : undefined;
   }, 30_000);
   t.deepEqual(rules.map((r) => r.name).sort(), [
     'GitHubMirrorBreakerOpen',
     'GitHubMirrorCacheErrors',
+    'GitHubMirrorCredentialHeld',
+    'GitHubMirrorCrossCredentialIneffective',
     'GitHubMirrorHigh5xxRate',
     'GitHubMirrorQuotaLow',
     'GitHubMirrorSnapshotMissing',

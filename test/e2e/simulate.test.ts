@@ -29,7 +29,12 @@ const base: Omit<SimulationOptions, 'backend'> = {
   upstreamLatencyMs: 20,
   balancer: 'round-robin',
   seed: 11,
+  // the quota figures below are per credential: each client's token pays for its own entries
+  shareAcrossCredentials: false,
 };
+
+/** The phases of issue 7 (token-rotation, issue 16, has tests of its own below). */
+const ISSUE_7_PHASES: PhaseName[] = ['warm-up', 'steady', 'rolling-restart', 'redis-restore', 'redis-down'];
 
 function row(rows: PhaseRow[], phase: PhaseName): PhaseRow {
   const found = rows.find((r) => r.phase === phase);
@@ -38,7 +43,7 @@ function row(rows: PhaseRow[], phase: PhaseName): PhaseRow {
 }
 
 test.serial('Redis, 3 replicas: one quota unit per resource per client to warm up, then only what changed; restore from a snapshot; Redis down', async (t) => {
-  const rows = await runSimulation({ ...base, backend: 'redis' });
+  const rows = await runSimulation({ ...base, backend: 'redis', phases: ISSUE_7_PHASES });
   t.log(`\n${formatTable(rows)}`);
   t.deepEqual(
     rows.map((r) => r.phase),
@@ -119,4 +124,28 @@ test.serial('a quota of 2 units per resource: every client is rate limited with 
   t.is(redis.rate_limited_clients, 0);
   t.is(redis.refused_upstream_calls, 0);
   t.true(redis.quota_spent <= C * quota);
+});
+
+test.serial('token rotation: with shared bodies new tokens cost nothing when nothing changed; per credential, one unit per resource', async (t) => {
+  const phases: PhaseName[] = ['warm-up', 'steady', 'token-rotation'];
+  const shared = await runSimulation({ ...base, backend: 'redis', shareAcrossCredentials: true, phases });
+  const perCredential = await runSimulation({ ...base, backend: 'redis', shareAcrossCredentials: false, phases: ['warm-up', 'token-rotation'] });
+  const memory = await runSimulation({ ...base, backend: 'memory', shareAcrossCredentials: true, phases: ['warm-up', 'token-rotation'] });
+  t.log(`\n${formatTable([...shared, ...perCredential, ...memory])}`);
+  const on = row(shared, 'token-rotation');
+  t.is(on.requests, C * K);
+  t.is(on.quota_spent, 0, 'every new token was revalidated against the stored bodies (free 304s)');
+  t.is(on.quota_per_resource_client, 0);
+  t.true(on.target_met === true);
+  t.is(on.redis_bodies, K, 'one body per resource, whatever the number of tokens (an old version goes with its last entry)');
+  t.is(on.errors, 0);
+  // the shared warm-up: whichever client reads a resource first pays; the others revalidate for free
+  t.true(row(shared, 'warm-up').quota_spent <= C * K);
+  // a token with an entry of its own revalidates that entry: a change costs it one unit, as before
+  t.is(row(shared, 'steady').quota_spent, STEADY_PASSES * CHANGES * C);
+  const off = row(perCredential, 'token-rotation');
+  t.is(off.quota_spent, C * K, 'per credential: every new token pays every resource again');
+  t.is(off.quota_per_resource_client, 1);
+  t.is(off.redis_bodies, 0);
+  t.is(row(memory, 'token-rotation').quota_spent, 0, 'the memory backend too: every replica saw every key in the warm-up');
 });

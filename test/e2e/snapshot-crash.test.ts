@@ -13,7 +13,7 @@ import { FakeGitHub } from '../support/fake-github.js';
 import { startMirror } from '../support/mirror-harness.js';
 import type { Mirror } from '../../src/app/mirror.js';
 import { startLocalS3, S3RVER_CREDENTIALS, type LocalS3 } from '../adapters/snapshot-s3rver.js';
-import { replay, resourcePaths, setResources, TOKENS } from './snapshot-traffic.js';
+import { replay, resourcePaths, setResources, TOKENS, PER_CREDENTIAL_LAYOUT } from './snapshot-traffic.js';
 
 process.env.AWS_ACCESS_KEY_ID = S3RVER_CREDENTIALS.accessKeyId;
 process.env.AWS_SECRET_ACCESS_KEY = S3RVER_CREDENTIALS.secretAccessKey;
@@ -78,7 +78,7 @@ function killMidSnapshot(env: Record<string, string>, fraction: number): Promise
 
 async function scenario(t: ExecutionContext, env: Record<string, string>, evidence: () => Promise<void>): Promise<void> {
   const start = async (): Promise<Mirror> => {
-    const mirror = await startMirror(github.url, { MIRROR_CACHE_BACKEND: 'memory', ...env });
+    const mirror = await startMirror(github.url, { ...PER_CREDENTIAL_LAYOUT, MIRROR_CACHE_BACKEND: 'memory', ...env });
     mirrors.push(mirror);
     return mirror;
   };

@@ -16,7 +16,7 @@ import { RedisLease } from '../../src/adapters/lease/redis-lease.adapter.js';
 import { RedisCacheDump } from '../../src/adapters/cache/redis/redis-dump.adapter.js';
 import { RESTORE_LEASE } from '../../src/domain/use-cases/restore-when-lost.js';
 import type { Mirror } from '../../src/app/mirror.js';
-import { capturingLogger, replay, resourcePaths, setResources, TOKENS } from './snapshot-traffic.js';
+import { capturingLogger, replay, resourcePaths, setResources, TOKENS, PER_CREDENTIAL_LAYOUT } from './snapshot-traffic.js';
 
 let github: FakeGitHub;
 let redis: RedisProcess;
@@ -48,7 +48,7 @@ async function replica(url: string, dir: string, extra: Record<string, string> =
   await cache.start();
   const mirror = await startMirror(
     github.url,
-    { MIRROR_CACHE_BACKEND: 'redis', MIRROR_REDIS_URL: url, MIRROR_REDIS_KEY_PREFIX: 'rep:', MIRROR_SNAPSHOT_STORE: 'file', MIRROR_SNAPSHOT_DIR: dir, ...extra },
+    { ...PER_CREDENTIAL_LAYOUT, MIRROR_CACHE_BACKEND: 'redis', MIRROR_REDIS_URL: url, MIRROR_REDIS_KEY_PREFIX: 'rep:', MIRROR_SNAPSHOT_STORE: 'file', MIRROR_SNAPSHOT_DIR: dir, ...extra },
     { cache, ...(logger ? { logger: logger.logger } : {}) },
   );
   mirrors.push(mirror);

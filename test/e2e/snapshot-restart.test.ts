@@ -13,7 +13,7 @@ import { startMirror } from '../support/mirror-harness.js';
 import { startRedis, type RedisProcess } from '../support/redis-harness.js';
 import { RedisCache } from '../../src/adapters/cache/redis/redis-cache.adapter.js';
 import type { Mirror } from '../../src/app/mirror.js';
-import { replay, resourcePaths, setResources, TOKENS } from './snapshot-traffic.js';
+import { replay, resourcePaths, setResources, TOKENS, PER_CREDENTIAL_LAYOUT } from './snapshot-traffic.js';
 import { restartScenario } from './snapshot-scenario.js';
 
 let github: FakeGitHub;
@@ -39,6 +39,7 @@ test.after.always(async () => {
 
 test.serial('redis: warm, snapshot, FLUSHALL, restart → ≥ 99 % ONLINE_HIT and ≤ 1 % of the quota', async (t) => {
   const env = {
+    ...PER_CREDENTIAL_LAYOUT,
     MIRROR_CACHE_BACKEND: 'redis',
     MIRROR_REDIS_URL: redis.url,
     MIRROR_REDIS_KEY_PREFIX: 'e2e:',
@@ -68,7 +69,7 @@ test.serial('redis: warm, snapshot, FLUSHALL, restart → ≥ 99 % ONLINE_HIT an
 });
 
 test.serial('memory: warm, snapshot, restart → ≥ 99 % ONLINE_HIT; the stop also wrote a final snapshot', async (t) => {
-  const env = { MIRROR_CACHE_BACKEND: 'memory', MIRROR_SNAPSHOT_STORE: 'file', MIRROR_SNAPSHOT_DIR: path.join(root, 'memory') };
+  const env = { ...PER_CREDENTIAL_LAYOUT, MIRROR_CACHE_BACKEND: 'memory', MIRROR_SNAPSHOT_STORE: 'file', MIRROR_SNAPSHOT_DIR: path.join(root, 'memory') };
   const report = await restartScenario(t, {
     github,
     paths,
@@ -83,7 +84,7 @@ test.serial('memory: warm, snapshot, restart → ≥ 99 % ONLINE_HIT; the stop a
 });
 
 test.serial('memory: a graceful stop alone (no scheduled snapshot yet) is enough to come back warm', async (t) => {
-  const env = { MIRROR_CACHE_BACKEND: 'memory', MIRROR_SNAPSHOT_STORE: 'file', MIRROR_SNAPSHOT_DIR: path.join(root, 'memory-stop-only') };
+  const env = { ...PER_CREDENTIAL_LAYOUT, MIRROR_CACHE_BACKEND: 'memory', MIRROR_SNAPSHOT_STORE: 'file', MIRROR_SNAPSHOT_DIR: path.join(root, 'memory-stop-only') };
   const some = paths.slice(0, 200);
   const first = await startMirror(github.url, env);
   mirrors.push(first);

@@ -10,7 +10,7 @@ import { startRedis, type RedisProcess } from '../support/redis-harness.js';
 import { RedisCache } from '../../src/adapters/cache/redis/redis-cache.adapter.js';
 import type { Mirror } from '../../src/app/mirror.js';
 import { startLocalS3, S3RVER_CREDENTIALS, type LocalS3 } from '../adapters/snapshot-s3rver.js';
-import { resourcePaths, setResources } from './snapshot-traffic.js';
+import { resourcePaths, setResources, PER_CREDENTIAL_LAYOUT } from './snapshot-traffic.js';
 import { restartScenario } from './snapshot-scenario.js';
 
 // The SDK's default credential chain reads the environment first. This file runs in its own process,
@@ -50,7 +50,7 @@ function s3Env(prefix: string): Record<string, string> {
 }
 
 test.serial('memory + S3: warm, snapshot, restart → ≥ 99 % ONLINE_HIT and ≤ 1 % of the quota', async (t) => {
-  const env = { MIRROR_CACHE_BACKEND: 'memory', ...s3Env('memory/') };
+  const env = { ...PER_CREDENTIAL_LAYOUT, MIRROR_CACHE_BACKEND: 'memory', ...s3Env('memory/') };
   const report = await restartScenario(t, {
     github,
     paths,
@@ -65,7 +65,7 @@ test.serial('memory + S3: warm, snapshot, restart → ≥ 99 % ONLINE_HIT and �
 });
 
 test.serial('redis + S3: warm, snapshot, FLUSHALL, restart → ≥ 99 % ONLINE_HIT and ≤ 1 % of the quota', async (t) => {
-  const env = { MIRROR_CACHE_BACKEND: 'redis', MIRROR_REDIS_URL: redis.url, MIRROR_REDIS_KEY_PREFIX: 's3e2e:', ...s3Env('redis/') };
+  const env = { ...PER_CREDENTIAL_LAYOUT, MIRROR_CACHE_BACKEND: 'redis', MIRROR_REDIS_URL: redis.url, MIRROR_REDIS_KEY_PREFIX: 's3e2e:', ...s3Env('redis/') };
   const report = await restartScenario(t, {
     github,
     paths,

@@ -8,6 +8,13 @@ import type { Logger } from 'pino';
 import type { FakeGitHub } from '../support/fake-github.js';
 import { createLogger } from '../../src/app/logger.js';
 
+/**
+ * cache.shareAcrossCredentials off: the snapshot scenarios count entries per credential (one per token
+ * and resource) and some bring their own RedisCache in that layout; snapshot-shared.test.ts covers
+ * snapshots of the shared layout.
+ */
+export const PER_CREDENTIAL_LAYOUT = { MIRROR_CACHE_SHARE_ACROSS_CREDENTIALS: 'false' } as const;
+
 export const TOKENS = ['token snap0aaaa1111', 'token snap1bbbb2222', 'token snap2cccc3333', 'token snap3dddd4444', 'token snap4eeee5555'];
 
 export function resourcePaths(count: number): string[] {

@@ -70,6 +70,9 @@ export class PlainKeyHasher implements KeyHasherPort {
   keyFor(p: ResourceKeyParts): string {
     return [this.partitionOf(p.credential), p.method, p.path, p.query, p.accept, p.apiVersion].join('|');
   }
+  resourceKeyFor(p: Omit<ResourceKeyParts, 'credential'>): string {
+    return ['resource', p.method, p.path, p.query, p.accept, p.apiVersion].join('|');
+  }
   partitionOf(credential: string | undefined): string {
     return credential ?? 'anon';
   }

@@ -188,6 +188,7 @@ export function useCaseSuite(test: TestFn<SuiteContext>): void {
       lookup: () => Promise.reject(new Error('down')),
       store: () => Promise.reject(new Error('down')),
       forget: () => Promise.reject(new Error('down')),
+      representations: () => Promise.reject(new Error('down')),
     };
     const { sut, bus } = makeSut(broken);
     t.is((await sut.execute(get('/r'))).outcome, 'ONLINE_MISS');

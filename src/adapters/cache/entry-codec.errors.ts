@@ -21,6 +21,8 @@ export const CorruptReason = {
   LENGTH: 'length',
   /** The compressed body does not inflate to the length recorded. */
   DECOMPRESS: 'decompress',
+  /** A shared body whose bytes are not the body its id names (shared layout). */
+  BODY: 'body',
 } as const;
 export type CorruptReason = (typeof CorruptReason)[keyof typeof CorruptReason];
 

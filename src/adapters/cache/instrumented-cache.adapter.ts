@@ -2,7 +2,7 @@
 import { performance } from 'node:perf_hooks';
 import type { CachePort } from '../../domain/ports/cache.port.js';
 import type { EventBusPort } from '../../domain/ports/event-bus.port.js';
-import type { CachedEntry } from '../../domain/model.js';
+import type { CachedEntry, StoredRepresentation } from '../../domain/model.js';
 import { EventName } from '../../domain/events/events.js';
 
 /**
@@ -19,11 +19,11 @@ export class InstrumentedCache implements CachePort {
     return this.inner.backend;
   }
 
-  async lookup(key: string, sealKey?: Uint8Array): Promise<CachedEntry | undefined> {
+  async lookup(key: string, sealKey?: Uint8Array, resourceKey?: string): Promise<CachedEntry | undefined> {
     const started = performance.now();
     const backend = this.inner.backend;
     try {
-      const entry = await this.inner.lookup(key, sealKey);
+      const entry = await this.inner.lookup(key, sealKey, resourceKey);
       this.emit(backend, 'lookup', started, true, entry !== undefined);
       return entry;
     } catch (error) {
@@ -32,11 +32,11 @@ export class InstrumentedCache implements CachePort {
     }
   }
 
-  async store(key: string, entry: CachedEntry, ttlSeconds: number, sealKey?: Uint8Array): Promise<void> {
+  async store(key: string, entry: CachedEntry, ttlSeconds: number, sealKey?: Uint8Array, resourceKey?: string): Promise<void> {
     const started = performance.now();
     const backend = this.inner.backend;
     try {
-      await this.inner.store(key, entry, ttlSeconds, sealKey);
+      await this.inner.store(key, entry, ttlSeconds, sealKey, resourceKey);
       this.emit(backend, 'store', started, true);
     } catch (error) {
       this.emit(backend, 'store', started, false);
@@ -44,11 +44,11 @@ export class InstrumentedCache implements CachePort {
     }
   }
 
-  async forget(key: string): Promise<void> {
+  async forget(key: string, resourceKey?: string): Promise<void> {
     const started = performance.now();
     const backend = this.inner.backend;
     try {
-      await this.inner.forget(key);
+      await this.inner.forget(key, resourceKey);
       this.emit(backend, 'forget', started, true);
     } catch (error) {
       this.emit(backend, 'forget', started, false);
@@ -56,7 +56,20 @@ export class InstrumentedCache implements CachePort {
     }
   }
 
-  private emit(backend: string, operation: 'lookup' | 'store' | 'forget', started: number, ok: boolean, found?: boolean): void {
+  async representations(resourceKey: string, limit: number): Promise<readonly StoredRepresentation[]> {
+    const started = performance.now();
+    const backend = this.inner.backend;
+    try {
+      const found = await this.inner.representations(resourceKey, limit);
+      this.emit(backend, 'representations', started, true, found.length > 0);
+      return found;
+    } catch (error) {
+      this.emit(backend, 'representations', started, false);
+      throw error;
+    }
+  }
+
+  private emit(backend: string, operation: 'lookup' | 'store' | 'forget' | 'representations', started: number, ok: boolean, found?: boolean): void {
     this.events.emit({
       name: EventName.cacheOperation,
       backend,

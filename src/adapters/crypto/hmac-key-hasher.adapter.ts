@@ -13,7 +13,8 @@ interface CredentialKeys {
 /**
  * Cache keys as HMAC-SHA256 over the request's identity, keyed with the server secret. The credential
  * only ever enters the hash, so a key in Redis or a snapshot reveals nothing about the token.
- * Key layout: "<partition>:<resource>", both hex, so the entries of one credential share a prefix.
+ * Key layout: "<partition>:<resource>", both hex, so the entries of one credential share a prefix; the
+ * resource key (no credential) groups every credential's entry of one resource and the bodies they share.
  * Seal keys (entry encryption at rest) come from HKDF over the credential, salted with the secret:
  * without the token, a stored entry cannot be opened even by someone who has the server secret.
  */
@@ -40,6 +41,14 @@ export class HmacKeyHasher implements KeyHasherPort {
       this.keys.set(identity, key);
     }
     return key;
+  }
+
+  /** HMAC of the request without its credential, hex (40 chars): never contains a hash-tag brace. */
+  resourceKeyFor(parts: Omit<ResourceKeyParts, 'credential'>): string {
+    return createHmac('sha256', this.secret)
+      .update(['resource', parts.method, parts.path, parts.query, parts.accept, parts.apiVersion].join(SEPARATOR))
+      .digest('hex')
+      .slice(0, 40);
   }
 
   partitionOf(credential: string | undefined): string {

@@ -1,7 +1,8 @@
 /**
  * The standard `Cache-Status` header (RFC 9211) of an answer, derived from its outcome (DESIGN §4),
  * e.g. `github-mirror; fwd=stale; fwd-status=304` for ONLINE_HIT, `github-mirror; hit; ttl=1` for
- * FRESH_HIT, `collapsed` when the answer came from a coalesced call.
+ * FRESH_HIT, `collapsed` when the answer came from a coalesced call; `detail=shared` / `detail=guess`
+ * on an ONLINE_HIT whose body GitHub confirmed for a credential that had no entry of its own.
  */
 import type { Outcome } from '../../domain/model.js';
 
@@ -11,6 +12,8 @@ export interface CacheStatusFacts {
   ttlSeconds?: number;
   collapsed: boolean;
   fromCache: boolean;
+  /** Cross-credential revalidation: the body was one stored for another credential, or the empty-list guess. */
+  sharedBody?: 'shared' | 'guess';
 }
 
 export function cacheStatusValue(facts: CacheStatusFacts): string {
@@ -22,6 +25,7 @@ export function cacheStatusValue(facts: CacheStatusFacts): string {
     parts.push(outcome === 'OFFLINE_HIT' ? 'hit' : 'fwd=miss', 'detail=upstream-offline');
   } else if (outcome === 'ONLINE_HIT') {
     parts.push('fwd=stale', `fwd-status=${upstreamStatus ?? 304}`);
+    if (facts.sharedBody !== undefined) parts.push(`detail=${facts.sharedBody}`);
   } else if (outcome === 'ONLINE_MISS') {
     parts.push('fwd=miss');
     if (upstreamStatus !== undefined) parts.push(`fwd-status=${upstreamStatus}`);

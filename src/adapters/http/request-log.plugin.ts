@@ -3,13 +3,14 @@
  * answer ends with one `http.request.completed` event and one log line — 5xx at warn, the rest at
  * info (log.level=warn keeps only the failures), probes and scrapes of the reserved paths at debug.
  * An answer made because upstream failed says why (`cause`). Token-like query parameters are masked
- * in the logged path. The requests not answered yet are listed by `app.mirrorInFlight()` (what a
- * shutdown cut at the end of its grace period).
+ * in the logged path; the credential appears only as `hashed_token` (base64 SHA-256 of the token, as
+ * GitHub's audit log names it). The requests not answered yet are listed by `app.mirrorInFlight()`
+ * (what a shutdown cut at the end of its grace period).
  *
  * The line is cheap: it is assembled by access-line.ts from the pieces of a child of the server
  * logger (pino's own prefix, time, bindings) without pino's path redaction — its fields are the
- * plugin's own: method, masked path, status, outcome, times, sizes, the mirror's own cause, none of
- * them a redacted path — and the logger's pattern pass over the finished line still runs. The
+ * plugin's own: method, masked path, status, outcome, times, sizes, the mirror's own cause, the
+ * hashed token, none of them a redacted path — and the logger's pattern pass still runs over it. The
  * request id comes first, so the line is the one the request's own child logger would write; that
  * child is only made when something else logs for the request (lazy-child-logger.ts).
  */
@@ -21,6 +22,7 @@ import { EventName } from '../../domain/events/events.js';
 import { definePlugin, requireOption } from './plugin.js';
 import { RESERVED_PATHS } from './reserved-routes.plugin.js';
 import { accessLineWriter, type AccessFields, type AccessLineWriter } from './access-line.js';
+import { HashedTokens } from '../crypto/hashed-token.js';
 
 /** What the edge knows about a request while answering it. */
 export interface RequestState {
@@ -68,6 +70,7 @@ export const requestLogPlugin = definePlugin<RequestLogOptions>({ name: REQUEST_
   requireOption(REQUEST_LOG_PLUGIN, typeof options.events?.emit === 'function', 'options.events must be an event bus');
   requireOption(REQUEST_LOG_PLUGIN, isLevelAware(app.log), 'the server logger must be a pino logger (isLevelEnabled)');
 
+  const hashedTokens = new HashedTokens();
   // Gated by the server logger's level; written through a child that has every level on.
   const server = app.log as LevelAwareLogger;
   const access = server.child({}, { level: 'trace', redact: [] });
@@ -117,6 +120,9 @@ export const requestLogPlugin = definePlugin<RequestLogOptions>({ name: REQUEST_
       const staleAge = reply.getHeader('x-cache-stale-age');
       if (staleAge !== undefined) line.staleAgeSeconds = Number(staleAge);
       if (request.mirror.cause !== undefined) line.cause = request.mirror.cause;
+      const authorization = request.headers.authorization;
+      const hashedToken = hashedTokens.of(typeof authorization === 'string' ? authorization : undefined);
+      if (hashedToken !== undefined) line.hashed_token = hashedToken;
       writeLine(level, line, 'request');
     }
     done();

@@ -1,6 +1,7 @@
 /**
  * The upstream governor's metrics (issue 15), fed by its events: time calls waited for their turn,
- * calls waiting now, calls refused, credentials held now. No label names a credential.
+ * calls waiting now, calls refused, credentials held now and the longest of those holds so far (the
+ * alert on a credential held for more than 10 minutes). No label names a credential.
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { FastHistogram, type FastHistogramChild } from './fast-histogram.js';
@@ -8,6 +9,12 @@ import type { GovernorDecidedEvent, GovernorHoldEvent, GovernorQueueEvent } from
 
 /** Buckets of `github_mirror_governor_wait_seconds`: most calls never wait; a wait is bounded by maxWaitMs (10 s by default). */
 export const GOVERNOR_WAIT_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+/**
+ * A hold that starts less than this after the previous one of the same credential ended continues it
+ * (GitHub refusing again at the first call after the wait is one long hold, not two short ones).
+ */
+const HOLD_GAP_MS = 60_000;
 
 /** Most holds remembered for `github_mirror_governor_holds_active`. */
 const MAX_HOLDS = 10_000;
@@ -18,8 +25,8 @@ export class GovernorMetrics {
   private readonly waitBy: Partial<Record<'admitted' | 'refused' | 'held', FastHistogramChild>>;
   private readonly refusals: Counter<'reason'>;
   private readonly depth: Gauge;
-  /** Partition → epoch ms its hold ends (this replica's view). */
-  private readonly holds = new Map<string, number>();
+  /** Partition → since when it is held without a break, and when its hold ends (epoch ms, this replica's view). */
+  private readonly holds = new Map<string, { since: number; until: number }>();
   private readonly nowFn: () => number;
 
   constructor(registers: Registry[], now: () => number) {
@@ -45,8 +52,23 @@ export class GovernorMetrics {
       registers,
       collect() {
         const at = now();
-        for (const [partition, until] of holds) if (until <= at) holds.delete(partition);
-        this.set(holds.size);
+        let active = 0;
+        for (const [partition, hold] of holds) {
+          if (hold.until > at) active++;
+          else if (hold.until + HOLD_GAP_MS <= at) holds.delete(partition);
+        }
+        this.set(active);
+      },
+    });
+    new Gauge({
+      name: 'github_mirror_governor_hold_longest_seconds',
+      help: 'How long the credential held the longest, among those held now, has been held without a break (0 when none), as this replica knows it',
+      registers,
+      collect() {
+        const at = now();
+        let longest = 0;
+        for (const hold of holds.values()) if (hold.until > at) longest = Math.max(longest, at - hold.since);
+        this.set(longest / 1000);
       },
     });
     // the two other metrics show up at 0 before the first call
@@ -67,10 +89,16 @@ export class GovernorMetrics {
   }
 
   onHold(e: GovernorHoldEvent): void {
-    const until = this.nowFn() + Math.max(0, e.holdMs);
+    const at = this.nowFn();
+    const until = at + Math.max(0, e.holdMs);
     const current = this.holds.get(e.partition);
     this.holds.delete(e.partition);
-    this.holds.set(e.partition, current !== undefined && current > until ? current : until);
+    // a hold that follows on from one still running (or just ended) continues it
+    const continues = current !== undefined && current.until + HOLD_GAP_MS > at;
+    this.holds.set(e.partition, {
+      since: continues ? current.since : at,
+      until: continues && current.until > until ? current.until : until,
+    });
     while (this.holds.size > MAX_HOLDS) {
       const oldest = this.holds.keys().next().value;
       if (oldest === undefined) break;

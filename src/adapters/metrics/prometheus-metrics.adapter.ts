@@ -3,8 +3,10 @@ import {
   EventName,
   type BreakerChangedEvent,
   type CacheOperationEvent,
+  type CrossCredentialRevalidationEvent,
   type DomainEventName,
   type HttpCompletedEvent,
+  type ResourceResolvedEvent,
   type SnapshotEvent,
   type UpstreamCalledEvent,
 } from '../../domain/events/events.js';
@@ -14,6 +16,7 @@ import type { CacheStatsPort } from '../../domain/ports/cache.port.js';
 import { SlidingMinimum } from './sliding-minimum.js';
 import { FastCounter, FastHistogram, type FastHistogramChild } from './fast-histogram.js';
 import { GovernorMetrics } from './governor-metrics.js';
+import { ClientLabels, type ClientLabelsOptions } from './client-label.js';
 
 /**
  * Buckets of `request_latency_seconds` and `github_mirror_upstream_request_seconds` (seconds): fine from
@@ -58,6 +61,8 @@ export interface PrometheusMetricsOptions {
   rateLimitWindowMs?: number;
   /** The breakers' state now, read at scrape time: `github_mirror_breaker_state` is there from the first scrape, not from the first change. */
   breakers?: Readonly<Record<string, () => BreakerChangedEvent['state']>>;
+  /** Bounds of the `client` label (default: 50 names admitted after 3 sightings, the rest `other`). */
+  clientLabels?: ClientLabelsOptions;
 }
 
 interface Observer {
@@ -72,6 +77,7 @@ const OUTCOME_VALUES = new Set<string>([...ALL_OUTCOMES, 'NONE']);
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 const BREAKER_STATES = ['closed', 'open', 'half_open'] as const;
 const UPSTREAM_RESULTS = new Set(['ok', 'timeout', 'connection_error', 'offline', 'refused', 'body_too_large']);
+const CROSS_CREDENTIAL_RESULTS = new Set(['304', '200', 'error']);
 const SNAPSHOT_OUTCOMES = new Set(['ok', 'failed', 'skipped', 'corrupt', 'in_progress']);
 /** x-ratelimit-resource values GitHub documents; anything else is "other". */
 const RATE_LIMIT_RESOURCES = new Set([
@@ -118,12 +124,16 @@ export class PrometheusMetrics {
   private readonly cacheCorrupt: Counter<'backend'>;
 
   private readonly upstreamLatency: FastHistogram<'result' | 'status_class'>;
-  private readonly upstreamRequests: FastCounter<'result' | 'status_class' | 'quota'>;
+  private readonly upstreamRequests: FastCounter<'result' | 'status_class' | 'quota' | 'client'>;
+  private readonly quotaSaved: Counter<'client' | 'reason'>;
+  private readonly clients: ClientLabels;
   private readonly upstreamChildren = new Map<string, { latency: Observer; count: Incrementer }>();
   private readonly rateLimitWindows = new Map<string, SlidingMinimum>();
   private readonly rateLimitWindowMs: number;
 
   private readonly coalesced: Counter<'scope'>;
+  private readonly crossCredential: Counter<'kind' | 'result'>;
+  private readonly crossCredentialSaved: Counter;
   private readonly governor: GovernorMetrics;
   private readonly breakerState: Gauge<'breaker' | 'state'>;
   private readonly backends: Set<string>;
@@ -147,6 +157,7 @@ export class PrometheusMetrics {
   constructor(bus: EventSubscriber, options: PrometheusMetricsOptions = {}) {
     this.now = options.now ?? Date.now;
     this.rateLimitWindowMs = options.rateLimitWindowMs ?? RATE_LIMIT_WINDOW_MS;
+    this.clients = new ClientLabels(options.clientLabels);
     this.backends = new Set((options.backends ?? []).map((b) => this.bounded('backend', b)));
     const registers = [this.registry];
 
@@ -190,6 +201,28 @@ export class PrometheusMetrics {
         else this.set(s.entries);
       },
     });
+    const layoutGauge = (name: string, help: string, pick: (layout: NonNullable<CacheStats['layout']>) => number): void => {
+      new Gauge({
+        name,
+        help,
+        registers,
+        async collect() {
+          const layout = (await scrapeStats())?.layout;
+          if (layout === undefined) this.remove();
+          else this.set(pick(layout));
+        },
+      });
+    };
+    layoutGauge(
+      'github_mirror_cached_bodies',
+      'Bodies stored once per resource and shared by the credentials’ entries (cache.shareAcrossCredentials; Redis: estimated from a sample of keys)',
+      (layout) => layout.bodies,
+    );
+    layoutGauge(
+      'github_mirror_cached_credential_entries',
+      'Credentials’ entries pointing at shared bodies (cache.shareAcrossCredentials; Redis: estimated from a sample of keys)',
+      (layout) => layout.entries,
+    );
     this.cacheOperation = new FastHistogram({
       name: 'github_mirror_cache_operation_seconds',
       help: 'Time of one cache operation per backend (the latency the backend adds); result is hit/miss for lookups, ok otherwise, or error',
@@ -235,8 +268,14 @@ export class PrometheusMetrics {
     });
     this.upstreamRequests = new FastCounter({
       name: 'github_mirror_upstream_requests_total',
-      help: 'Calls to GitHub, by result, status class and whether they counted against the client quota (counted|free)',
-      labelNames: ['result', 'status_class', 'quota'],
+      help: 'Calls to GitHub, by result, status class, whether they counted against the client quota (counted|free) and client (first User-Agent product, 50 most seen, the rest other)',
+      labelNames: ['result', 'status_class', 'quota', 'client'],
+      registers,
+    });
+    this.quotaSaved = new Counter({
+      name: 'github_mirror_quota_saved_total',
+      help: 'Client GET/HEAD answered without spending primary quota, by client and reason (fresh, not_modified, coalesced)',
+      labelNames: ['client', 'reason'],
       registers,
     });
     const windows = this.rateLimitWindows;
@@ -257,6 +296,21 @@ export class PrometheusMetrics {
       name: 'github_mirror_coalesced_requests_total',
       help: 'Requests that shared another request’s upstream call instead of making their own, by scope (local|shared)',
       labelNames: ['scope'],
+      registers,
+    });
+    this.crossCredential = new Counter({
+      name: 'github_mirror_cross_credential_revalidations_total',
+      help:
+        'Credentials with no entry of their own revalidated against bodies stored for others (kind=shared) or against ' +
+        'the empty-list guess (kind=guess): 304 = GitHub confirmed one (served, free), 200 = any other answer ' +
+        '(fetched as usual), error = no usable answer',
+      labelNames: ['kind', 'result'],
+      registers,
+    });
+    for (const kind of ['shared', 'guess']) for (const result of CROSS_CREDENTIAL_RESULTS) this.crossCredential.inc({ kind, result }, 0);
+    this.crossCredentialSaved = new Counter({
+      name: 'github_mirror_cross_credential_quota_saved_total',
+      help: 'Quota units cross-credential revalidation saved (a 304 instead of a 200 that would have counted)',
       registers,
     });
     this.governor = new GovernorMetrics(registers, this.now);
@@ -333,6 +387,7 @@ export class PrometheusMetrics {
     on(EventName.httpCompleted, (event) => this.onHttpCompleted(event));
     on(EventName.cacheOperation, (event) => this.onCacheOperation(event));
     on(EventName.upstreamCalled, (event) => this.onUpstreamCalled(event));
+    on(EventName.resourceResolved, (event) => this.onResourceResolved(event));
     on(EventName.coalesced, (event) => {
       this.coalesced.inc({ scope: event.scope === 'shared' ? 'shared' : 'local' });
     });
@@ -343,6 +398,7 @@ export class PrometheusMetrics {
     on(EventName.cacheCorrupt, (event) => {
       this.cacheCorrupt.inc({ backend: this.bounded('backend', event.backend) });
     });
+    on(EventName.crossCredentialRevalidation, (event) => this.onCrossCredential(event));
     on(EventName.breakerChanged, (event) => this.onBreakerChanged(event));
     on(EventName.governorDecided, (event) => this.governor.onDecided(event));
     on(EventName.governorQueue, (event) => this.governor.onQueue(event));
@@ -381,13 +437,15 @@ export class PrometheusMetrics {
     const result = UPSTREAM_RESULTS.has(e.result) ? e.result : 'other';
     const statusClass = e.status === undefined ? 'none' : statusClassLabel(e.status);
     const quota = e.countedAgainstQuota ? 'counted' : 'free';
-    const key = `${result} ${statusClass} ${quota}`;
+    const client = this.clients.labelFor(e.userAgent);
+    const key = `${result} ${statusClass} ${quota} ${client}`;
     let child = this.upstreamChildren.get(key);
     if (child === undefined) {
       child = {
         latency: this.upstreamLatency.child({ result, status_class: statusClass }),
-        count: this.upstreamRequests.child({ result, status_class: statusClass, quota }),
+        count: this.upstreamRequests.child({ result, status_class: statusClass, quota, client }),
       };
+      if (this.upstreamChildren.size >= MAX_CHILDREN) this.upstreamChildren.clear();
       this.upstreamChildren.set(key, child);
     }
     child.latency.observe(Math.max(0, e.durationMs) / 1000);
@@ -402,6 +460,19 @@ export class PrometheusMetrics {
       }
       window.record(remaining);
     }
+  }
+
+  private onCrossCredential(e: CrossCredentialRevalidationEvent): void {
+    // an attempt that offered a stored body is "shared" (the empty-list guess may ride along)
+    const kind = e.candidates > (e.guess ? 1 : 0) ? 'shared' : 'guess';
+    this.crossCredential.inc({ kind, result: CROSS_CREDENTIAL_RESULTS.has(e.result) ? e.result : 'error' });
+    if (e.quotaSaved > 0) this.crossCredentialSaved.inc(e.quotaSaved);
+  }
+
+  private onResourceResolved(e: ResourceResolvedEvent): void {
+    const reason = e.quotaSaved;
+    if (reason !== 'fresh' && reason !== 'not_modified' && reason !== 'coalesced') return;
+    this.quotaSaved.inc({ client: this.clients.labelFor(e.userAgent), reason });
   }
 
   private onBreakerChanged(e: BreakerChangedEvent): void {

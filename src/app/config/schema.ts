@@ -244,6 +244,16 @@ export const configSchema = {
         env: 'MIRROR_CACHE_COALESCE_WAIT_MS',
       },
     },
+    shareAcrossCredentials: {
+      doc:
+        'Store each body once per resource and share it across credentials: a credential with no entry of its own ' +
+        'is revalidated against the bodies stored for others, with the ETags GitHub would give it (a 304 is free and ' +
+        'proves access and an identical body), so rotating tokens keep the cache warm. Shared bodies are sealed under ' +
+        'a key derived from cache.secret. false = every credential keeps its own copy, sealed with its own key.',
+      format: 'flag',
+      default: true,
+      env: 'MIRROR_CACHE_SHARE_ACROSS_CREDENTIALS',
+    },
     secret: {
       doc:
         'Secret that keys the credential hash in cache keys and the encryption of entries. All replicas must ' +

@@ -57,6 +57,8 @@ export interface MirrorConfig {
     maxEntryBytes: number;
     freshnessMs: number;
     coalesce: { waitMs: number };
+    /** Bodies stored once per resource and revalidated across credentials (docs/architecture.md, "Storage layout"). */
+    shareAcrossCredentials: boolean;
     secret: string;
     redis: {
       url: string;

@@ -4,11 +4,12 @@
  * instrumentation wrapper (timing per backend and operation) is what the use cases get.
  */
 import type { MirrorConfig } from '../config/index.js';
-import type { CachePort } from '../../domain/ports/cache.port.js';
+import type { CachePort, CacheStats } from '../../domain/ports/cache.port.js';
 import type { ClockPort } from '../../domain/ports/clock.port.js';
 import type { LeasePort } from '../../domain/ports/lease.port.js';
 import type { EventEmitter2Bus } from '../../adapters/events/eventemitter2-bus.adapter.js';
 import { MemoryCache } from '../../adapters/cache/memory/memory-cache.adapter.js';
+import { BodyKeys } from '../../adapters/crypto/body-keys.js';
 import { InstrumentedCache } from '../../adapters/cache/instrumented-cache.adapter.js';
 import { RedisCache } from '../../adapters/cache/redis/redis-cache.adapter.js';
 import { BreakerCache, type BreakerState } from '../../adapters/cache/breaker/breaker-cache.adapter.js';
@@ -18,6 +19,7 @@ import type { SharedGovernorBackend } from '../../adapters/governor/create-gover
 import { cacheStatsOf } from '../../adapters/metrics/prometheus-metrics.adapter.js';
 import { redisConnectionOptions } from './redis-options.js';
 import { NO_LIFECYCLE, type Lifecycle } from './lifecycle.js';
+import { rememberingStats, storageReport, type StorageReport } from './storage-report.js';
 
 export interface CacheWiring {
   /** What the use cases get: the backend, timed per operation. */
@@ -26,8 +28,8 @@ export interface CacheWiring {
   backend: CachePort;
   /** This replica's memory cache (the breaker's fallback with Redis). */
   memory: MemoryCache;
-  /** Entry count and bytes for the size gauges, when the backend can tell. */
-  stats: (() => Promise<{ entries: number; bytes: number }>) | undefined;
+  /** Entry count and bytes for the size gauges (and the shared layout's), when the backend can tell. */
+  stats: (() => Promise<CacheStats>) | undefined;
   /** Shared flight leases for cross-replica coalescing (Redis backend only). */
   flights: LeasePort | undefined;
   /** Where the upstream governor counts fleet-wide (Redis backend only; memory otherwise). */
@@ -36,6 +38,8 @@ export interface CacheWiring {
   backends: string[];
   /** Opens and closes the backend's connections. */
   lifecycle: Lifecycle;
+  /** The `storage` part of /readyz: shared bodies and entries (storage-report.ts). */
+  storage: () => StorageReport;
   /** The breakers in the stack and their state now, for /readyz and /metrics before any change is heard (Redis: "cache"). */
   breakers: Record<string, () => BreakerState>;
 }
@@ -45,22 +49,28 @@ export interface CacheWiringDeps {
   clock: ClockPort;
   /** Replaces the backend (tests). */
   override?: CachePort;
+  /** cache.secret, or the development fallback the key hasher uses too: keys of the shared bodies. */
+  secret: string;
 }
 
 export function buildCache(config: MirrorConfig, deps: CacheWiringDeps): CacheWiring {
   const { events, clock } = deps;
-  const memory = new MemoryCache({ maxBytes: config.cache.memory.maxBytes, clock });
+  // shared bodies are sealed under keys derived from the secret that keys the cache (cache.secret)
+  const bodyKeys = config.cache.shareAcrossCredentials ? new BodyKeys(deps.secret) : undefined;
+  const memory = new MemoryCache({ maxBytes: config.cache.memory.maxBytes, clock, ...(bodyKeys ? { bodyKeys } : {}) });
   if (deps.override !== undefined || config.cache.backend !== 'redis') {
     const backend = deps.override ?? memory;
+    const stats = rememberingStats(cacheStatsOf(backend), clock);
     return {
       port: new InstrumentedCache(backend, events),
       backend,
       memory,
-      stats: cacheStatsOf(backend),
+      stats: stats.read,
       flights: undefined,
       governor: undefined,
       backends: [backend.backend],
       lifecycle: NO_LIFECYCLE,
+      storage: () => storageReport(config.cache.shareAcrossCredentials, backend === memory ? memory : undefined, stats.last, clock),
       breakers: {},
     };
   }
@@ -70,15 +80,18 @@ export function buildCache(config: MirrorConfig, deps: CacheWiringDeps): CacheWi
     scaleReads: config.cache.redis.scaleReads,
     ...(config.cache.redis.readerUrl ? { readerUrl: config.cache.redis.readerUrl } : {}),
     keyPrefix: config.cache.redis.keyPrefix,
+    ...(bodyKeys ? { bodyKeys } : {}),
     events,
     clock,
   });
   const breaker = new BreakerCache(redis, memory, { ...config.cache.breaker, events, clock });
+  const stats = rememberingStats(cacheStatsOf(breaker), clock);
   return {
     port: new InstrumentedCache(breaker, events),
     backend: breaker,
     memory,
-    stats: cacheStatsOf(breaker),
+    stats: stats.read,
+    storage: () => storageReport(config.cache.shareAcrossCredentials, undefined, stats.last, clock),
     flights: new BreakerAwareLease(new RedisLease({ client: redis.client, keyPrefix: config.cache.redis.keyPrefix }), () => breaker.breakerState === 'closed'),
     governor: { client: redis.client, keyPrefix: config.cache.redis.keyPrefix, available: () => breaker.breakerState === 'closed', cacheEvents: events },
     backends: ['redis', 'memory'],

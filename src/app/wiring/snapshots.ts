@@ -50,7 +50,7 @@ export function createSnapshotRedisClient(config: MirrorConfig): Redis | Cluster
 export function redisSnapshotPorts(config: MirrorConfig, client: Redis | Cluster): { dump: RedisCacheDump; lease: RedisLease } {
   const keyPrefix = config.cache.redis.keyPrefix;
   return {
-    dump: new RedisCacheDump({ client, keyPrefix, defaultTtlMs: config.cache.ttlSeconds * 1000 }),
+    dump: new RedisCacheDump({ client, keyPrefix, defaultTtlMs: config.cache.ttlSeconds * 1000, sharedBodies: config.cache.shareAcrossCredentials }),
     lease: new RedisLease({ client, keyPrefix }),
   };
 }

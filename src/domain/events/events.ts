@@ -26,6 +26,7 @@ export const EventName = {
   restoreCompleted: 'snapshot.restored',
   restoreProgress: 'snapshot.restore_progress',
   snapshotFailed: 'snapshot.failed',
+  crossCredentialRevalidation: 'cache.cross_credential_revalidation',
   /** An old snapshot could not be removed after a new one (retention). */
   snapshotPruneFailed: 'snapshot.prune_failed',
   /** A restore refused a snapshot (corrupt, truncated, unknown version...) and tries the next older one. */
@@ -64,7 +65,17 @@ export interface ResourceResolvedEvent {
   collapsed: boolean;
   /** Seconds since the served entry was last validated (stale answers). */
   staleAgeSeconds?: number;
+  /** Served without this request spending primary quota: why (absent when it spent some, or failed). */
+  quotaSaved?: QuotaSaving;
+  /** The client's User-Agent, raw (the metrics adapter reduces it to a bounded `client` label). */
+  userAgent?: string;
 }
+
+/**
+ * Why a served GET/HEAD spent no primary quota: fresh (a freshness-window hit, no call), not_modified
+ * (an authenticated revalidation answered 304), coalesced (it shared another request's call).
+ */
+export type QuotaSaving = 'fresh' | 'not_modified' | 'coalesced';
 
 /** Every call to GitHub. */
 export interface UpstreamCalledEvent {
@@ -82,6 +93,8 @@ export interface UpstreamCalledEvent {
   /** x-ratelimit-remaining of the answer, when present. */
   rateLimitRemaining?: number;
   rateLimitResource?: string;
+  /** The User-Agent of the client whose request made the call, raw (the metrics adapter bounds it). */
+  userAgent?: string;
 }
 
 export interface CoalescedEvent {
@@ -94,7 +107,7 @@ export interface CoalescedEvent {
 export interface CacheOperationEvent {
   name: typeof EventName.cacheOperation;
   backend: string;
-  operation: 'lookup' | 'store' | 'forget';
+  operation: 'lookup' | 'store' | 'forget' | 'representations';
   durationMs: number;
   /** For lookups: whether an entry was found. */
   found?: boolean;
@@ -351,6 +364,25 @@ export interface SnapshotScheduleFailedEvent {
   error: unknown;
 }
 
+/**
+ * A credential with no entry of its own offered GitHub the ETags of bodies stored for other
+ * credentials (or of `[]`): "304" = GitHub named one, its body was served; "200" = any other answer
+ * from GitHub (a full answer, a 404, a 304 naming none of them); "error" = no usable answer
+ * (timeout, connection error, upstream offline, 5xx, rate limited).
+ */
+export interface CrossCredentialRevalidationEvent {
+  name: typeof EventName.crossCredentialRevalidation;
+  result: '304' | '200' | 'error';
+  /** ETags offered in the If-None-Match list. */
+  candidates: number;
+  /** The empty-list guess was among them. */
+  guess: boolean;
+  /** Quota units the attempt saved (1 for a 304: the answer would otherwise have cost one). */
+  quotaSaved: number;
+  /** On a 304: a stored body ("shared") or the empty list ("guess") was served. */
+  served?: 'shared' | 'guess';
+}
+
 /** The upstream governor's answer to one call that was about to leave for GitHub. */
 export interface GovernorDecidedEvent {
   name: typeof EventName.governorDecided;
@@ -399,6 +431,7 @@ export interface DomainEventMap {
   [EventName.restoreCompleted]: SnapshotEvent;
   [EventName.restoreProgress]: SnapshotEvent;
   [EventName.snapshotFailed]: SnapshotEvent;
+  [EventName.crossCredentialRevalidation]: CrossCredentialRevalidationEvent;
   [EventName.snapshotPruneFailed]: SnapshotPruneFailedEvent;
   [EventName.snapshotRejected]: SnapshotRejectedEvent;
   [EventName.restoreFailed]: RestoreFailedEvent;

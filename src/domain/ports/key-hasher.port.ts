@@ -6,6 +6,11 @@ import type { ResourceKeyParts } from '../model.js';
  */
 export interface KeyHasherPort {
   keyFor(parts: ResourceKeyParts): string;
+  /**
+   * The key of the resource itself, the same for every credential (method, path, raw query, Accept,
+   * API version; no credential): it groups the credentials' entries and the bodies they share.
+   */
+  resourceKeyFor(parts: Omit<ResourceKeyParts, 'credential'>): string;
   /** A short stable identifier of a credential's partition (for logs and coalescing), never the credential. */
   partitionOf(credential: string | undefined): string;
   /**

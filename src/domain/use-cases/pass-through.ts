@@ -56,6 +56,7 @@ export class PassThrough {
 
   async execute(request: PassThroughRequest): Promise<PassThroughResult> {
     const started = this.clock.now();
+    const userAgent = firstValue(request.headers['user-agent']);
     const upstreamRequest = { method: request.method, target: request.target, headers: request.headers, ...(request.body ? { body: request.body } : {}) };
     try {
       const response = await this.upstream.forward(upstreamRequest);
@@ -70,6 +71,7 @@ export class PassThrough {
         durationMs: this.clock.now() - started,
         ...(remaining ? { rateLimitRemaining: Number(remaining) } : {}),
         ...(resource ? { rateLimitResource: resource } : {}),
+        ...(userAgent !== undefined ? { userAgent } : {}),
       });
       const headers = relayableHeaders(response.headers);
       const encoding = firstValue(response.headers['content-encoding']);
@@ -86,6 +88,7 @@ export class PassThrough {
         countedAgainstQuota: failure.answered && countsAgainstQuota(200, request.credential),
         conditional: false,
         durationMs: this.clock.now() - started,
+        ...(userAgent !== undefined ? { userAgent } : {}),
       });
       return { outcome: failure.miss, error: failure.error };
     }

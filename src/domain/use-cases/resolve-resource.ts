@@ -8,6 +8,7 @@ import type { KeyHasherPort } from '../ports/key-hasher.port.js';
 import { EventName, type ResourceResolvedEvent } from '../events/events.js';
 import { ErrorCode, isMirrorError, type MirrorFailure } from '../errors.js';
 import type { CrossReplicaCoalescing } from './cross-replica-coalescing.js';
+import type { Candidate, CrossCredentialRevalidation } from './cross-credential-revalidation.js';
 import {
   cacheControlDirectives,
   etagMatches,
@@ -15,13 +16,18 @@ import {
   hasNextLink,
   jsonArrayLength,
   pageSizeOf,
+  joinValue,
   perResponseHeaders,
+  refreshedHeaders,
   relayableHeaders,
   storableHeaders,
   isRateLimited,
+  upstreamHeaders,
+  withoutEntityHeaders,
 } from '../http-semantics.js';
 import type { Resolution, ServedResolution } from '../resolution.js';
 import { classifyUpstreamFailure } from '../upstream-failure.js';
+import { quotaSaving } from '../quota-saving.js';
 
 export interface ResolveResourceOptions {
   /** TTL of stored entries, seconds. */
@@ -65,6 +71,8 @@ interface SharedAnswer {
   fromCache: boolean;
   /** Served from the entry another replica fetched while this one waited (cross-replica coalescing). */
   sharedFlight?: boolean;
+  /** A body GitHub confirmed for this credential, stored for another one (or the empty-list guess). */
+  sharedBody?: 'shared' | 'guess';
   /** Why upstream failed, when a cached body stands in for its answer. */
   upstreamCause?: string;
   error?: undefined;
@@ -78,8 +86,6 @@ interface SharedFailure {
   sharedFlight?: undefined;
 }
 
-/** Client headers the mirror replaces with its own when it asks upstream. */
-const STRIPPED_FOR_UPSTREAM = new Set(['if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since', 'if-range', 'accept-encoding', 'content-length', 'range']);
 
 /**
  * The GET flow of DESIGN §3: look the resource up, revalidate it with a conditional request, store
@@ -99,23 +105,26 @@ export class ResolveResource {
     private readonly options: ResolveResourceOptions,
     /** Cross-replica coalescing of cold misses (Redis); absent = this process only. */
     private readonly coalescing?: CrossReplicaCoalescing,
+    /** Bodies shared across credentials (cache.shareAcrossCredentials); absent = per-credential entries only. */
+    private readonly crossCredential?: CrossCredentialRevalidation,
   ) {
     this.revalidationWriteMs = options.revalidationWriteMs ?? 60_000;
   }
 
   async execute(request: ResolveRequest): Promise<Resolution> {
-    const key = this.keys.keyFor({
-      credential: request.credential,
+    const parts = {
       method: 'GET',
       path: request.path,
       query: request.query,
       accept: firstValue(request.headers['accept']) ?? '',
       apiVersion: firstValue(request.headers['x-github-api-version']) ?? '',
-    });
+    };
+    const key = this.keys.keyFor({ credential: request.credential, ...parts });
     let shared = this.inflight.get(key);
     let collapsed = false;
     if (shared === undefined) {
-      const slot = { key, sealKey: this.keys.sealKeyFor(request.credential) };
+      const slot: Slot = { key, sealKey: this.keys.sealKeyFor(request.credential) };
+      if (this.crossCredential !== undefined) slot.resourceKey = this.keys.resourceKeyFor(parts);
       shared = this.resolveShared(slot, request).finally(() => this.inflight.delete(key));
       this.inflight.set(key, shared);
     } else {
@@ -143,8 +152,9 @@ export class ResolveResource {
     if (result.upstreamStatus !== undefined) resolution.upstreamStatus = result.upstreamStatus;
     if (result.staleAgeSeconds !== undefined) resolution.staleAgeSeconds = result.staleAgeSeconds;
     if (result.ttlSeconds !== undefined) resolution.ttlSeconds = result.ttlSeconds;
+    if (result.sharedBody !== undefined) resolution.sharedBody = result.sharedBody;
     if (result.upstreamCause !== undefined) resolution.upstreamCause = result.upstreamCause;
-    if (result.status === 200 && etagMatches(joinHeader(request.headers['if-none-match']), result.etag)) {
+    if (result.status === 200 && etagMatches(joinValue(request.headers['if-none-match']), result.etag)) {
       resolution.status = 304;
       resolution.body = EMPTY;
       resolution.headers = withoutEntityHeaders(result.headers);
@@ -157,6 +167,10 @@ export class ResolveResource {
       collapsed: resolution.collapsed,
     };
     if (result.staleAgeSeconds !== undefined) event.staleAgeSeconds = result.staleAgeSeconds;
+    const saved = quotaSaving(result.outcome, resolution.collapsed, request.credential);
+    if (saved !== undefined) event.quotaSaved = saved;
+    const userAgent = firstValue(request.headers['user-agent']);
+    if (userAgent !== undefined) event.userAgent = userAgent;
     this.events.emit(event);
     return resolution;
   }
@@ -179,7 +193,7 @@ export class ResolveResource {
     return { outcome: O.ONLINE_MISS, status: entry.status, headers: { ...entry.headers }, body: entry.body, etag: entry.etag, fromCache: true, sharedFlight: true };
   }
 
-  private async resolveWith(key: Slot, request: ResolveRequest, entry: CachedEntry | undefined): Promise<SharedResult> {
+  private async resolveWith(key: Slot, request: ResolveRequest, entry: CachedEntry | undefined, unshared = false): Promise<SharedResult> {
     const now = this.clock.now();
 
     if (entry !== undefined && this.isFresh(entry, now)) {
@@ -195,11 +209,18 @@ export class ResolveResource {
       };
     }
 
-    const conditional = entry !== undefined && !this.fullPageGuard(entry, request.query);
     const headers = upstreamHeaders(request.headers);
+    let conditional = entry !== undefined && !this.fullPageGuard(entry, request.query);
     if (conditional && entry !== undefined) {
       if (entry.etag !== undefined) headers['if-none-match'] = entry.etag;
       else if (entry.lastModified !== undefined) headers['if-modified-since'] = entry.lastModified;
+    }
+    // no entry of its own: offer GitHub the ETags this credential would get for the bodies stored for
+    // others (never for an anonymous request: its 304s are not free, and it is one partition anyway)
+    const candidates = entry === undefined && !unshared ? await this.candidatesFor(key, request, headers) : NO_CANDIDATES;
+    if (candidates.length > 0) {
+      headers['if-none-match'] = (this.crossCredential as CrossCredentialRevalidation).ifNoneMatch(candidates);
+      conditional = true;
     }
 
     const started = this.clock.now();
@@ -207,13 +228,23 @@ export class ResolveResource {
     try {
       response = await this.upstream.fetch({ method: 'GET', target: request.target, headers });
     } catch (error) {
-      return this.upstreamFailed(key, error, entry, conditional, started, request.credential);
+      if (candidates.length > 0) this.crossCredential?.report('error', candidates);
+      return this.upstreamFailed(key, error, entry, conditional, started, request.credential, firstValue(request.headers['user-agent']));
     }
     this.upstreamCalled(response, request, conditional, started);
 
     const { status } = response;
     if (status === 304 && entry !== undefined) {
       return this.revalidated(key, entry, response);
+    }
+    if (candidates.length > 0) {
+      const cross = this.crossCredential as CrossCredentialRevalidation;
+      const matched = status === 304 ? cross.matched(candidates, response) : undefined;
+      if (matched !== undefined) return this.sharedHit(key, matched, candidates, response);
+      const failed = status >= 500 || isRateLimited(status, response.headers, response.body);
+      cross.report(failed ? 'error' : '200', candidates);
+      // a 304 naming none of the ETags offered proves nothing: fetch the resource as if nothing were stored
+      if (status === 304) return this.resolveWith(key, request, undefined, true);
     }
     if (isRateLimited(status, response.headers, response.body)) {
       return entry !== undefined ? this.stale(O.RATE_LIMITED_HIT, entry, response) : this.passOn(O.RATE_LIMITED_MISS, response);
@@ -265,6 +296,29 @@ export class ResolveResource {
     };
   }
 
+  private async candidatesFor(slot: Slot, request: ResolveRequest, headers: HeaderMap): Promise<readonly Candidate[]> {
+    if (this.crossCredential === undefined || slot.resourceKey === undefined || request.credential === undefined) return NO_CANDIDATES;
+    return this.crossCredential.candidates(slot.resourceKey, headers, request.query);
+  }
+
+  /** GitHub's 304 named a body stored for another credential (or the empty list): it is this one's too. */
+  private async sharedHit(slot: Slot, candidate: Candidate, offered: readonly Candidate[], response: BufferedResponse): Promise<SharedResult> {
+    const cross = this.crossCredential as CrossCredentialRevalidation;
+    const hit = cross.hit(candidate, response, this.clock.now());
+    cross.report('304', offered, hit.detail);
+    await this.write(slot, hit.entry);
+    return {
+      outcome: O.ONLINE_HIT,
+      status: hit.entry.status,
+      headers: hit.headers,
+      body: hit.entry.body,
+      etag: hit.entry.etag,
+      upstreamStatus: 304,
+      fromCache: true,
+      sharedBody: hit.detail,
+    };
+  }
+
   /** A cached body served because upstream could not give a good answer. */
   private stale(outcome: Outcome, entry: CachedEntry, response?: BufferedResponse): SharedResult {
     const now = this.clock.now();
@@ -300,10 +354,18 @@ export class ResolveResource {
     conditional: boolean,
     started: number,
     credential: string | undefined,
+    userAgent: string | undefined,
   ): Promise<SharedResult> {
     const failure = classifyUpstreamFailure(error);
     const countedAgainstQuota = failure.answered && countsAgainstQuota(200, credential);
-    this.events.emit({ name: EventName.upstreamCalled, result: failure.result, countedAgainstQuota, conditional, durationMs: this.clock.now() - started });
+    this.events.emit({
+      name: EventName.upstreamCalled,
+      result: failure.result,
+      countedAgainstQuota,
+      conditional,
+      durationMs: this.clock.now() - started,
+      ...(userAgent !== undefined ? { userAgent } : {}),
+    });
     if (entry !== undefined && failure.hit !== undefined) {
       const stale = this.stale(failure.hit, entry);
       if (stale.error === undefined && failure.error.cause !== undefined) stale.upstreamCause = failure.error.cause;
@@ -326,6 +388,7 @@ export class ResolveResource {
       durationMs: number;
       rateLimitRemaining?: number;
       rateLimitResource?: string;
+      userAgent?: string;
     } = {
       name: EventName.upstreamCalled,
       result: 'ok',
@@ -336,6 +399,8 @@ export class ResolveResource {
     };
     if (remaining !== undefined && remaining !== '') event.rateLimitRemaining = Number(remaining);
     if (resource !== undefined) event.rateLimitResource = resource;
+    const userAgent = firstValue(request.headers['user-agent']);
+    if (userAgent !== undefined) event.userAgent = userAgent;
     this.events.emit(event);
   }
 
@@ -365,7 +430,7 @@ export class ResolveResource {
 
   private async lookup(slot: Slot): Promise<CachedEntry | undefined> {
     try {
-      return await this.cache.lookup(slot.key, slot.sealKey);
+      return await this.cache.lookup(slot.key, slot.sealKey, slot.resourceKey);
     } catch (error) {
       this.cacheFailed('lookup', error);
       return undefined;
@@ -374,7 +439,7 @@ export class ResolveResource {
 
   private async write(slot: Slot, entry: CachedEntry): Promise<void> {
     try {
-      await this.cache.store(slot.key, entry, this.options.ttlSeconds, slot.sealKey);
+      await this.cache.store(slot.key, entry, this.options.ttlSeconds, slot.sealKey, slot.resourceKey);
     } catch (error) {
       this.cacheFailed('store', error);
     }
@@ -382,7 +447,7 @@ export class ResolveResource {
 
   private async forget(slot: Slot): Promise<void> {
     try {
-      await this.cache.forget(slot.key);
+      await this.cache.forget(slot.key, slot.resourceKey);
     } catch (error) {
       this.cacheFailed('forget', error);
     }
@@ -413,43 +478,17 @@ function mergedHeaders(a: Record<string, string>, b?: Record<string, string>): R
   return out;
 }
 
-/** Where an entry lives: its cache key and the credential-derived key that seals it at rest. */
+/**
+ * Where an entry lives: its cache key, the credential-derived key that seals it at rest, and with
+ * bodies shared across credentials the resource's key (KeyHasherPort.resourceKeyFor).
+ */
 interface Slot {
   key: string;
   sealKey: Uint8Array;
+  resourceKey?: string;
 }
 
-function joinHeader(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value.join(', ') : value;
-}
-
-/** Client headers as sent upstream for a cached GET: validators and encoding are the mirror's. */
-function upstreamHeaders(headers: HeaderMap): HeaderMap {
-  const out: HeaderMap = {};
-  for (const name in headers) {
-    if (!STRIPPED_FOR_UPSTREAM.has(name)) out[name] = headers[name];
-  }
-  return out;
-}
-
-/** Headers of a 304 that update the served answer: rate-limit state, date, request id, validators, caching. */
-function refreshedHeaders(headers: HeaderMap): Record<string, string> {
-  const out = perResponseHeaders(headers);
-  for (const name of ['etag', 'last-modified', 'cache-control', 'vary', 'expires']) {
-    const value = joinHeader(headers[name]);
-    if (value !== undefined) out[name] = value;
-  }
-  return out;
-}
-
-/** Entity headers dropped from a 304 sent to a client. */
-function withoutEntityHeaders(headers: Record<string, string>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const name in headers) {
-    if (name !== 'content-type' && name !== 'content-length' && name !== 'content-encoding') out[name] = headers[name] as string;
-  }
-  return out;
-}
+const NO_CANDIDATES: readonly Candidate[] = [];
 
 /** GitHub: a 304 to an authenticated request is free; everything else costs one unit. */
 export function countsAgainstQuota(status: number, credential: string | undefined): boolean {

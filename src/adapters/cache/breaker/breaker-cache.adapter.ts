@@ -22,8 +22,8 @@ import CircuitBreaker from 'opossum';
 import { ErrorCode } from '../../../domain/errors.js';
 import { EventName } from '../../../domain/events/events.js';
 import type { BreakerChangedEvent, DomainEvent } from '../../../domain/events/events.js';
-import type { CachedEntry } from '../../../domain/model.js';
-import type { CachePort, CacheStatsPort } from '../../../domain/ports/cache.port.js';
+import type { CachedEntry, StoredRepresentation } from '../../../domain/model.js';
+import type { CachePort, CacheStats, CacheStatsPort } from '../../../domain/ports/cache.port.js';
 import type { ClockPort } from '../../../domain/ports/clock.port.js';
 import { systemClock } from '../../clock/system-clock.adapter.js';
 import type { EventBusPort } from '../../../domain/ports/event-bus.port.js';
@@ -55,7 +55,7 @@ export interface BreakerCacheOptions {
 export type BreakerState = 'closed' | 'open' | 'half_open';
 
 interface Call {
-  operation: 'lookup' | 'store' | 'forget';
+  operation: 'lookup' | 'store' | 'forget' | 'representations';
   primary: () => Promise<unknown>;
   fallback: () => Promise<unknown>;
 }
@@ -168,39 +168,51 @@ export class BreakerCache implements CachePort, CacheStatsPort {
     return this.state;
   }
 
-  async lookup(key: string, sealKey?: Uint8Array): Promise<CachedEntry | undefined> {
+  async lookup(key: string, sealKey?: Uint8Array, resourceKey?: string): Promise<CachedEntry | undefined> {
     const result = await this.breaker.fire({
       operation: 'lookup',
-      primary: async () => ({ [PRIMARY]: true, entry: await this.primary.lookup(key, sealKey) }),
-      fallback: async () => ({ [PRIMARY]: false, entry: await this.fallback.lookup(key, sealKey) }),
+      primary: async () => ({ [PRIMARY]: true, entry: await this.primary.lookup(key, sealKey, resourceKey) }),
+      fallback: async () => ({ [PRIMARY]: false, entry: await this.fallback.lookup(key, sealKey, resourceKey) }),
     });
     const { entry, [PRIMARY]: fromPrimary } = result as { [PRIMARY]: boolean; entry: CachedEntry | undefined };
     if (entry !== undefined || !fromPrimary) return entry;
     // the primary has none: an entry kept in memory during an outage still saves an upstream call
-    return this.fallback.lookup(key, sealKey);
+    return this.fallback.lookup(key, sealKey, resourceKey);
   }
 
-  async store(key: string, entry: CachedEntry, ttlSeconds: number, sealKey?: Uint8Array): Promise<void> {
+  async store(key: string, entry: CachedEntry, ttlSeconds: number, sealKey?: Uint8Array, resourceKey?: string): Promise<void> {
     await this.breaker.fire({
       operation: 'store',
       primary: async () => {
-        await this.primary.store(key, entry, ttlSeconds, sealKey);
+        await this.primary.store(key, entry, ttlSeconds, sealKey, resourceKey);
         // the primary has the newest version now: the fallback must not keep an older one
-        await this.fallback.forget(key);
+        await this.fallback.forget(key, resourceKey);
       },
-      fallback: () => this.fallback.store(key, entry, ttlSeconds, sealKey),
+      fallback: () => this.fallback.store(key, entry, ttlSeconds, sealKey, resourceKey),
     });
   }
 
-  async forget(key: string): Promise<void> {
+  async forget(key: string, resourceKey?: string): Promise<void> {
     await Promise.all([
-      this.breaker.fire({ operation: 'forget', primary: () => this.primary.forget(key), fallback: () => Promise.resolve() }),
-      this.fallback.forget(key),
+      this.breaker.fire({ operation: 'forget', primary: () => this.primary.forget(key, resourceKey), fallback: () => Promise.resolve() }),
+      this.fallback.forget(key, resourceKey),
     ]);
   }
 
+  /** The primary's representations; the fallback's when it has none (bodies kept in memory during an outage). */
+  async representations(resourceKey: string, limit: number): Promise<readonly StoredRepresentation[]> {
+    const result = await this.breaker.fire({
+      operation: 'representations',
+      primary: async () => ({ [PRIMARY]: true, found: await this.primary.representations(resourceKey, limit) }),
+      fallback: async () => ({ [PRIMARY]: false, found: await this.fallback.representations(resourceKey, limit) }),
+    });
+    const { found, [PRIMARY]: fromPrimary } = result as { [PRIMARY]: boolean; found: readonly StoredRepresentation[] };
+    if (found.length > 0 || !fromPrimary) return found;
+    return this.fallback.representations(resourceKey, limit);
+  }
+
   /** Stats of the active backend (the fallback's when the primary cannot answer). */
-  async stats(): Promise<{ entries: number; bytes: number }> {
+  async stats(): Promise<CacheStats> {
     if (this.state === 'closed' && hasStats(this.primary)) {
       try {
         return await this.primary.stats();

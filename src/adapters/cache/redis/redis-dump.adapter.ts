@@ -3,13 +3,16 @@
  * TTLs read in pipelines on the node that owns them, restored with SET NX PX so an entry already
  * present is never replaced.
  *
- * Payloads are the values exactly as Redis holds them (entry-codec bytes, sealed or not): nothing is
- * decoded here, so a snapshot carries what Redis carries.
+ * Payloads are the values exactly as Redis holds them (entry-codec bytes, sealed or not; with shared
+ * bodies also the bodies and indexes of the shared layout, all plain strings): nothing is decoded
+ * here, so a snapshot carries what Redis carries.
  */
 import calculateSlot from 'cluster-key-slot';
 import type { Cluster, Redis } from 'ioredis';
 import type { CacheDumpPort, DumpedEntry } from '../../../domain/ports/cache-dump.port.js';
 import { CODEC_VERSION } from '../entry-codec.js';
+
+import { SHARED_ENTRY_FORMAT } from '../shared-layout.js';
 
 /** Same codec bytes as the memory dump's payloads, so snapshots move between the two backends. */
 export const REDIS_ENTRY_FORMAT = `mirror-entry-v${CODEC_VERSION}`;
@@ -31,6 +34,11 @@ export interface RedisCacheDumpOptions {
   batchEntries?: number;
   /** TTL given to a key that has none (default 1 h); the mirror always sets one, so only foreign writes lack it. */
   defaultTtlMs?: number;
+  /**
+   * The cache stores bodies once per resource (cache.shareAcrossCredentials): its keys are entries,
+   * bodies and indexes of the shared layout, and the dump's entryFormat says so.
+   */
+  sharedBodies?: boolean;
 }
 
 /** MATCH pattern for the keys that start with `prefix` (glob characters escaped). */
@@ -44,7 +52,7 @@ function isCluster(client: Redis | Cluster): client is Cluster {
 
 export class RedisCacheDump implements CacheDumpPort {
   readonly backend = 'redis';
-  readonly entryFormat = REDIS_ENTRY_FORMAT;
+  readonly entryFormat: string;
   /** Keys that vanished or failed between SCAN and GET (expired, evicted, moved during a reshard). */
   skipped = 0;
   private readonly client: Redis | Cluster;
@@ -61,6 +69,7 @@ export class RedisCacheDump implements CacheDumpPort {
     this.scanCount = options.scanCount ?? 1000;
     this.batchEntries = options.batchEntries ?? 256;
     this.defaultTtlMs = options.defaultTtlMs ?? 60 * 60 * 1000;
+    this.entryFormat = options.sharedBodies === true ? SHARED_ENTRY_FORMAT : REDIS_ENTRY_FORMAT;
   }
 
   /** The nodes to SCAN: every master of a cluster, or the one server (Sentinel: the current master). */
