@@ -45,10 +45,15 @@ export class HmacKeyHasher implements KeyHasherPort {
 
   /** HMAC of the request without its credential, hex (40 chars): never contains a hash-tag brace. */
   resourceKeyFor(parts: Omit<ResourceKeyParts, 'credential'>): string {
-    return createHmac('sha256', this.secret)
-      .update(['resource', parts.method, parts.path, parts.query, parts.accept, parts.apiVersion].join(SEPARATOR))
-      .digest('hex')
-      .slice(0, 40);
+    // memoised with the cache keys: a partition is hex or "anon", never "resource"
+    const identity = ['resource', parts.method, parts.path, parts.query, parts.accept, parts.apiVersion].join(SEPARATOR);
+    let key = this.keys.get(identity);
+    if (key === undefined) {
+      key = createHmac('sha256', this.secret).update(identity).digest('hex').slice(0, 40);
+      if (this.keys.size >= MAX_MEMO) this.keys.clear();
+      this.keys.set(identity, key);
+    }
+    return key;
   }
 
   partitionOf(credential: string | undefined): string {
