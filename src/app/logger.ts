@@ -1,5 +1,6 @@
 /** The mirror's pino logger: JSON lines on a buffered stdout, secrets removed by path and by pattern. */
-import { pino, destination as pinoDestination, type Logger, type DestinationStream, type LoggerOptions } from 'pino';
+import { writeSync } from 'node:fs';
+import { pino, type Logger, type DestinationStream, type LoggerOptions } from 'pino';
 
 export const CENSOR = '[redacted]';
 
@@ -65,33 +66,67 @@ export function redactSecrets(text: string): string {
     .replace(USERINFO, `$1${CENSOR}@`);
 }
 
-/** Bytes of log lines gathered before one write to stdout. */
-const STDOUT_BUFFER_BYTES = 4096;
+/** Characters of log lines gathered before one write to stdout. */
+const STDOUT_BUFFER_CHARS = 4096;
 /** Longest a line waits in that buffer. */
 const STDOUT_FLUSH_MS = 250;
 
-type Destination = ReturnType<typeof pinoDestination>;
-
-let stdout: Destination | undefined;
-
 /**
  * The process's stdout as every logger without a destination of its own writes it: lines gathered
- * up to STDOUT_BUFFER_BYTES (or STDOUT_FLUSH_MS) and written in one synchronous write, instead of
+ * up to STDOUT_BUFFER_CHARS (or STDOUT_FLUSH_MS) and written with one synchronous write, instead of
  * one write(2) per line — the access log writes a line per request. What is still buffered when the
  * process exits (process.exit, the end of the event loop, an uncaught exception) is written then.
+ * A full pipe (EAGAIN) is waited out; a stdout nobody reads any more (EPIPE) drops the lines.
  */
-function stdoutDestination(): Destination {
-  if (stdout === undefined) {
-    const stream = pinoDestination({ dest: 1, sync: true, minLength: STDOUT_BUFFER_BYTES, periodicFlush: STDOUT_FLUSH_MS });
-    process.on('exit', () => {
-      try {
-        stream.flushSync();
-      } catch {
-        // stdout gone (EPIPE): nothing to write to
-      }
-    });
-    stdout = stream;
+class BufferedStdout implements DestinationStream {
+  private parts: string[] = [];
+  private chars = 0;
+  private gone = false;
+
+  constructor(private readonly fd: number) {
+    setInterval(() => this.flushSync(), STDOUT_FLUSH_MS).unref();
+    process.on('exit', () => this.flushSync());
   }
+
+  write(line: string): void {
+    if (this.gone) return;
+    this.parts.push(line);
+    this.chars += line.length;
+    if (this.chars >= STDOUT_BUFFER_CHARS) this.flushSync();
+  }
+
+  /** pino's logger.flush(). */
+  flush(done?: (error?: Error) => void): void {
+    this.flushSync();
+    done?.();
+  }
+
+  flushSync(): void {
+    if (this.parts.length === 0) return;
+    const data = Buffer.from(this.parts.length === 1 ? (this.parts[0] as string) : this.parts.join(''));
+    this.parts = [];
+    this.chars = 0;
+    let offset = 0;
+    while (offset < data.length && !this.gone) {
+      try {
+        offset += writeSync(this.fd, data, offset);
+      } catch (error) {
+        const code = (error as { code?: unknown }).code;
+        if (code === 'EAGAIN') Atomics.wait(PAUSE, 0, 0, 10);
+        else this.gone = code === 'EPIPE' || this.gone;
+        if (code !== 'EAGAIN' && code !== 'EPIPE') return; // this batch is lost; the next one tries again
+      }
+    }
+  }
+}
+
+/** A cell to sleep on (Atomics.wait) while a full stdout pipe drains. */
+const PAUSE = new Int32Array(new SharedArrayBuffer(4));
+
+let stdout: BufferedStdout | undefined;
+
+function stdoutDestination(): BufferedStdout {
+  stdout ??= new BufferedStdout(1);
   return stdout;
 }
 

@@ -14,7 +14,7 @@
  * request id comes first, so the line is the one the request's own child logger would write; that
  * child is only made when something else logs for the request (lazy-child-logger.ts).
  */
-import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { EventBusPort } from '../../domain/ports/event-bus.port.js';
@@ -31,6 +31,13 @@ export interface RequestState {
   streamingUpstream?: boolean;
   /** Why upstream failed (a 502/504 the mirror made, or a stale answer served instead), logged as `cause`. */
   cause?: string;
+  /** Answered by a route of the reserved paths (/healthz, /readyz, /metrics). */
+  reserved?: true;
+}
+
+function markReserved(request: FastifyRequest, _reply: FastifyReply, done: () => void): void {
+  request.mirror.reserved = true;
+  done();
 }
 
 /** A request not answered yet, as a shutdown that cuts it reports it. */
@@ -86,6 +93,13 @@ export const requestLogPlugin = definePlugin<RequestLogOptions>({ name: REQUEST_
       outcome: request.mirror.outcome,
     }));
   });
+  // The routes of the reserved paths mark their requests (their answers are logged at debug): a hook
+  // of those routes alone, so other requests pay nothing (request.routeOptions builds an object).
+  app.addHook('onRoute', (route) => {
+    if (!RESERVED_PATHS.has(route.url)) return;
+    const existing = route.onRequest;
+    route.onRequest = [...(existing === undefined ? [] : Array.isArray(existing) ? existing : [existing]), markReserved];
+  });
   app.addHook('onRequest', (request, _reply, done) => {
     request.mirror = { outcome: 'NONE' };
     inFlight.set(request, performance.now());
@@ -105,7 +119,7 @@ export const requestLogPlugin = definePlugin<RequestLogOptions>({ name: REQUEST_
       outcome: request.mirror.outcome,
       durationMs: reply.elapsedTime,
     });
-    const level = RESERVED_PATHS.has(request.routeOptions.url ?? '') ? 'debug' : status >= 500 ? 'warn' : 'info';
+    const level = request.mirror.reserved === true ? 'debug' : status >= 500 ? 'warn' : 'info';
     if (server.isLevelEnabled(level)) {
       const line: AccessFields = {
         reqId: request.id,
