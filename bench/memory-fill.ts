@@ -1,13 +1,13 @@
 /**
  * The memory check of issue 13: a mirror (memory backend, production defaults) is filled through
- * HTTP with distinct ~4 KB resources up to cache.memory.maxBytes and a little beyond (so the LRU is
- * evicting at the end), then its RSS is compared with 1.5 × maxBytes + 80 MiB. The fill is a row of
- * its own (`memory-filled`): every request a miss, so upstream/req ≈ 1.00.
+ * HTTP with distinct ~4 KB resources, asked by 256 tokens in turn, up to cache.memory.maxBytes and a
+ * little beyond (so the LRU is evicting at the end), then its RSS is compared with 1.5 × maxBytes +
+ * 80 MiB. The fill is a row of its own (`memory-filled`): every request a miss, so upstream/req ≈ 1.00.
  */
 import { runLoad } from './load.js';
 import type { BenchServer, ServerFleet } from './servers.js';
 import type { Row } from './report.js';
-import { BENCH_ACCEPT, BENCH_TOKEN, ITEM_PREFIX } from './scenario.js';
+import { BENCH_ACCEPT, DISTINCT_TOKENS, ITEM_PREFIX, distinctTokens } from './scenario.js';
 
 const MiB = 1024 * 1024;
 const DEFAULT_MAX_ENTRY_BYTES = 10 * MiB;
@@ -39,9 +39,17 @@ export async function measureMemoryFill(fleet: ServerFleet, upstream: BenchServe
     `MIRROR_CACHE_MAX_ENTRY_BYTES=${Math.min(maxBytes, DEFAULT_MAX_ENTRY_BYTES)}`,
   );
   const idle = await mirror.usage();
-  const headers = { accept: BENCH_ACCEPT, authorization: BENCH_TOKEN };
+  const headers = { accept: BENCH_ACCEPT };
+  // the fill's misses spread over DISTINCT_TOKENS credentials in turn, as many clients would fill a
+  // cache: one token alone would be held to the upstream governor's budget (points per minute per
+  // credential), and the fill would take an hour
+  const tokens = distinctTokens(DISTINCT_TOKENS);
   let next = 0;
-  const items = (count: number) => Array.from({ length: count }, () => ({ path: `${ITEM_PREFIX}${next++}` }));
+  const items = (count: number) =>
+    Array.from({ length: count }, () => {
+      const n = next++;
+      return { path: `${ITEM_PREFIX}${n}`, headers: { authorization: tokens[n % tokens.length] as string } };
+    });
   // a probe tells the size the cache counts per entry, so the fill knows how many it takes
   const probe = 200;
   await runLoad({ url: mirror.url, connections, durationMs: 60_000, headers, variants: items(probe), maxRequests: probe });

@@ -7,6 +7,7 @@
 import type { CachedEntry, StoredRepresentation } from '../../../domain/model.js';
 import type { ClockPort } from '../../../domain/ports/clock.port.js';
 import type { BodyKeys } from '../../crypto/body-keys.js';
+import { ownedBytes } from './owned-bytes.js';
 import { INDEX_MAX, readBody, representationOf, sharedName, storedRepresentation, withIndexRecord, writeBody, writeIndex, type IndexRecord } from '../shared-layout.js';
 
 interface BodySlot {
@@ -27,9 +28,22 @@ interface IndexSlot {
   expiresAt: number;
 }
 
-const BODY_OVERHEAD_BYTES = 160;
+/**
+ * What a held body costs besides its bytes and header strings, as measured with the memory cache
+ * filled (docs/performance.md): the representation, its headers object, the Buffer and its backing
+ * store's bookkeeping, the slot, its key and Map entry, and the slack the JS heap and malloc keep
+ * around such objects — about 1 KiB, where 160 bytes was assumed before.
+ */
+const BODY_OVERHEAD_BYTES = 1024;
 const INDEX_OVERHEAD_BYTES = 120;
 const INDEX_RECORD_BYTES = 80;
+
+/** The representation the cache keeps, its body in memory of its own size (ownedBytes). */
+function ownedRepresentation(entry: CachedEntry): CachedEntry {
+  const rep = representationOf(entry);
+  rep.body = ownedBytes(rep.body);
+  return rep;
+}
 
 function slotKey(resourceKey: string, bodyId: string): string {
   return `${resourceKey}\u0000${bodyId}`;
@@ -78,12 +92,12 @@ export class MemoryBodies {
     const key = slotKey(resourceKey, bodyId);
     let slot = this.bodies.get(key);
     if (slot === undefined) {
-      const rep = entry === undefined ? undefined : representationOf(entry);
+      const rep = entry === undefined ? undefined : ownedRepresentation(entry);
       slot = { resourceKey, bodyId, entry: rep, sealed: undefined, refs: 0, size: bodySize(rep, undefined), expiresAt };
       this.bodies.set(key, slot);
       this.used += slot.size;
     } else if (slot.entry === undefined && slot.sealed === undefined && entry !== undefined) {
-      this.resize(slot, representationOf(entry), undefined);
+      this.resize(slot, ownedRepresentation(entry), undefined);
     }
     this.orphans.delete(key);
     slot.refs += 1;
@@ -158,7 +172,8 @@ export class MemoryBodies {
   }
 
   /** A body from a snapshot, kept sealed; false when it is already held. */
-  restoreBody(resourceKey: string, bodyId: string, sealed: Uint8Array, ttlMs: number): boolean {
+  restoreBody(resourceKey: string, bodyId: string, restored: Uint8Array, ttlMs: number): boolean {
+    const sealed = ownedBytes(restored);
     const expiresAt = this.clock.now() + ttlMs;
     const key = slotKey(resourceKey, bodyId);
     const slot = this.bodies.get(key);

@@ -9,6 +9,7 @@ import { resourceHeaders } from '../../../domain/http-semantics.js';
 import { joinBody, ownEntry, pointerBodyId, readPointer, sharedName } from '../shared-layout.js';
 import { CorruptReason } from '../entry-codec.errors.js';
 import { MemoryBodies } from './memory-bodies.js';
+import { ownedBytes } from './owned-bytes.js';
 
 export interface MemoryCacheOptions {
   /** Upper bound of the bytes held (body + headers + key + a fixed overhead per entry; a shared body once). */
@@ -44,8 +45,12 @@ interface Slot {
   shared: SharedRef | undefined;
 }
 
-/** Fixed per-entry bookkeeping cost: the Map slot, the entry object, its small fields. */
-const ENTRY_OVERHEAD_BYTES = 200;
+/**
+ * Fixed per-entry cost besides the strings and body counted: the entry object and its headers
+ * object, the slot, the Map entry, and the slack the JS heap keeps around them — about 600 bytes as
+ * measured with the cache filled (docs/performance.md), where 200 were assumed before.
+ */
+const ENTRY_OVERHEAD_BYTES = 600;
 
 /** The bytes an entry costs in memory: body, headers, validators and key, plus bookkeeping. */
 export function entrySize(key: string, entry: CachedEntry): number {
@@ -53,6 +58,16 @@ export function entrySize(key: string, entry: CachedEntry): number {
   for (const name in entry.headers) size += (name.length + (entry.headers[name]?.length ?? 0)) * 2;
   size += ((entry.etag?.length ?? 0) + (entry.lastModified?.length ?? 0)) * 2;
   return size;
+}
+
+/** `entry` with its body in memory of its own size (ownedBytes), copied field by field when it needs it. */
+function withOwnedBody(entry: CachedEntry): CachedEntry {
+  const body = ownedBytes(entry.body);
+  if (body === entry.body) return entry;
+  const kept = {} as Record<string, unknown>;
+  for (const field in entry) kept[field] = (entry as unknown as Record<string, unknown>)[field];
+  kept['body'] = body;
+  return kept as unknown as CachedEntry;
 }
 
 /**
@@ -132,7 +147,8 @@ export class MemoryCache implements CachePort, CacheStatsPort {
   set(key: string, entry: CachedEntry, ttlSeconds: number, sealKey?: Uint8Array, resourceKey?: string): void {
     const bodies = this.bodies;
     if (bodies === undefined || resourceKey === undefined) {
-      this.place(key, { entry, sealed: undefined, size: entrySize(key, entry), expiresAt: 0, sealKey, shared: undefined }, ttlSeconds);
+      const kept = withOwnedBody(entry);
+      this.place(key, { entry: kept, sealed: undefined, size: entrySize(key, kept), expiresAt: 0, sealKey, shared: undefined }, ttlSeconds);
       return;
     }
     const bodyId = bodies.keys.idOf(entry.body);
@@ -153,7 +169,8 @@ export class MemoryCache implements CachePort, CacheStatsPort {
    * Keeps a restored entry as the sealed bytes a snapshot carries: the credential that can open it is
    * only known when a client asks for it again.
    */
-  setSealed(key: string, sealed: Uint8Array, ttlSeconds: number): void {
+  setSealed(key: string, restored: Uint8Array, ttlSeconds: number): void {
+    const sealed = ownedBytes(restored);
     this.place(key, { entry: undefined, sealed, size: ENTRY_OVERHEAD_BYTES + key.length * 2 + sealed.byteLength, expiresAt: 0, sealKey: undefined, shared: undefined }, ttlSeconds);
   }
 
@@ -168,7 +185,7 @@ export class MemoryCache implements CachePort, CacheStatsPort {
     const size = ENTRY_OVERHEAD_BYTES + key.length * 2 + sealed.byteLength;
     if (size > this.options.maxBytes) return false;
     this.bodies.acquire(resourceKey, bodyId, undefined, this.clock.now() + ttlSeconds * 1000);
-    this.place(key, { entry: undefined, sealed, size, expiresAt: 0, sealKey: undefined, shared: { resourceKey, bodyId } }, ttlSeconds);
+    this.place(key, { entry: undefined, sealed: ownedBytes(sealed), size, expiresAt: 0, sealKey: undefined, shared: { resourceKey, bodyId } }, ttlSeconds);
     return true;
   }
 
