@@ -93,7 +93,7 @@ test.serial('a Redis that lost its data but holds a few entries written since is
   t.truthy(one);
   // any kind of key will do (entries are strings, a resource's body counts a hash): copied as it is
   const value = await client.dumpBuffer(one!);
-  await client.multi().flushall().restore(one!, 600_000, value!).exec();
+  await client.multi().flushall().restore(one!, 600_000, value).exec();
   t.is(await client.dbsize(), 1);
 
   await waitFor('restored', async () => (await restoresOk(m)) > restoresBefore, 15_000, 100);
