@@ -72,7 +72,7 @@ async function until(what: string, check: () => boolean | Promise<boolean>, time
 }
 
 /** Starts `npm start` in the copy; resolves once /healthz answers, with npm's pid and the mirror's. */
-async function npmStart(port: number): Promise<{ npm: ChildProcess; mirrorPid: number; output: () => string }> {
+async function npmStart(port: number): Promise<{ npm: ChildProcess; mirrorPid: number; output: () => string; closed: Promise<void> }> {
   github ??= await FakeGitHub.start();
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
@@ -86,6 +86,9 @@ async function npmStart(port: number): Promise<{ npm: ChildProcess; mirrorPid: n
   };
   const npm = spawn('npm', ['start'], { cwd: work, env, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(npm);
+  // 'close' comes once npm exited AND its output was read to the end: the mirror writes its buffered
+  // log lines as it exits, so a check made at 'exit' (or when the pid is gone) can miss them
+  const closed = new Promise<void>((resolve) => npm.once('close', () => resolve()));
   let output = '';
   npm.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
   npm.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -99,13 +102,13 @@ async function npmStart(port: number): Promise<{ npm: ChildProcess; mirrorPid: n
   );
   const mirrorPid = Number(execFileSync('pgrep', ['-P', String(npm.pid)]).toString().trim().split('\n')[0]);
   pids.add(mirrorPid);
-  return { npm, mirrorPid, output: () => output };
+  return { npm, mirrorPid, output: () => output, closed };
 }
 
 test.serial('SIGTERM to the npm process only: the mirror drains and its port closes within the grace period', async (t) => {
   t.timeout(300_000);
   const port = await freePort();
-  const { npm, mirrorPid, output } = await npmStart(port);
+  const { npm, mirrorPid, output, closed } = await npmStart(port);
   t.not(mirrorPid, npm.pid);
   t.true(alive(mirrorPid));
   process.kill(npm.pid as number, 'SIGTERM');
@@ -114,6 +117,7 @@ test.serial('SIGTERM to the npm process only: the mirror drains and its port clo
   await until('the mirror process to exit', () => !alive(mirrorPid), 8000);
   t.false(await portOpen(port));
   t.false(alive(mirrorPid), 'no orphaned mirror left serving');
+  await closed;
   t.regex(output(), /"signal":"SIGTERM".*shutting down|shutting down.*"signal":"SIGTERM"/);
   t.regex(output(), /github-mirror stopped/);
 });
@@ -121,12 +125,13 @@ test.serial('SIGTERM to the npm process only: the mirror drains and its port clo
 test.serial('SIGHUP to the mirror: a graceful stop (drain, exit 0), as documented', async (t) => {
   t.timeout(300_000);
   const port = await freePort();
-  const { npm, mirrorPid, output } = await npmStart(port);
+  const { npm, mirrorPid, output, closed } = await npmStart(port);
   const exited = new Promise<number | null>((resolve) => npm.once('exit', (code) => resolve(code)));
   process.kill(mirrorPid, 'SIGHUP');
   t.is(await exited, 0);
   await until('the mirror process to exit', () => !alive(mirrorPid), 8000);
   t.false(await portOpen(port));
+  await closed;
   t.regex(output(), /"signal":"SIGHUP"/);
   t.regex(output(), /github-mirror stopped/);
 });
