@@ -14,6 +14,8 @@ export interface Row {
   non2xx: number;
   /** The server process's own CPU (user + system) over the measured window / client requests. */
   cpu_us_per_req?: number;
+  /** Of which in the kernel (system calls); the rest is the process's own code (JavaScript, GC). */
+  sys_us_per_req?: number;
   /** Requests the fake upstream answered during the window / client requests. */
   upstream_per_req?: number;
 }
@@ -22,7 +24,7 @@ export interface Row {
 export type RoundFigures = Pick<Row, 'rps' | 'p99_ms' | 'cpu_us_per_req'>;
 
 export function printTable(rows: Row[]): void {
-  const header = ['scenario', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'CPU µs/req', 'upstream/req', 'errors', 'non-2xx'];
+  const header = ['scenario', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'CPU µs/req', 'of it sys', 'upstream/req', 'errors', 'non-2xx'];
   const optional = (value: number | undefined, digits: number) => (value === undefined ? '-' : value.toFixed(digits));
   const lines = rows.map((r) => [
     r.scenario,
@@ -31,6 +33,7 @@ export function printTable(rows: Row[]): void {
     String(r.p90_ms),
     String(r.p99_ms),
     optional(r.cpu_us_per_req, 0),
+    optional(r.sys_us_per_req, 0),
     optional(r.upstream_per_req, 3),
     String(r.errors),
     String(r.non2xx),

@@ -112,6 +112,8 @@ interface Scenario {
 
 interface Measured extends LoadResult {
   cpu_us_per_req: number;
+  /** The kernel's share of cpu_us_per_req (system calls): the JavaScript's is the rest. */
+  sys_us_per_req: number;
   upstream_per_req: number;
   /** Share of the upstream's answers in the window that were 304 (revalidations, not misses). */
   upstream_304_share: number;
@@ -134,6 +136,7 @@ async function measure(scenario: Scenario, upstream: BenchServer, load: LoadOpti
   return {
     ...result,
     cpu_us_per_req: Math.round(((server1.cpuUs - server0.cpuUs) / requests) * 10) / 10,
+    sys_us_per_req: Math.round(((server1.systemUs - server0.systemUs) / requests) * 10) / 10,
     upstream_per_req: Math.round((calls / requests) * 1000) / 1000,
     upstream_304_share: calls === 0 ? 0 : Math.round((notModified / calls) * 100) / 100,
   };
@@ -158,7 +161,7 @@ async function measureRounds(scenarios: Scenario[], upstream: BenchServer): Prom
       results.get(scenario.name)!.push(result);
       figures[scenario.name] = { rps: result.rps, p99_ms: result.p99_ms, cpu_us_per_req: result.cpu_us_per_req };
       process.stderr.write(
-        `  round ${round}/${rounds} ${scenario.name}: ${result.rps} req/s, p50 ${result.p50_ms} ms, ${result.cpu_us_per_req} µs CPU/req, upstream/req ${result.upstream_per_req} (${Math.round(result.upstream_304_share * 100)}% 304)\n`,
+        `  round ${round}/${rounds} ${scenario.name}: ${result.rps} req/s, p50 ${result.p50_ms} ms, ${result.cpu_us_per_req} µs CPU/req (${result.sys_us_per_req} system), upstream/req ${result.upstream_per_req} (${Math.round(result.upstream_304_share * 100)}% 304)\n`,
       );
     }
     perRound.push(figures);
@@ -174,6 +177,7 @@ async function measureRounds(scenarios: Scenario[], upstream: BenchServer): Prom
       errors: all.reduce((n, r) => n + r.errors, 0),
       non2xx: all.reduce((n, r) => n + r.non2xx, 0),
       cpu_us_per_req: median(all.map((r) => r.cpu_us_per_req)),
+      sys_us_per_req: median(all.map((r) => r.sys_us_per_req)),
       upstream_per_req: median(all.map((r) => r.upstream_per_req)),
     };
   });
