@@ -5,7 +5,7 @@
  *
  *   npm run bench -- [--rounds 3] [--duration 5] [--connections 10] [--only a,b] [--generator raw|autocannon]
  *                    [--tokens 256] [--freshness-ms 60000] [--mem-max-bytes 268435456] [--log-file /dev/null]
- *                    [--runtime compiled|tsx] [--cpu-prof DIR]
+ *                    [--runtime compiled|tsx] [--cpu-prof DIR] [--variant NAME:MIRROR_X=v,MIRROR_Y=w ...]
  *
  * Loads: "hit" = one token, one resource from every connection (a mirror coalesces concurrent
  * identical requests, so few reach upstream); "distinct" = `--tokens` Authorization values taken in
@@ -16,6 +16,10 @@
  * Every scenario runs once per round (servers stay up); each row is the median of its rounds, and
  * the ratios are printed per round too, so the spread of this noisy machine is visible. After the
  * rounds, `memory-filled` fills a mirror's memory cache to `--mem-max-bytes` and checks its RSS.
+ *
+ * `--variant NAME:MIRROR_X=v,…` (repeatable) adds a row `mirror-memory-revalidate-distinct+NAME`: the
+ * same load on a mirror with those settings changed — what a piece costs, measured in the same run
+ * (e.g. `--variant nolog:MIRROR_LOG_LEVEL=warn`).
  *
  * `--cpu-prof DIR` runs every mirror under `node --cpu-prof`: each writes DIR/<scenario>.cpuprofile
  * when the runner stops it (warm-up included; the floors and the upstream are not profiled).
@@ -55,6 +59,15 @@ const memMaxBytes = Number(arg('mem-max-bytes', String(256 * 1024 * 1024)));
 const logFile = arg('log-file', '/dev/null');
 const runtime = arg('runtime', 'compiled');
 const cpuProfDir = arg('cpu-prof', '');
+/** `--variant NAME:K=V,K=V`, every occurrence. */
+const variants = process.argv.flatMap((value, i) => (process.argv[i - 1] === '--variant' ? [value] : [])).map((spec) => {
+  const at = spec.indexOf(':');
+  if (at <= 0 || !/^[\w.-]+$/.test(spec.slice(0, at))) {
+    process.stderr.write(`bench: --variant must be NAME:MIRROR_X=value[,MIRROR_Y=value], not ${spec}\n`);
+    process.exit(2);
+  }
+  return { name: spec.slice(0, at), env: spec.slice(at + 1).split(',').filter((pair) => pair.includes('=')) };
+});
 if (runtime !== 'compiled' && runtime !== 'tsx') {
   process.stderr.write(`bench: --runtime must be compiled or tsx, not ${runtime}\n`);
   process.exit(2);
@@ -215,6 +228,10 @@ async function main(fleet: ServerFleet): Promise<void> {
     add('mirror-memory-fresh', await mirror('mirror-memory-fresh', `MIRROR_CACHE_FRESHNESS_MS=${freshnessMs}`), { headers: auth });
   }
   if (wanted('mirror-memory-revalidate-distinct')) add('mirror-memory-revalidate-distinct', await mirror('mirror-memory-revalidate-distinct'), distinct);
+  for (const variant of variants) {
+    const name = `mirror-memory-revalidate-distinct+${variant.name}`;
+    add(name, await mirror(name, ...variant.env), distinct);
+  }
   const needsRedis = ['mirror-redis-hit', 'mirror-redis-revalidate-distinct', 'cache-ops', 'governor-ops'].some(wanted);
   const redis: RedisProcess | undefined = needsRedis ? await startRedis() : undefined;
   const rows: Row[] = [];

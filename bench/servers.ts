@@ -81,8 +81,13 @@ export class ServerFleet {
 
   /** Starts bench/server.ts with these arguments and resolves once it listens. */
   start(name: string, ...args: string[]): Promise<BenchServer> {
+    return this.startWith(name, [], ...args);
+  }
+
+  /** The same, with node flags of its own for this server (`--max-semi-space-size=32` …). */
+  startWith(name: string, nodeFlags: readonly string[], ...args: string[]): Promise<BenchServer> {
     const profile = this.profileDir !== undefined && args[0] === 'mirror' ? ['--cpu-prof', `--cpu-prof-dir=${this.profileDir}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
-    const child = spawn(process.execPath, [...profile, ...this.command, ...args], {
+    const child = spawn(process.execPath, [...nodeFlags, ...profile, ...this.command, ...args], {
       stdio: ['ignore', this.logFd, 'inherit', 'ipc'],
     });
     this.children.push(child);

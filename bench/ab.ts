@@ -1,0 +1,125 @@
+/**
+ * `npm run bench:ab`: what a setting costs, measured as finely interleaved as this noisy machine
+ * needs. The floor cache and mirrors (the default one, plus one per `--variant`) are all started,
+ * warmed, then measured in turn in short slices (`--slice` ms, default 1000) for `--cycles` cycles
+ * (default 12) under the distinct-token load (every request its own revalidation). A slow stretch of
+ * the machine then hits every server alike, which one long window per server (`npm run bench`)
+ * cannot promise: there, rows measured a minute apart moved by 2× here.
+ *
+ *   npm run bench:ab -- [--variant NAME:MIRROR_X=v,MIRROR_Y=w,--node-flag ...] [--cycles 12] [--slice 1000] [--connections 10]
+ *
+ * A variant's items are settings (MIRROR_X=v) or, starting with `--`, node flags for that mirror.
+ * `$REDIS` in a setting is the URL of a redis-server the tool starts for the run (only when one is
+ * named): `--variant redis:MIRROR_CACHE_BACKEND=redis,MIRROR_REDIS_URL=$REDIS`.
+ * Prints, per server, the CPU µs per request (user + system, and system alone) summed over every
+ * slice, its ratio to the floor and to the default mirror, and the median of the per-cycle ratios;
+ * writes bench/results/ab.json.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runLoad } from './load.js';
+import { ServerFleet, type BenchServer } from './servers.js';
+import { startRedis, type RedisProcess } from '../test/support/redis-harness.js';
+import { BENCH_ACCEPT, BENCH_RESOURCE, DISTINCT_TOKENS, distinctTokens } from './scenario.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+function arg(name: string, fallback: string): string {
+  const at = process.argv.indexOf(`--${name}`);
+  return at !== -1 && process.argv[at + 1] ? (process.argv[at + 1] as string) : fallback;
+}
+
+const cycles = Math.max(1, Number(arg('cycles', '12')));
+const sliceMs = Math.max(200, Number(arg('slice', '1000')));
+const connections = Number(arg('connections', '10'));
+const specs = process.argv.flatMap((value, i) => (process.argv[i - 1] === '--variant' ? [value] : []));
+
+interface Measured {
+  name: string;
+  server: BenchServer;
+  requests: number;
+  cpuUs: number;
+  systemUs: number;
+  /** Per cycle: CPU µs per request. */
+  perCycle: number[];
+}
+
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? NaN;
+};
+const round1 = (value: number) => Math.round(value * 10) / 10;
+
+let redis: RedisProcess | undefined;
+
+async function main(fleet: ServerFleet): Promise<void> {
+  if (specs.some((spec) => spec.includes('$REDIS'))) redis = await startRedis();
+  const upstream = await fleet.start('upstream', 'upstream');
+  const servers: Array<{ name: string; server: BenchServer }> = [
+    { name: 'floor-cache-distinct', server: await fleet.start('floor', 'floor', upstream.url) },
+    { name: 'mirror', server: await fleet.start('mirror', 'mirror', upstream.url) },
+  ];
+  for (const spec of specs) {
+    const at = spec.indexOf(':');
+    if (at <= 0) throw new Error(`--variant must be NAME:MIRROR_X=value[,…], not ${spec}`);
+    const name = `mirror+${spec.slice(0, at)}`;
+    const items = spec.slice(at + 1).split(',').filter(Boolean);
+    const flags = items.filter((item) => item.startsWith('--'));
+    const env = items.filter((item) => !item.startsWith('--') && item.includes('=')).map((item) => item.replaceAll('$REDIS', redis?.url ?? ''));
+    servers.push({ name, server: await fleet.startWith(name, flags, 'mirror', upstream.url, ...env) });
+  }
+  const variants = distinctTokens(DISTINCT_TOKENS).map((authorization) => ({ headers: { authorization } }));
+  const load = (server: BenchServer) => ({ url: server.url + BENCH_RESOURCE, connections, headers: { accept: BENCH_ACCEPT }, variants });
+  process.stderr.write(`bench:ab: ${servers.length} servers, ${cycles} cycles × ${sliceMs} ms slices, ${connections} connections, ${DISTINCT_TOKENS} tokens\n`);
+  for (const { server } of servers) {
+    await runLoad({ ...load(server), durationMs: 600_000, maxRequests: variants.length });
+    await runLoad({ ...load(server), durationMs: 2000 });
+  }
+  const measured: Measured[] = servers.map(({ name, server }) => ({ name, server, requests: 0, cpuUs: 0, systemUs: 0, perCycle: [] }));
+  for (let cycle = 1; cycle <= cycles; cycle++) {
+    // a different order each cycle, so no server always follows the same one
+    const order = measured.map((_, i) => measured[(i + cycle) % measured.length] as Measured);
+    for (const m of order) {
+      const before = await m.server.usage();
+      const result = await runLoad({ ...load(m.server), durationMs: sliceMs });
+      const after = await m.server.usage();
+      m.requests += result.requests;
+      m.cpuUs += after.cpuUs - before.cpuUs;
+      m.systemUs += after.systemUs - before.systemUs;
+      m.perCycle.push((after.cpuUs - before.cpuUs) / Math.max(1, result.requests));
+    }
+    process.stderr.write(`  cycle ${cycle}/${cycles}: ${measured.map((m) => `${m.name} ${round1(m.perCycle[cycle - 1] ?? NaN)}`).join(', ')} µs/req\n`);
+  }
+  const [floor, base] = measured as [Measured, Measured];
+  const perReq = (m: Measured) => m.cpuUs / Math.max(1, m.requests);
+  const rows = measured.map((m) => ({
+    server: m.name,
+    requests: m.requests,
+    cpu_us_per_req: round1(perReq(m)),
+    sys_us_per_req: round1(m.systemUs / Math.max(1, m.requests)),
+    vs_floor: Math.round((perReq(m) / perReq(floor)) * 100) / 100,
+    vs_mirror: Math.round((perReq(m) / perReq(base)) * 100) / 100,
+    vs_floor_median_of_cycles: Math.round(median(m.perCycle.map((v, i) => v / (floor.perCycle[i] ?? NaN))) * 100) / 100,
+  }));
+  console.log('| server | requests | CPU µs/req | of it sys | × floor | × mirror | × floor (median of cycles) |');
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const r of rows) {
+    console.log(`| ${r.server} | ${r.requests} | ${r.cpu_us_per_req} | ${r.sys_us_per_req} | ${r.vs_floor} | ${r.vs_mirror} | ${r.vs_floor_median_of_cycles} |`);
+  }
+  const out = join(here, 'results', 'ab.json');
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, JSON.stringify({ cycles, slice_ms: sliceMs, connections, variants: specs, rows }, null, 2) + '\n');
+  console.log(`wrote ${out}`);
+}
+
+const fleet = new ServerFleet(arg('log-file', '/dev/null'), 'compiled');
+main(fleet)
+  .catch((error: unknown) => {
+    process.stderr.write(`bench:ab failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exitCode = 1;
+  })
+  .finally(async () => {
+    await fleet.stop();
+    await redis?.stop();
+  });
