@@ -213,3 +213,33 @@ test('cluster: a resource’s entries, bodies and index share one slot; resource
   }
   t.is(groups, 30);
 });
+
+test('a pointer read again unchanged is not opened again; changed, forged or asked with another key, it is', async (t) => {
+  const r = await server();
+  const bus = new RecordingBus();
+  const c = await cache({ url: r.url, events: bus });
+  const rk = resourceOf('/repos/o/reread');
+  const key = keyOf('token r', '/repos/o/reread');
+  const body = '{"reread":1}';
+  await c.store(key, entry(body, 'token r', 1000), 60, hasher.sealKeyFor('token r'), rk);
+  t.is((await c.lookup(key, hasher.sealKeyFor('token r'), rk))?.validatedAt, 1000);
+  t.is((await c.lookup(key, hasher.sealKeyFor('token r'), rk))?.validatedAt, 1000, 'the same bytes, the same entry');
+  t.is(await c.lookup(key, hasher.sealKeyFor('token other'), rk), undefined, 'the bytes kept opened do not open for another key');
+  // written back by another replica: new bytes, read as they are now
+  const other = await cache({ url: r.url });
+  await other.store(key, entry(body, 'token r', 2000), 60, hasher.sealKeyFor('token r'), rk);
+  t.is((await c.lookup(key, hasher.sealKeyFor('token r'), rk))?.validatedAt, 2000);
+  // forged bytes under the entry's name (its body id kept, the sealed part flipped): a miss, not the entry held before
+  const [entryName] = await keysOf(r, 'sh:{*}e:*');
+  const client = new (await import('ioredis')).Redis(r.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  client.on('error', () => undefined);
+  await client.connect();
+  cleanups.push(async () => void (await client.quit()));
+  const value = await client.getBuffer(entryName as string);
+  t.truthy(value);
+  const forged = Buffer.from(value as Buffer);
+  forged[forged.length - 1] = (forged[forged.length - 1] as number) ^ 0xff;
+  await client.set(entryName as string, forged, 'KEEPTTL');
+  t.is(await c.lookup(key, hasher.sealKeyFor('token r'), rk), undefined);
+  t.true(bus.named('cache.corrupt').length >= 1);
+});

@@ -37,6 +37,7 @@ import {
   parseIndex,
   readBody,
   readPointer,
+  type PointerResult,
   representationOf,
   sharedName,
   storedRepresentation,
@@ -219,10 +220,25 @@ export interface RedisSharedBodiesOptions {
   memoBytes?: number;
 }
 
+/** Pointers kept opened (RedisSharedBodies.opened): ~10,000 × ~1.5 KB at most. */
+const OPENED_MAX = 10_000;
+
+function sameKey(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
+  if (a === b) return true;
+  return a !== undefined && b !== undefined && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);
+}
+
 export class RedisSharedBodies {
   private readonly memo: BodyMemo;
   /** The body id each entry pointed at when last read or written here: the lookup's hint. */
   private readonly pointers = new Map<string, string>();
+  /**
+   * The bytes of each entry's pointer as last read here, and what they opened to: a lookup that reads
+   * the same bytes again (a revalidated entry is written back at most once a minute) neither decrypts
+   * nor decodes them: the same bytes opened with the same seal key open to the same entry (another
+   * key is checked as if nothing were kept).
+   */
+  private readonly opened = new Map<string, { value: Buffer; sealKey: Uint8Array | undefined; entry: CachedEntry; bodyId: string }>();
 
   constructor(private readonly options: RedisSharedBodiesOptions) {
     this.memo = new BodyMemo(options.memoBytes ?? 16 * 1024 * 1024);
@@ -235,8 +251,20 @@ export class RedisSharedBodies {
     const reply = await commands(client).ghmSharedLookupBuffer(this.options.prefix + name, this.options.prefix + sharedName.group(resourceKey) + 'b:', known);
     if (reply === null) return { found: false };
     const [value, body] = reply;
-    const pointer = readPointer(value, name, sealKey);
-    if (!pointer.ok) return { found: false, corrupt: pointer.error };
+    const last = this.opened.get(name);
+    let pointer: PointerResult;
+    if (last !== undefined && sameKey(last.sealKey, sealKey) && last.value.equals(value)) {
+      pointer = { ok: true, entry: last.entry, bodyId: last.bodyId };
+    } else {
+      pointer = readPointer(value, name, sealKey);
+      if (!pointer.ok) {
+        this.opened.delete(name);
+        return { found: false, corrupt: pointer.error };
+      }
+      if (this.opened.size >= OPENED_MAX) this.opened.clear();
+      // a copy of its own size: the reply may be a view of a larger socket buffer
+      this.opened.set(name, { value: Buffer.from(value), sealKey, entry: pointer.entry, bodyId: pointer.bodyId });
+    }
     const { bodyId } = pointer;
     this.remember(name, bodyId);
     let rep: CachedEntry | undefined;
@@ -307,12 +335,14 @@ export class RedisSharedBodies {
     const { prefix } = this.options;
     const name = sharedName.entry(resourceKey, key);
     this.pointers.delete(name);
+    this.opened.delete(name);
     await commands(client).ghmSharedForget(prefix + name, prefix + sharedName.counts(resourceKey), prefix + sharedName.group(resourceKey) + 'b:');
   }
 
   clear(): void {
     this.memo.clear();
     this.pointers.clear();
+    this.opened.clear();
   }
 
   private openBody(resourceKey: string, bodyId: string, value: Buffer): CachedEntry | undefined {
