@@ -47,6 +47,29 @@ test('the pattern pass still runs on the line', (t) => {
   t.false(out.lines[0]?.includes('ghp_abcdefghijklmnopqrstuvwxyz012345'));
 });
 
+test('the pattern pass covers the path, the cause and the bindings, and leaves the mirror’s own fields and the hashed token as they are', (t) => {
+  const out = capture((write) => createLogger('info', { write }).child({ upstream: 'https://x:hunter2@ghe.example' }));
+  const writer = accessLineWriter(out.logger);
+  writer?.(
+    'warn',
+    {
+      reqId: 'req-9',
+      method: 'GET',
+      path: '/user?access_token=gho_abcdefghijklmnopqrstuvwxyz0123',
+      status: 502,
+      outcome: 'API_CONNECTION_ERROR_MISS',
+      ms: 2,
+      cause: 'connect failed for token abcdefghijklmnopqrstuvwxyz0123',
+      hashed_token: 'q0tN0Qn7eC9m5Jm6q4m6n2n0u9o7dA0o3Qm1bVb0Xx8=',
+    },
+    'request',
+  );
+  const line = out.lines[0] ?? '';
+  for (const secret of ['gho_abcdefghijklmnopqrstuvwxyz0123', 'abcdefghijklmnopqrstuvwxyz0123', 'hunter2']) t.false(line.includes(secret), secret);
+  const parsed = JSON.parse(line) as Record<string, unknown>;
+  t.like(parsed, { reqId: 'req-9', method: 'GET', status: 502, outcome: 'API_CONNECTION_ERROR_MISS', hashed_token: 'q0tN0Qn7eC9m5Jm6q4m6n2n0u9o7dA0o3Qm1bVb0Xx8=', msg: 'request' });
+});
+
 test('loggers whose lines it cannot reproduce are refused', (t) => {
   const write = () => undefined;
   t.is(accessLineWriter(pino({ mixin: () => ({ a: 1 }) }, { write })), undefined);

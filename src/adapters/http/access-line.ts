@@ -73,14 +73,17 @@ export function accessLineWriter(logger: Pick<Logger, 'levels'>): AccessLineWrit
   const clock = time as () => string;
   const key = `,${JSON.stringify(messageKey)}:`;
   const hook = hooks?.streamWrite;
+  // The pattern pass runs over what can carry a secret: the path (a client's), the cause (an error's
+  // text) and the logger's bindings (once, here). The rest is the mirror's own — fastify's request
+  // id, the parsed method, numbers, an outcome name, the hashed token — and a pass over the whole
+  // line would find "token" in every one (hashed_token), so its cheap pre-check would never skip.
+  const pass = hook ?? ((text: string) => text);
+  const bindings = pass(chindings);
   return (level, f, msg) => {
-    let line = `${prefixes[level] as string}${clock()}${chindings},"reqId":${JSON.stringify(f.reqId)},"method":${JSON.stringify(f.method)},"path":${JSON.stringify(f.path)},"status":${num(f.status)},"outcome":${JSON.stringify(f.outcome)},"ms":${num(f.ms)}`;
+    let line = `${prefixes[level] as string}${clock()}${bindings},"reqId":${JSON.stringify(f.reqId)},"method":${JSON.stringify(f.method)},"path":${pass(JSON.stringify(f.path))},"status":${num(f.status)},"outcome":${JSON.stringify(f.outcome)},"ms":${num(f.ms)}`;
     if (f.bytes !== undefined) line += `,"bytes":${num(f.bytes)}`;
     if (f.staleAgeSeconds !== undefined) line += `,"staleAgeSeconds":${num(f.staleAgeSeconds)}`;
-    if (f.cause !== undefined) line += `,"cause":${JSON.stringify(f.cause)}`;
-    // the pattern pass runs over everything but the hashed token, which it would leave as it is
-    // anyway: with its "token" in every line, the pass's cheap pre-check would never skip a line
-    if (hook !== undefined) line = hook(line);
+    if (f.cause !== undefined) line += `,"cause":${pass(JSON.stringify(f.cause))}`;
     if (f.hashed_token !== undefined) line += `,"hashed_token":${JSON.stringify(f.hashed_token)}`;
     stream.write(`${line}${key}${JSON.stringify(msg)}${end}`);
   };
