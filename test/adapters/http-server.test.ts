@@ -138,6 +138,29 @@ test('the CONNECT refusal is attached while the server runs and removed on close
   t.is(app.server.listenerCount('connect'), before);
 });
 
+test('log.requests off: only the lines of failed answers (5xx at warn), whatever the level; events as before', async (t) => {
+  const failing: Resolution = { outcome: 'API_TIMEOUT_MISS', error: { code: ErrorCode.UPSTREAM_TIMEOUT, message: 'GitHub did not answer in time' }, collapsed: false, fromCache: false };
+  let fail = false;
+  const ok: Resolution = { outcome: 'ONLINE_HIT', status: 200, headers: {}, body: enc('{}'), collapsed: false, fromCache: true };
+  const resolveResource = { execute: () => Promise.resolve(fail ? failing : ok) };
+  for (const level of ['debug', 'info'] as const) {
+    const { app, lines, bus } = build({ resolveResource }, { logRequests: false }, level);
+    fail = false;
+    await app.inject({ method: 'GET', url: '/healthz' });
+    await app.inject({ method: 'GET', url: '/repos/o/r' });
+    fail = true;
+    await app.inject({ method: 'GET', url: '/repos/o/r' });
+    await app.close();
+    const requests = lines.filter((line) => line['msg'] === 'request');
+    t.deepEqual(
+      requests.map((line) => `${String(line['path'])} ${String(line['level'])} ${String(line['outcome'])}`),
+      ['/repos/o/r 40 API_TIMEOUT_MISS'],
+      level,
+    );
+    t.is(bus.named(EventName.httpCompleted).length, 3, 'one event per answer, logged or not');
+  }
+});
+
 test('the access log: one line per answer at the level pino has on (reserved paths at debug, 5xx at warn)', async (t) => {
   const failing: Resolution = { outcome: 'API_TIMEOUT_MISS', error: { code: ErrorCode.UPSTREAM_TIMEOUT, message: 'GitHub did not answer in time' }, collapsed: false, fromCache: false };
   let fail = false;

@@ -39,6 +39,8 @@ export interface HttpAdapterOptions {
   /** Time a client has to send a request body once its head arrived. */
   bodyTimeoutMs: number;
   rewriteBodyUrls: boolean;
+  /** An access-log line per answer (default); false = only the lines of failed answers (5xx). */
+  logRequests?: boolean;
   requestTimeoutMs: number;
   headersTimeoutMs: number;
   tls?: { cert: string | Buffer; key: string | Buffer };
@@ -66,7 +68,7 @@ export function buildHttpServer(deps: HttpAdapterDeps, options: HttpAdapterOptio
   // default): check often enough that a slow client gets its 408 close to the configured time.
   (app.server as { connectionsCheckingInterval?: number }).connectionsCheckingInterval = Math.max(50, Math.min(1000, Math.floor(Math.min(options.headersTimeoutMs, options.requestTimeoutMs) / 4)));
 
-  void app.register(requestLogPlugin, { events: deps.events });
+  void app.register(requestLogPlugin, { events: deps.events, requests: options.logRequests ?? true });
   void app.register(errorsPlugin);
   void app.register(reservedRoutesPlugin, { readiness: deps.readiness, metrics: deps.metrics });
   void app.register(proxyRoutesPlugin, {

@@ -1,7 +1,8 @@
 /**
  * The access log (a fastify plugin): every request carries its outcome (`request.mirror`), and every
  * answer ends with one `http.request.completed` event and one log line — 5xx at warn, the rest at
- * info (log.level=warn keeps only the failures), probes and scrapes of the reserved paths at debug.
+ * info (log.level=warn, or log.requests=false, keeps only the failures), probes and scrapes of the
+ * reserved paths at debug.
  * An answer made because upstream failed says why (`cause`). Token-like query parameters are masked
  * in the logged path; the credential appears only as `hashed_token` (base64 SHA-256 of the token, as
  * GitHub's audit log names it). The requests not answered yet are listed by `app.mirrorInFlight()`
@@ -64,6 +65,8 @@ export const REQUEST_LOG_PLUGIN = 'mirror-request-log';
 
 export interface RequestLogOptions {
   events: EventBusPort;
+  /** A line per answer (default); false = only the lines of failed answers (5xx, at warn). */
+  requests?: boolean;
 }
 
 /** fastify types its loggers without pino's isLevelEnabled; the loggers themselves (pino and its children) have it. */
@@ -78,6 +81,7 @@ export const requestLogPlugin = definePlugin<RequestLogOptions>({ name: REQUEST_
   requireOption(REQUEST_LOG_PLUGIN, isLevelAware(app.log), 'the server logger must be a pino logger (isLevelEnabled)');
 
   const hashedTokens = new HashedTokens();
+  const everyAnswer = options.requests !== false;
   // Gated by the server logger's level; written through a child that has every level on.
   const server = app.log as LevelAwareLogger;
   const access = server.child({}, { level: 'trace', redact: [] });
@@ -120,7 +124,7 @@ export const requestLogPlugin = definePlugin<RequestLogOptions>({ name: REQUEST_
       durationMs: reply.elapsedTime,
     });
     const level = request.mirror.reserved === true ? 'debug' : status >= 500 ? 'warn' : 'info';
-    if (server.isLevelEnabled(level)) {
+    if ((level === 'warn' || everyAnswer) && server.isLevelEnabled(level)) {
       const line: AccessFields = {
         reqId: request.id,
         method: request.method,

@@ -132,6 +132,12 @@ export const configSchema = {
       default: 'info',
       env: 'MIRROR_LOG_LEVEL',
     },
+    requests: {
+      doc: 'One access-log line per answer (at info; failed answers, 5xx, at warn). Off = only the lines of failed answers are written; metrics and events are unchanged.',
+      format: 'flag',
+      default: true,
+      env: 'MIRROR_LOG_REQUESTS',
+    },
   },
   upstream: {
     url: {

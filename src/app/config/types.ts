@@ -38,7 +38,7 @@ export interface MirrorConfig {
     shutdownGraceMs: number;
     tls: { cert: string; key: string };
   };
-  log: { level: LogLevel };
+  log: { level: LogLevel; requests: boolean };
   upstream: {
     /** Never ends with '/'. */
     url: string;

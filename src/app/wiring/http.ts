@@ -12,6 +12,7 @@ export function buildHttp(config: MirrorConfig, deps: HttpAdapterDeps): FastifyI
     bodyLimitBytes: config.server.bodyLimitBytes,
     bodyTimeoutMs: config.server.bodyTimeoutMs,
     rewriteBodyUrls: config.rewrite.bodyUrls,
+    logRequests: config.log.requests,
     requestTimeoutMs: config.server.requestTimeoutMs,
     headersTimeoutMs: config.server.headersTimeoutMs,
     ...(config.server.tls.cert && config.server.tls.key ? { tls: { cert: readFileSync(config.server.tls.cert), key: readFileSync(config.server.tls.key) } } : {}),
