@@ -96,6 +96,7 @@ test('the per-request child logger is made on first use and writes the bindings'
   t.is(log.level, 'info');
   t.is(children, 0);
   log.debug('not written');
+  t.is(children, 0, 'a call at a level that is off makes no child');
   log.info({ a: 1 }, 'written');
   log.error('also written');
   t.is(children, 1);

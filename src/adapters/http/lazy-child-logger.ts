@@ -66,6 +66,8 @@ class LazyChildLogger {
   silent(): void {}
 
   private call(level: Level, args: unknown[]): void {
+    // a call at a level that is off writes nothing: no child is made for it
+    if (this.made === undefined && this.options.level === undefined && !this.isLevelEnabled(level)) return;
     const real = this.real as unknown as Record<Level, (...a: unknown[]) => void>;
     real[level](...args);
   }
