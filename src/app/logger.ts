@@ -81,8 +81,8 @@ const STDOUT_FLUSH_MS = 250;
  * process exits (process.exit, the end of the event loop, an uncaught exception) is written then.
  * A full pipe (EAGAIN) is waited out; a stdout nobody reads any more (EPIPE) drops the lines.
  */
-class BufferedStdout implements DestinationStream {
-  private parts: string[] = [];
+export class BufferedStdout implements DestinationStream {
+  private parts: Array<string | (() => string)> = [];
   private chars = 0;
   private gone = false;
 
@@ -98,6 +98,19 @@ class BufferedStdout implements DestinationStream {
     if (this.chars >= STDOUT_BUFFER_CHARS) this.flushSync();
   }
 
+  /**
+   * A line made when it is written out (with the lines around it, in order), not now: the access
+   * log's lines are assembled in one go at each write, where a line per answer, made while the
+   * answer is sent, cost several times more (measured: ~28 µs an answer against ~5 alone).
+   * `render` must not throw and must give the line it would have given now.
+   */
+  writeLater(render: () => string, approxChars: number): void {
+    if (this.gone) return;
+    this.parts.push(render);
+    this.chars += approxChars;
+    if (this.chars >= STDOUT_BUFFER_CHARS) this.flushSync();
+  }
+
   /** pino's logger.flush(). */
   flush(done?: (error?: Error) => void): void {
     this.flushSync();
@@ -106,7 +119,9 @@ class BufferedStdout implements DestinationStream {
 
   flushSync(): void {
     if (this.parts.length === 0) return;
-    const data = Buffer.from(this.parts.length === 1 ? (this.parts[0] as string) : this.parts.join(''));
+    let text = '';
+    for (const part of this.parts) text += typeof part === 'string' ? part : part();
+    const data = Buffer.from(text);
     this.parts = [];
     this.chars = 0;
     let offset = 0;

@@ -5,7 +5,10 @@
 import test from 'ava';
 import { pino, type Logger } from 'pino';
 import { accessLineWriter, type AccessFields } from '../../src/adapters/http/access-line.js';
-import { createLogger } from '../../src/app/logger.js';
+import { closeSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BufferedStdout, createLogger } from '../../src/app/logger.js';
 
 const TIME = /"time":"[^"]*"/;
 
@@ -68,6 +71,34 @@ test('the pattern pass covers the path, the cause and the bindings, and leaves t
   for (const secret of ['gho_abcdefghijklmnopqrstuvwxyz0123', 'abcdefghijklmnopqrstuvwxyz0123', 'hunter2']) t.false(line.includes(secret), secret);
   const parsed = JSON.parse(line) as Record<string, unknown>;
   t.like(parsed, { reqId: 'req-9', method: 'GET', status: 502, outcome: 'API_CONNECTION_ERROR_MISS', hashed_token: 'q0tN0Qn7eC9m5Jm6q4m6n2n0u9o7dA0o3Qm1bVb0Xx8=', msg: 'request' });
+});
+
+test('on the buffered stdout the line is made when written out: the same bytes, the time of the answer, in order with the other lines', async (t) => {
+  const file = join(mkdtempSync(join(tmpdir(), 'ghm-access-')), 'out.log');
+  const fd = openSync(file, 'w');
+  t.teardown(() => closeSync(fd));
+  const stream = new BufferedStdout(fd);
+  const logger = createLogger('info', stream);
+  const access = logger.child({}, { level: 'trace', redact: [] });
+  const writer = accessLineWriter(access);
+  const fields: AccessFields = { reqId: 'req-5', method: 'GET', path: '/repos/o/r?token=abcdefghijklmnopqrstuvwxyz0123', status: 200, outcome: 'ONLINE_HIT', ms: 1.5, bytes: 10 };
+  const before = Date.now();
+  logger.info('first');
+  writer?.('info', fields, 'request');
+  logger.warn('third');
+  t.is(readFileSync(file, 'utf8'), '', 'nothing written before the flush');
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  stream.flushSync();
+  const lines = readFileSync(file, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+  t.deepEqual(lines.map((line) => line['msg']), ['first', 'request', 'third']);
+  const time = Date.parse(String(lines[1]?.['time']));
+  t.true(time >= before && time <= before + 15, 'the time of the call, not of the flush');
+  // the same bytes pino writes for these fields (time aside)
+  const viaPino = capture((write) => createLogger('info', { write }).child({}, { level: 'trace', redact: [] }));
+  viaPino.logger.info({ ...fields }, 'request');
+  const written = readFileSync(file, 'utf8').trim().split('\n')[1] ?? '';
+  t.is(written.replace(TIME, ''), (viaPino.lines[0] ?? '').replace(TIME, '').trimEnd());
+  t.false(written.includes('abcdefghijklmnopqrstuvwxyz0123'));
 });
 
 test('loggers whose lines it cannot reproduce are refused', (t) => {

@@ -9,7 +9,7 @@
  * Loggers this cannot reproduce exactly (mixins, a log formatter, a nested key, a message prefix, a
  * stream that wants metadata) get undefined, and the caller logs through pino.
  */
-import { symbols, type Logger } from 'pino';
+import { stdTimeFunctions, symbols, type Logger } from 'pino';
 
 /** pino's message prefix (child option msgPrefix): exported at run time, missing from its type of `symbols`. */
 const MSG_PREFIX = (symbols as unknown as Record<string, symbol | undefined>)['msgPrefixSym'] ?? Symbol('no msgPrefix');
@@ -79,15 +79,35 @@ export function accessLineWriter(logger: Pick<Logger, 'levels'>): AccessLineWrit
   // line would find "token" in every one (hashed_token), so its cheap pre-check would never skip.
   const pass = hook ?? ((text: string) => text);
   const bindings = pass(chindings);
-  return (level, f, msg) => {
-    let line = `${prefixes[level] as string}${clock()}${bindings},"reqId":${JSON.stringify(f.reqId)},"method":${JSON.stringify(f.method)},"path":${pass(JSON.stringify(f.path))},"status":${num(f.status)},"outcome":${JSON.stringify(f.outcome)},"ms":${num(f.ms)}`;
+  const render = (level: AccessLevel, f: AccessFields, msg: string, time: string): string => {
+    let line = `${prefixes[level] as string}${time}${bindings},"reqId":${JSON.stringify(f.reqId)},"method":${JSON.stringify(f.method)},"path":${pass(JSON.stringify(f.path))},"status":${num(f.status)},"outcome":${JSON.stringify(f.outcome)},"ms":${num(f.ms)}`;
     if (f.bytes !== undefined) line += `,"bytes":${num(f.bytes)}`;
     if (f.staleAgeSeconds !== undefined) line += `,"staleAgeSeconds":${num(f.staleAgeSeconds)}`;
     if (f.cause !== undefined) line += `,"cause":${pass(JSON.stringify(f.cause))}`;
     if (f.hashed_token !== undefined) line += `,"hashed_token":${JSON.stringify(f.hashed_token)}`;
-    stream.write(`${line}${key}${JSON.stringify(msg)}${end}`);
+    return `${line}${key}${JSON.stringify(msg)}${end}`;
+  };
+  // A stream that makes its lines when it writes them out (the mirror's buffered stdout) gets the
+  // line to make later, with the time of now; pino's ISO time is the one this can give later.
+  const later = typeof (stream as Partial<DeferringStream>).writeLater === 'function' && time === stdTimeFunctions.isoTime ? (stream as unknown as DeferringStream) : undefined;
+  if (later !== undefined) {
+    return (level, f, msg) => {
+      const at = Date.now();
+      later.writeLater(() => render(level, f, msg, `,"time":"${new Date(at).toISOString()}"`), APPROX_LINE_CHARS);
+    };
+  }
+  return (level, f, msg) => {
+    stream.write(render(level, f, msg, clock()));
   };
 }
+
+/** A destination that takes lines to make when it writes them out (BufferedStdout of src/app/logger.ts). */
+interface DeferringStream {
+  writeLater(render: () => string, approxChars: number): void;
+}
+
+/** What an access line is about long, for a deferring stream's buffer accounting. */
+const APPROX_LINE_CHARS = 360;
 
 /** A number as pino writes it: non-finite ones as null. */
 function num(value: number): string {
