@@ -63,7 +63,7 @@ const GOALS: Goal[] = [
   { label: 'coalesced hot key:     req/s', scenario: 'mirror-memory-hit', floor: 'floor-cache-hit', figure: 'rps', op: '≥', target: 1 },
 ];
 
-/** The goals of issue 13 as ratios of this run's rows (medians), with the ratio of each round. */
+/** The goals of issue 13 as ratios of this run's rows, with the spread of the per-round ratios. */
 export function printGoals(rows: Row[], perRound: Array<Record<string, RoundFigures>>): void {
   const find = (name: string) => rows.find((r) => r.scenario === name);
   const lines: string[] = [];
@@ -73,14 +73,21 @@ export function printGoals(rows: Row[], perRound: Array<Record<string, RoundFigu
     if (mirror === undefined || floor === undefined) continue;
     const ratio = mirror / floor;
     const met = goal.op === '≤' ? ratio <= goal.target : ratio >= goal.target;
-    const rounds = perRound.map((round) => {
-      const a = round[goal.scenario]?.[goal.figure];
-      const b = round[goal.floor]?.[goal.figure];
-      return a === undefined || b === undefined ? '-' : (a / b).toFixed(2);
-    });
-    lines.push(
-      `  ${goal.label} ${goal.scenario} / ${goal.floor} = ${ratio.toFixed(2)} (goal ${goal.op} ${goal.target}: ${met ? 'met' : 'NOT met'}; per round ${rounds.join(', ')})`,
-    );
+    const rounds = perRound
+      .map((round) => {
+        const a = round[goal.scenario]?.[goal.figure];
+        const b = round[goal.floor]?.[goal.figure];
+        return a === undefined || b === undefined ? NaN : a / b;
+      })
+      .filter((value) => Number.isFinite(value))
+      .sort((a, b) => a - b);
+    const spread =
+      rounds.length === 0
+        ? '-'
+        : rounds.length <= 3
+          ? rounds.map((value) => value.toFixed(2)).join(', ')
+          : `${(rounds[0] as number).toFixed(2)}–${(rounds[rounds.length - 1] as number).toFixed(2)}, median ${(rounds[Math.floor(rounds.length / 2)] as number).toFixed(2)}`;
+    lines.push(`  ${goal.label} ${goal.scenario} / ${goal.floor} = ${ratio.toFixed(2)} (goal ${goal.op} ${goal.target}: ${met ? 'met' : 'NOT met'}; per round ${spread})`);
   }
   if (lines.length === 0) return;
   console.log('\ngoals of issue 13 (mirror / floor, same run):');

@@ -3,7 +3,7 @@
  * proxy, the minimal revalidating cache (bench/floor-cache.ts, the floor of issue 13) and the mirror
  * under the same loads, then prints a table, the goal ratios, and writes bench/results/bench.json.
  *
- *   npm run bench -- [--rounds 3] [--duration 5] [--connections 10] [--only a,b] [--generator raw|autocannon]
+ *   npm run bench -- [--rounds 12] [--duration 1] [--connections 10] [--only a,b] [--generator raw|autocannon]
  *                    [--tokens 256] [--freshness-ms 60000] [--mem-max-bytes 268435456] [--log-file /dev/null]
  *                    [--runtime compiled|tsx] [--cpu-prof DIR] [--variant NAME:MIRROR_X=v,MIRROR_Y=w ...]
  *
@@ -13,8 +13,10 @@
  * Every row carries the server process's own CPU µs per request over the measured window and the
  * upstream calls per client request (asked from the servers over IPC before and after the window).
  *
- * Every scenario runs once per round (servers stay up); each row is the median of its rounds, and
- * the ratios are printed per round too, so the spread of this noisy machine is visible. After the
+ * Every scenario runs once per round (servers stay up), in short windows, the order turning by one
+ * each round, so a slow stretch of this noisy machine falls on every scenario alike; a row's CPU and
+ * upstream figures are its totals over the rounds divided by its requests, its req/s and latencies
+ * the medians of its rounds. The goal ratios are printed with their spread over the rounds. After the
  * rounds, `memory-filled` fills a mirror's memory cache to `--mem-max-bytes` and checks its RSS.
  *
  * `--variant NAME:MIRROR_X=v,…` (repeatable) adds a row `mirror-memory-revalidate-distinct+NAME`: the
@@ -48,10 +50,10 @@ function arg(name: string, fallback: string): string {
   return at !== -1 && process.argv[at + 1] ? (process.argv[at + 1] as string) : fallback;
 }
 
-const duration = Number(arg('duration', '5'));
+const duration = Number(arg('duration', '1'));
 const connections = Number(arg('connections', '10'));
 const only = arg('only', '').split(',').filter(Boolean);
-const rounds = Math.max(1, Number(arg('rounds', '3')));
+const rounds = Math.max(1, Number(arg('rounds', '12')));
 const generator = arg('generator', 'raw');
 const tokenCount = Math.max(DISTINCT_TOKENS, Number(arg('tokens', String(DISTINCT_TOKENS))));
 const freshnessMs = Number(arg('freshness-ms', '60000'));
@@ -137,6 +139,13 @@ const median = (values: number[]): number => {
   return sorted[Math.floor(sorted.length / 2)] ?? NaN;
 };
 
+/** A per-request figure over every round: the rounds' totals divided by their requests. */
+function perRequest(all: Measured[], figure: (r: Measured) => number, scale: number): number {
+  const requests = all.reduce((n, r) => n + r.requests, 0);
+  const total = all.reduce((n, r) => n + figure(r) * r.requests, 0);
+  return Math.round((total / Math.max(1, requests)) * scale) / scale;
+}
+
 /** One measured window: the load, and the server's CPU and upstream's count around it. */
 async function measure(scenario: Scenario, upstream: BenchServer, load: LoadOptions): Promise<Measured> {
   const usages = () => (scenario.server === upstream ? upstream.usage().then((u) => [u, u] as const) : Promise.all([scenario.server.usage(), upstream.usage()]));
@@ -164,12 +173,14 @@ async function measureRounds(scenarios: Scenario[], upstream: BenchServer): Prom
   const perRound: Array<Record<string, RoundFigures>> = [];
   for (let round = 1; round <= rounds; round++) {
     const figures: Record<string, RoundFigures> = {};
-    for (const scenario of scenarios) {
+    // the order turns by one each round: no scenario always follows the same one
+    const order = scenarios.map((_, i) => scenarios[(i + round - 1) % scenarios.length] as Scenario);
+    for (const scenario of order) {
       const load = { url: scenario.url, connections, headers: scenario.headers, ...(scenario.variants ? { variants: scenario.variants } : {}) };
       // warm-up: fills the cache (every variant once, so the window holds no first request), the
       // keep-alive pools and the JIT (longer the first time)
       if (round === 1 && scenario.variants) await runLoad({ ...load, durationMs: 600_000, maxRequests: scenario.variants.length });
-      await generate({ ...load, durationMs: round === 1 ? 2000 : 500 });
+      await generate({ ...load, durationMs: round === 1 ? 2000 : 200 });
       const result = await measure(scenario, upstream, { ...load, durationMs: duration * 1000 });
       results.get(scenario.name)!.push(result);
       figures[scenario.name] = { rps: result.rps, p99_ms: result.p99_ms, cpu_us_per_req: result.cpu_us_per_req };
@@ -189,9 +200,9 @@ async function measureRounds(scenarios: Scenario[], upstream: BenchServer): Prom
       p99_ms: median(all.map((r) => r.p99_ms)),
       errors: all.reduce((n, r) => n + r.errors, 0),
       non2xx: all.reduce((n, r) => n + r.non2xx, 0),
-      cpu_us_per_req: median(all.map((r) => r.cpu_us_per_req)),
-      sys_us_per_req: median(all.map((r) => r.sys_us_per_req)),
-      upstream_per_req: median(all.map((r) => r.upstream_per_req)),
+      cpu_us_per_req: perRequest(all, (r) => r.cpu_us_per_req, 10),
+      sys_us_per_req: perRequest(all, (r) => r.sys_us_per_req, 10),
+      upstream_per_req: perRequest(all, (r) => r.upstream_per_req, 1000),
     };
   });
   return { rows, perRound };
