@@ -120,7 +120,7 @@ export class BufferedStdout implements DestinationStream {
   flushSync(): void {
     if (this.parts.length === 0) return;
     let text = '';
-    for (const part of this.parts) text += typeof part === 'string' ? part : part();
+    for (const part of this.parts) text += typeof part === 'string' ? part : rendered(part);
     const data = Buffer.from(text);
     this.parts = [];
     this.chars = 0;
@@ -135,6 +135,15 @@ export class BufferedStdout implements DestinationStream {
         if (code !== 'EAGAIN' && code !== 'EPIPE') return; // this batch is lost; the next one tries again
       }
     }
+  }
+}
+
+/** A deferred line; one that cannot be made is left out (a flush never throws: it runs from timers and at exit). */
+function rendered(render: () => string): string {
+  try {
+    return render();
+  } catch {
+    return '';
   }
 }
 

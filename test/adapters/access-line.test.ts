@@ -101,6 +101,20 @@ test('on the buffered stdout the line is made when written out: the same bytes, 
   t.false(written.includes('abcdefghijklmnopqrstuvwxyz0123'));
 });
 
+test('a deferred line that cannot be made is left out; the lines around it are written', (t) => {
+  const file = join(mkdtempSync(join(tmpdir(), 'ghm-access-')), 'out.log');
+  const fd = openSync(file, 'w');
+  t.teardown(() => closeSync(fd));
+  const stream = new BufferedStdout(fd);
+  stream.write('{"n":1}\n');
+  stream.writeLater(() => {
+    throw new Error('broken');
+  }, 10);
+  stream.writeLater(() => '{"n":3}\n', 10);
+  t.notThrows(() => stream.flushSync());
+  t.is(readFileSync(file, 'utf8'), '{"n":1}\n{"n":3}\n');
+});
+
 test('loggers whose lines it cannot reproduce are refused', (t) => {
   const write = () => undefined;
   t.is(accessLineWriter(pino({ mixin: () => ({ a: 1 }) }, { write })), undefined);
