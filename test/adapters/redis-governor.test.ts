@@ -12,7 +12,7 @@ import { HmacKeyHasher } from '../../src/adapters/crypto/hmac-key-hasher.adapter
 import { systemClock } from '../../src/adapters/clock/system-clock.adapter.js';
 import { governedCall, type Admission } from '../../src/domain/ports/governor.port.js';
 import { EventEmitter2Bus } from '../../src/adapters/events/eventemitter2-bus.adapter.js';
-import { startRedis, waitFor, type RedisProcess } from '../support/redis-harness.js';
+import { startCluster, startRedis, waitFor, type RedisProcess } from '../support/redis-harness.js';
 
 let redis: RedisProcess;
 const caches: RedisCache[] = [];
@@ -165,4 +165,75 @@ test.serial('Redis unusable (breaker not closed) or down: counting goes on in me
   t.true(performance.now() - started < 5000, 'no call waits on a dead Redis');
   await a.hold(other, 1000); // never rejects
   await redis.restart();
+});
+
+/** Script calls Redis has run so far (EVALSHA and EVAL), from INFO commandstats. */
+async function scriptCalls(server: RedisProcess): Promise<number> {
+  const info = await server.cli('INFO', 'commandstats');
+  let calls = 0;
+  for (const match of info.matchAll(/^cmdstat_(?:evalsha|eval):calls=(\d+)/gm)) calls += Number(match[1]);
+  return calls;
+}
+
+test.serial('a release rides on the next attempt of the process: one round trip per turn, not two', async (t) => {
+  const { governors: [a] } = await fleet({ maxConcurrent: 1 }, 1);
+  if (!a) throw new Error('one replica');
+  const credentials = Array.from({ length: 40 }, (_, i) => hasher.partitionOf(`token rider-${i}`));
+  const first = await a.acquire(governedCall(credentials[0] as string, 'GET'));
+  if (first.kind !== 'admitted') throw new Error('admitted');
+  first.permit.release(true);
+  const before = await scriptCalls(redis);
+  // one call after the other, each for another credential, as a busy replica makes them
+  for (const credential of credentials.slice(1)) {
+    const admission = await a.acquire(governedCall(credential, 'GET'));
+    t.is(admission.kind, 'admitted');
+    if (admission.kind === 'admitted') admission.permit.release(true);
+  }
+  const spent = (await scriptCalls(redis)) - before;
+  t.true(spent <= credentials.length + 2, `${spent} script calls for ${credentials.length - 1} turns`);
+  // maxConcurrent 1: every turn found the slot of the one before given back
+  const again = await a.acquire(governedCall(credentials[0] as string, 'GET'));
+  t.is(again.kind, 'admitted');
+  if (again.kind === 'admitted') again.permit.release(true);
+});
+
+test.serial('a release that no attempt picks up reaches Redis on its own, within a few ms', async (t) => {
+  const { governors: [a, b] } = await fleet({ maxConcurrent: 1 });
+  if (!a || !b) throw new Error('two replicas');
+  const held = await a.acquire(governedCall(partition, 'GET'));
+  if (held.kind !== 'admitted') throw new Error('admitted');
+  t.is((await b.acquire(governedCall(partition, 'GET'))).kind, 'refused', 'the one slot is taken');
+  held.permit.release(true);
+  const slots = a.store.keysOf(partition).slots;
+  await waitFor('the slot given back in Redis', async () => Number(await redis.cli('ZCARD', slots)) === 0, 2000, 2);
+  t.is((await b.acquire(governedCall(partition, 'GET'))).kind, 'admitted', 'the other replica gets it');
+});
+
+test.serial('in a Redis Cluster a release goes at once, on its own (a script touches one slot): turns and slots as on one server', async (t) => {
+  const cluster = await startCluster({ nodeTimeoutMs: 2000 });
+  t.teardown(() => cluster.stop());
+  const keyPrefix = `govc${prefixes++}:`;
+  const cache = new RedisCache({ clusterNodes: cluster.startupNodes.slice(0, 2), keyPrefix, commandTimeoutMs: 500 });
+  caches.push(cache);
+  await cache.start();
+  const governor = new RedisGovernor({ ...LIMITS, maxConcurrent: 1, clock: systemClock, client: cache.client, keyPrefix, pollMs: 10 });
+  governors.push(governor);
+  const credentials = Array.from({ length: 12 }, (_, i) => hasher.partitionOf(`token cluster-${i}`));
+  for (let round = 0; round < 2; round++) {
+    for (const credential of credentials) {
+      const admission = await governor.acquire(governedCall(credential, 'GET'));
+      t.is(admission.kind, 'admitted', `round ${round}`);
+      if (admission.kind === 'admitted') admission.permit.release(true);
+    }
+  }
+  // the turns were Redis' (not the in-memory fallback's): a slot taken shows in the Cluster, and goes
+  const slots = governor.store.keysOf(credentials[0] as string).slots;
+  const taken = await governor.acquire(governedCall(credentials[0] as string, 'GET'));
+  t.is(await cache.client.zcard(slots), 1);
+  if (taken.kind === 'admitted') taken.permit.release(true);
+  await waitFor('the slot given back on its master', async () => (await cache.client.zcard(slots)) === 0, 2000, 2);
+  // each credential's slot was given back on its own master: the one slot is free again everywhere
+  const again = await Promise.all(credentials.map((credential) => governor.acquire(governedCall(credential, 'GET'))));
+  t.deepEqual([...new Set(again.map((a) => a.kind))], ['admitted']);
+  for (const admission of again) if (admission.kind === 'admitted') admission.permit.release(true);
 });

@@ -1,7 +1,11 @@
 /**
  * The governor's counters in Redis, shared by every replica: one Lua script per attempt (hold,
  * concurrency, write spacing and points checked and taken atomically, in one round trip), one per
- * release, one per hold. Time is Redis' own (TIME), so replicas with skewed clocks agree.
+ * hold. Releases ride on the next attempt of this process (the script gives the slots back first,
+ * then decides): an upstream call costs one round trip for its turn, not two. A release no attempt
+ * picks up within RELEASE_BATCH_MS goes on its own (with any others waiting). In a Redis Cluster,
+ * where one script touches one slot, a release goes at once, alone. Time is Redis' own (TIME), so
+ * replicas with skewed clocks agree.
  *
  * Keys, per credential partition (a keyed hash, never the token), all under one hash tag so a Cluster
  * keeps them in one slot: `<prefix>__gov:{<partition>}:s` (slots in flight: a sorted set of lease
@@ -37,11 +41,27 @@ export interface RedisGovernorStoreOptions {
   onError?: (error: unknown) => void;
 }
 
-// KEYS: slots, points, last write, hold. ARGV: enforce, maxConcurrent, pointsPerMinute, spacingMs (with headroom), points,
+// Gives back the slots of earlier calls (RELEASES_LUA, below), then: KEYS 1–4 slots, points, last
+// write, hold; ARGV 1–8 enforce, maxConcurrent, pointsPerMinute, spacingMs (with headroom), points,
 // write, slotId, slotTtlMs. Reply {code, value}: 0 admitted (value = bucket), 1 held (ms left),
 // 2 concurrency, 3 spacing (ms to wait), 4 points (ms to wait).
+// Releases: KEYS 5… slots and points of each, ARGV 9… slotId, bucket, points to give back (0 when
+// the call was sent) of each.
+const RELEASES_LUA = (keyAt: number, argAt: number) => `
+local k, a = ${keyAt}, ${argAt}
+while KEYS[k + 1] do
+  redis.call('ZREM', KEYS[k], ARGV[a])
+  local back = tonumber(ARGV[a + 2])
+  if back > 0 and redis.call('HEXISTS', KEYS[k + 1], ARGV[a + 1]) == 1 then
+    if redis.call('HINCRBY', KEYS[k + 1], ARGV[a + 1], -back) <= 0 then redis.call('HDEL', KEYS[k + 1], ARGV[a + 1]) end
+  end
+  k, a = k + 2, a + 3
+end
+`;
+
 const ACQUIRE = `
 if redis.replicate_commands then redis.replicate_commands() end
+${RELEASES_LUA(5, 9)}
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local hold = tonumber(redis.call('GET', KEYS[4]) or '0')
@@ -80,15 +100,25 @@ if write then redis.call('SET', KEYS[3], now, 'PX', spacing + 1000) end
 return {0, second}
 `;
 
-// KEYS: slots, points. ARGV: slotId, bucket, points to give back (0 when the call was sent).
+// KEYS: slots and points of each release. ARGV: slotId, bucket, points to give back of each.
 const RELEASE = `
-redis.call('ZREM', KEYS[1], ARGV[1])
-local back = tonumber(ARGV[3])
-if back > 0 and redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then
-  if redis.call('HINCRBY', KEYS[2], ARGV[2], -back) <= 0 then redis.call('HDEL', KEYS[2], ARGV[2]) end
-end
+${RELEASES_LUA(1, 1)}
 return 1
 `;
+
+/** Longest a release waits for an attempt of this process to ride on before it goes alone. */
+export const RELEASE_BATCH_MS = 5;
+
+/** A slot given back that has not reached Redis yet. */
+interface PendingRelease {
+  slots: string;
+  points: string;
+  slotId: string;
+  bucket: string;
+  back: string;
+  partition: string;
+  done: () => void;
+}
 
 // KEYS: hold. ARGV: ms. Keeps the later of the current and the new end.
 const HOLD = `
@@ -102,10 +132,14 @@ return 1
 `;
 
 interface GovernorCommands {
-  mirrorGovernorAcquire(...args: string[]): Promise<[number, number]>;
-  mirrorGovernorRelease(...args: string[]): Promise<number>;
+  /** numkeys first: 4 + 2 per release ridden along. */
+  mirrorGovernorAcquire(...args: Array<string | number>): Promise<[number, number]>;
+  /** numkeys first: 2 per release. */
+  mirrorGovernorRelease(...args: Array<string | number>): Promise<number>;
   mirrorGovernorHold(...args: string[]): Promise<number>;
 }
+
+const NO_RELEASES: PendingRelease[] = [];
 
 export class RedisGovernorStore implements GovernorStore {
   private readonly client: Redis & GovernorCommands;
@@ -121,6 +155,10 @@ export class RedisGovernorStore implements GovernorStore {
    * next call that succeeds, so fleet-wide concurrency is not eaten by slots waiting out their lease.
    */
   private readonly orphans = new Map<string, string>();
+  /** Releases waiting for the next attempt (or RELEASE_BATCH_MS): none in a Cluster. */
+  private pending: PendingRelease[] = [];
+  private pendingTimer: NodeJS.Timeout | undefined;
+  private readonly cluster: boolean;
 
   constructor(private readonly options: RedisGovernorStoreOptions) {
     this.client = options.client as Redis & GovernorCommands;
@@ -129,9 +167,11 @@ export class RedisGovernorStore implements GovernorStore {
     this.slotTtlMs = options.slotTtlMs ?? 60_000;
     this.suspendMs = options.suspendMs ?? 1000;
     const client = options.client as unknown as Record<string, unknown>;
+    this.cluster = client['isCluster'] === true;
     if (typeof client['mirrorGovernorAcquire'] !== 'function') {
-      options.client.defineCommand('mirrorGovernorAcquire', { numberOfKeys: 4, lua: ACQUIRE });
-      options.client.defineCommand('mirrorGovernorRelease', { numberOfKeys: 2, lua: RELEASE });
+      // no numberOfKeys: each call says how many keys it passes (releases ride along)
+      options.client.defineCommand('mirrorGovernorAcquire', { lua: ACQUIRE });
+      options.client.defineCommand('mirrorGovernorRelease', { lua: RELEASE });
       options.client.defineCommand('mirrorGovernorHold', { numberOfKeys: 1, lua: HOLD });
     }
   }
@@ -149,27 +189,32 @@ export class RedisGovernorStore implements GovernorStore {
     if (!this.usable()) return fallback.tryAcquireNow(call, slotId);
     const { limits } = this.options;
     const keys = this.keysOf(call.partition);
+    const riding = this.takePending();
+    const keyArgs: string[] = [keys.slots, keys.points, keys.lastWrite, keys.hold];
+    const args: string[] = [
+      limits.enabled ? '1' : '0',
+      String(limits.maxConcurrent),
+      String(limits.pointsPerMinute),
+      String(enforcedSpacingMs(limits.writeSpacingMs)),
+      String(call.points),
+      call.write ? '1' : '0',
+      slotId,
+      String(this.slotTtlMs),
+    ];
+    for (const release of riding) {
+      keyArgs.push(release.slots, release.points);
+      args.push(release.slotId, release.bucket, release.back);
+    }
     let reply: [number, number];
     try {
-      reply = await this.client.mirrorGovernorAcquire(
-        keys.slots,
-        keys.points,
-        keys.lastWrite,
-        keys.hold,
-        limits.enabled ? '1' : '0',
-        String(limits.maxConcurrent),
-        String(limits.pointsPerMinute),
-        String(enforcedSpacingMs(limits.writeSpacingMs)),
-        String(call.points),
-        call.write ? '1' : '0',
-        slotId,
-        String(this.slotTtlMs),
-      );
+      reply = await this.client.mirrorGovernorAcquire(keyArgs.length, ...keyArgs, ...args);
     } catch (error) {
       this.failed(error);
       this.orphan(call.partition, slotId);
+      this.settleReleases(riding, false);
       return fallback.tryAcquireNow(call, slotId);
     }
+    this.settleReleases(riding, true);
     this.succeeded();
     const [code, value] = [Number(reply[0]), Number(reply[1])];
     switch (code) {
@@ -186,18 +231,67 @@ export class RedisGovernorStore implements GovernorStore {
     }
   }
 
+  /** Resolves once the slot is given back in Redis (riding on an attempt, or on its own). */
   async release(slot: SlotRef, sent: boolean): Promise<void> {
     if (!this.usable()) {
       this.orphan(slot.partition, slot.slotId); // given back once Redis answers again (else its lease lapses)
       return;
     }
     const keys = this.keysOf(slot.partition);
-    try {
-      await this.client.mirrorGovernorRelease(keys.slots, keys.points, slot.slotId, String(slot.bucket), sent ? '0' : String(slot.points));
-      this.succeeded();
-    } catch (error) {
-      this.failed(error);
-      this.orphan(slot.partition, slot.slotId);
+    const back = sent ? '0' : String(slot.points);
+    await new Promise<void>((done) => {
+      this.pending.push({ slots: keys.slots, points: keys.points, slotId: slot.slotId, bucket: String(slot.bucket), back, partition: slot.partition, done });
+      if (this.cluster) void this.sendPending();
+      else if (this.pendingTimer === undefined) {
+        this.pendingTimer = setTimeout(() => void this.sendPending(), RELEASE_BATCH_MS);
+        this.pendingTimer.unref();
+      }
+    });
+  }
+
+  /** The releases waiting, handed to the caller (an attempt rides them, or sendPending sends them). */
+  private takePending(): PendingRelease[] {
+    if (this.pending.length === 0 || this.cluster) return NO_RELEASES;
+    const taken = this.pending;
+    this.pending = [];
+    clearTimeout(this.pendingTimer);
+    this.pendingTimer = undefined;
+    return taken;
+  }
+
+  /** Sends the waiting releases on their own: one script call (one per release in a Cluster). */
+  private async sendPending(): Promise<void> {
+    clearTimeout(this.pendingTimer);
+    this.pendingTimer = undefined;
+    const releases = this.pending;
+    this.pending = [];
+    if (releases.length === 0) return;
+    const groups = this.cluster ? releases.map((release) => [release]) : [releases];
+    await Promise.all(
+      groups.map(async (group) => {
+        const keyArgs: string[] = [];
+        const args: string[] = [];
+        for (const release of group) {
+          keyArgs.push(release.slots, release.points);
+          args.push(release.slotId, release.bucket, release.back);
+        }
+        try {
+          await this.client.mirrorGovernorRelease(keyArgs.length, ...keyArgs, ...args);
+          this.settleReleases(group, true);
+          this.succeeded();
+        } catch (error) {
+          this.failed(error);
+          this.settleReleases(group, false);
+        }
+      }),
+    );
+  }
+
+  /** Releases sent (or not: then orphans, given back at the next call that succeeds). */
+  private settleReleases(releases: readonly PendingRelease[], sent: boolean): void {
+    for (const release of releases) {
+      if (!sent) this.orphan(release.partition, release.slotId);
+      release.done();
     }
   }
 
@@ -218,6 +312,12 @@ export class RedisGovernorStore implements GovernorStore {
   }
 
   async close(): Promise<void> {
+    if (this.usable()) await this.sendPending();
+    else {
+      clearTimeout(this.pendingTimer);
+      this.pendingTimer = undefined;
+      this.settleReleases(this.pending.splice(0), false);
+    }
     await this.options.fallback.close();
   }
 
@@ -244,7 +344,7 @@ export class RedisGovernorStore implements GovernorStore {
     for (const [slotId, partition] of orphans) {
       const keys = this.keysOf(partition);
       // best effort: a slot that was never taken is a no-op; one that fails again lapses with its lease
-      this.client.mirrorGovernorRelease(keys.slots, keys.points, slotId, '0', '0').catch(() => undefined);
+      this.client.mirrorGovernorRelease(2, keys.slots, keys.points, slotId, '0', '0').catch(() => undefined);
     }
   }
 }
