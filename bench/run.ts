@@ -26,6 +26,8 @@
  * `--cpu-prof DIR` runs every mirror under `node --cpu-prof`: each writes DIR/<scenario>.cpuprofile
  * when the runner stops it (warm-up included; the floors and the upstream are not profiled).
  *
+ * A run with `--only` writes bench/results/bench-only.json, so it never replaces a full run's results.
+ *
  * The default generator (bench/load.ts) keeps latencies in microseconds; `--generator autocannon`
  * runs the same scenarios with autocannon as a cross-check of the throughput figures (its latencies
  * are coarser) and writes bench/results/bench-autocannon.json instead.
@@ -291,7 +293,8 @@ async function main(fleet: ServerFleet): Promise<void> {
       `memory filled: ${memory.cache_entries} entries, ${memory.cache_bytes} B of maxBytes ${memory.max_bytes}; RSS ${memory.rss_mb} MiB (idle ${memory.rss_idle_mb} MiB, peak ${memory.peak_rss_mb} MiB) vs limit 1.5 × maxBytes + 80 MiB = ${memory.rss_limit_mb} MiB: ${memory.rss_within_limit ? 'within' : 'OVER'}`,
     );
   }
-  const out = join(here, 'results', generator === 'autocannon' ? 'bench-autocannon.json' : 'bench.json');
+  // a run of some scenarios (--only) does not replace the full run's results
+  const out = join(here, 'results', only.length > 0 ? 'bench-only.json' : generator === 'autocannon' ? 'bench-autocannon.json' : 'bench.json');
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, JSON.stringify(rows, null, 2) + '\n');
   console.log(`wrote ${out}`);
