@@ -138,53 +138,49 @@ test('the CONNECT refusal is attached while the server runs and removed on close
   t.is(app.server.listenerCount('connect'), before);
 });
 
-test('log.requests off: only the lines of failed answers (5xx at warn), whatever the level; events as before', async (t) => {
+/**
+ * The access log of three answers — a probe of /healthz, a GET answered `okOutcome`, the same GET
+ * failing upstream (504) — at `level`: the request lines written, and the http.request.completed events.
+ */
+async function accessLogOf(level: string, url: string, okOutcome: Outcome, options: Partial<HttpAdapterOptions> = {}) {
   const failing: Resolution = { outcome: 'API_TIMEOUT_MISS', error: { code: ErrorCode.UPSTREAM_TIMEOUT, message: 'GitHub did not answer in time' }, collapsed: false, fromCache: false };
   let fail = false;
-  const ok: Resolution = { outcome: 'ONLINE_HIT', status: 200, headers: {}, body: enc('{}'), collapsed: false, fromCache: true };
+  const ok: Resolution = { outcome: okOutcome, status: 200, headers: {}, body: enc('{}'), collapsed: false, fromCache: okOutcome === 'ONLINE_HIT' };
   const resolveResource = { execute: () => Promise.resolve(fail ? failing : ok) };
+  const { app, lines, bus } = build({ resolveResource }, options, level);
+  await app.inject({ method: 'GET', url: '/healthz' });
+  await app.inject({ method: 'GET', url });
+  fail = true;
+  await app.inject({ method: 'GET', url });
+  await app.close();
+  return { requests: lines.filter((line) => line['msg'] === 'request'), events: bus.named(EventName.httpCompleted).length };
+}
+
+test('log.requests off: only the lines of failed answers (5xx at warn), whatever the level; events as before', async (t) => {
   for (const level of ['debug', 'info'] as const) {
-    const { app, lines, bus } = build({ resolveResource }, { logRequests: false }, level);
-    fail = false;
-    await app.inject({ method: 'GET', url: '/healthz' });
-    await app.inject({ method: 'GET', url: '/repos/o/r' });
-    fail = true;
-    await app.inject({ method: 'GET', url: '/repos/o/r' });
-    await app.close();
-    const requests = lines.filter((line) => line['msg'] === 'request');
+    const { requests, events } = await accessLogOf(level, '/repos/o/r', 'ONLINE_HIT', { logRequests: false });
     t.deepEqual(
       requests.map((line) => `${String(line['path'])} ${String(line['level'])} ${String(line['outcome'])}`),
       ['/repos/o/r 40 API_TIMEOUT_MISS'],
       level,
     );
-    t.is(bus.named(EventName.httpCompleted).length, 3, 'one event per answer, logged or not');
+    t.is(events, 3, 'one event per answer, logged or not');
   }
 });
 
 test('the access log: one line per answer at the level pino has on (reserved paths at debug, 5xx at warn)', async (t) => {
-  const failing: Resolution = { outcome: 'API_TIMEOUT_MISS', error: { code: ErrorCode.UPSTREAM_TIMEOUT, message: 'GitHub did not answer in time' }, collapsed: false, fromCache: false };
-  let fail = false;
-  const ok: Resolution = { outcome: 'ONLINE_MISS', status: 200, headers: {}, body: enc('{}'), collapsed: false, fromCache: false };
-  const resolveResource = { execute: () => Promise.resolve(fail ? failing : ok) };
   for (const [level, expected] of [
     ['debug', ['/healthz 20', '/repos/o/r?token=[redacted] 30', '/repos/o/r?token=[redacted] 40']],
     ['info', ['/repos/o/r?token=[redacted] 30', '/repos/o/r?token=[redacted] 40']],
     ['warn', ['/repos/o/r?token=[redacted] 40']],
     ['silent', []],
   ] as const) {
-    const { app, lines, bus } = build({ resolveResource }, {}, level);
-    fail = false;
-    await app.inject({ method: 'GET', url: '/healthz' });
-    await app.inject({ method: 'GET', url: '/repos/o/r?token=abc' });
-    fail = true;
-    await app.inject({ method: 'GET', url: '/repos/o/r?token=abc' });
-    await app.close();
-    const requests = lines.filter((line) => line['msg'] === 'request');
+    const { requests, events } = await accessLogOf(level, '/repos/o/r?token=abc', 'ONLINE_MISS');
     t.deepEqual(
       requests.map((line) => `${String(line['path'])} ${String(line['level'])}`),
       [...expected],
       level,
     );
-    t.is(bus.named(EventName.httpCompleted).length, 3, 'one event per answer whatever the level');
+    t.is(events, 3, 'one event per answer whatever the level');
   }
 });
