@@ -20,20 +20,17 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runLoad } from './load.js';
 import { ServerFleet, type BenchServer } from './servers.js';
+import { arg, median, variantsOf } from './cli-args.js';
 import { startRedis, type RedisProcess } from '../test/support/redis-harness.js';
 import { BENCH_ACCEPT, BENCH_RESOURCE, DISTINCT_TOKENS, distinctTokens } from './scenario.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-function arg(name: string, fallback: string): string {
-  const at = process.argv.indexOf(`--${name}`);
-  return at !== -1 && process.argv[at + 1] ? (process.argv[at + 1] as string) : fallback;
-}
 
 const cycles = Math.max(1, Number(arg('cycles', '12')));
 const sliceMs = Math.max(200, Number(arg('slice', '1000')));
 const connections = Number(arg('connections', '10'));
-const specs = process.argv.flatMap((value, i) => (process.argv[i - 1] === '--variant' ? [value] : []));
+const variants = variantsOf();
 
 interface Measured {
   name: string;
@@ -45,35 +42,27 @@ interface Measured {
   perCycle: number[];
 }
 
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? NaN;
-};
 const round1 = (value: number) => Math.round(value * 10) / 10;
 
 let redis: RedisProcess | undefined;
 
 async function main(fleet: ServerFleet): Promise<void> {
-  if (specs.some((spec) => spec.includes('$REDIS'))) redis = await startRedis();
+  if (variants.some((variant) => variant.env.some((item) => item.includes('$REDIS')))) redis = await startRedis();
   const upstream = await fleet.start('upstream', 'upstream');
   const servers: Array<{ name: string; server: BenchServer }> = [
     { name: 'floor-cache-distinct', server: await fleet.start('floor', 'floor', upstream.url) },
     { name: 'mirror', server: await fleet.start('mirror', 'mirror', upstream.url) },
   ];
-  for (const spec of specs) {
-    const at = spec.indexOf(':');
-    if (at <= 0) throw new Error(`--variant must be NAME:MIRROR_X=value[,…], not ${spec}`);
-    const name = `mirror+${spec.slice(0, at)}`;
-    const items = spec.slice(at + 1).split(',').filter(Boolean);
-    const flags = items.filter((item) => item.startsWith('--'));
-    const env = items.filter((item) => !item.startsWith('--') && item.includes('=')).map((item) => item.replaceAll('$REDIS', redis?.url ?? ''));
-    servers.push({ name, server: await fleet.startWith(name, flags, 'mirror', upstream.url, ...env) });
+  for (const variant of variants) {
+    const name = `mirror+${variant.name}`;
+    const env = variant.env.map((item) => item.replaceAll('$REDIS', redis?.url ?? ''));
+    servers.push({ name, server: await fleet.startWith(name, variant.flags, 'mirror', upstream.url, ...env) });
   }
-  const variants = distinctTokens(DISTINCT_TOKENS).map((authorization) => ({ headers: { authorization } }));
-  const load = (server: BenchServer) => ({ url: server.url + BENCH_RESOURCE, connections, headers: { accept: BENCH_ACCEPT }, variants });
+  const tokens = distinctTokens(DISTINCT_TOKENS).map((authorization) => ({ headers: { authorization } }));
+  const load = (server: BenchServer) => ({ url: server.url + BENCH_RESOURCE, connections, headers: { accept: BENCH_ACCEPT }, variants: tokens });
   process.stderr.write(`bench:ab: ${servers.length} servers, ${cycles} cycles × ${sliceMs} ms slices, ${connections} connections, ${DISTINCT_TOKENS} tokens\n`);
   for (const { server } of servers) {
-    await runLoad({ ...load(server), durationMs: 600_000, maxRequests: variants.length });
+    await runLoad({ ...load(server), durationMs: 600_000, maxRequests: tokens.length });
     await runLoad({ ...load(server), durationMs: 2000 });
   }
   const measured: Measured[] = servers.map(({ name, server }) => ({ name, server, requests: 0, cpuUs: 0, systemUs: 0, perCycle: [] }));
@@ -109,7 +98,7 @@ async function main(fleet: ServerFleet): Promise<void> {
   }
   const out = join(here, 'results', 'ab.json');
   mkdirSync(dirname(out), { recursive: true });
-  writeFileSync(out, JSON.stringify({ cycles, slice_ms: sliceMs, connections, variants: specs, rows }, null, 2) + '\n');
+  writeFileSync(out, JSON.stringify({ cycles, slice_ms: sliceMs, connections, variants, rows }, null, 2) + '\n');
   console.log(`wrote ${out}`);
 }
 

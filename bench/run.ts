@@ -5,7 +5,7 @@
  *
  *   npm run bench -- [--rounds 12] [--duration 1] [--connections 10] [--only a,b] [--generator raw|autocannon]
  *                    [--tokens 256] [--freshness-ms 60000] [--mem-max-bytes 268435456] [--log-file /dev/null]
- *                    [--runtime compiled|tsx] [--cpu-prof DIR] [--variant NAME:MIRROR_X=v,MIRROR_Y=w ...]
+ *                    [--runtime compiled|tsx] [--cpu-prof DIR] [--variant NAME:MIRROR_X=v,MIRROR_Y=w,--node-flag ...]
  *
  * Loads: "hit" = one token, one resource from every connection (a mirror coalesces concurrent
  * identical requests, so few reach upstream); "distinct" = `--tokens` Authorization values taken in
@@ -43,14 +43,11 @@ import { measureMemoryFill } from './memory-fill.js';
 import { ServerFleet, type BenchServer } from './servers.js';
 import { printGoals, printTable, type RoundFigures, type Row } from './report.js';
 import { startRedis, freePort, type RedisProcess } from '../test/support/redis-harness.js';
+import { arg, median, variantsOf } from './cli-args.js';
 import { BENCH_ACCEPT, BENCH_RESOURCE, BENCH_TOKEN, DISTINCT_TOKENS, distinctTokens } from './scenario.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-function arg(name: string, fallback: string): string {
-  const at = process.argv.indexOf(`--${name}`);
-  return at !== -1 && process.argv[at + 1] ? (process.argv[at + 1] as string) : fallback;
-}
 
 const duration = Number(arg('duration', '1'));
 const connections = Number(arg('connections', '10'));
@@ -63,15 +60,7 @@ const memMaxBytes = Number(arg('mem-max-bytes', String(256 * 1024 * 1024)));
 const logFile = arg('log-file', '/dev/null');
 const runtime = arg('runtime', 'compiled');
 const cpuProfDir = arg('cpu-prof', '');
-/** `--variant NAME:K=V,K=V`, every occurrence. */
-const variants = process.argv.flatMap((value, i) => (process.argv[i - 1] === '--variant' ? [value] : [])).map((spec) => {
-  const at = spec.indexOf(':');
-  if (at <= 0 || !/^[\w.-]+$/.test(spec.slice(0, at))) {
-    process.stderr.write(`bench: --variant must be NAME:MIRROR_X=value[,MIRROR_Y=value], not ${spec}\n`);
-    process.exit(2);
-  }
-  return { name: spec.slice(0, at), env: spec.slice(at + 1).split(',').filter((pair) => pair.includes('=')) };
-});
+const variants = variantsOf();
 if (runtime !== 'compiled' && runtime !== 'tsx') {
   process.stderr.write(`bench: --runtime must be compiled or tsx, not ${runtime}\n`);
   process.exit(2);
@@ -136,10 +125,6 @@ interface Measured extends LoadResult {
   upstream_304_share: number;
 }
 
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? NaN;
-};
 
 /** A per-request figure over every round: the rounds' totals divided by their requests. */
 function perRequest(all: Measured[], figure: (r: Measured) => number, scale: number): number {
@@ -243,7 +228,7 @@ async function main(fleet: ServerFleet): Promise<void> {
   if (wanted('mirror-memory-revalidate-distinct')) add('mirror-memory-revalidate-distinct', await mirror('mirror-memory-revalidate-distinct'), distinct);
   for (const variant of variants) {
     const name = `mirror-memory-revalidate-distinct+${variant.name}`;
-    add(name, await mirror(name, ...variant.env), distinct);
+    add(name, await fleet.startWith(name, variant.flags, 'mirror', upstream.url, ...variant.env), distinct);
   }
   const needsRedis = ['mirror-redis-hit', 'mirror-redis-revalidate-distinct', 'cache-ops', 'governor-ops'].some(wanted);
   const redis: RedisProcess | undefined = needsRedis ? await startRedis() : undefined;
