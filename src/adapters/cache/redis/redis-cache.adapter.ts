@@ -26,6 +26,7 @@ import type { EventBusPort } from '../../../domain/ports/event-bus.port.js';
 import type { EncodeOptions } from '../entry-codec.js';
 import { readValue, writeValue } from '../sealed-value.js';
 import { errorSummary, RedisConnections, type RedisSupervisionOptions, type RedisTopology } from './redis-client.js';
+import { OpenedValues } from './opened-values.js';
 
 export interface RedisCacheOptions extends RedisSupervisionOptions {
   /** Prepended to every key ("ghm:v1:"). In a cluster it must not contain `{`, or every key lands in one slot. */
@@ -79,8 +80,7 @@ export class RedisCache implements CachePort, CacheStatsPort {
    * The last decoded entries, by key, with the exact bytes they came from: a hit whose value has not
    * changed skips opening and decompressing it (the hot path is one GET and a byte comparison).
    */
-  private readonly decoded = new Map<string, { raw: Buffer; sealKey: Uint8Array | undefined; entry: CachedEntry }>();
-  private decodedBytes = 0;
+  private readonly decoded = new OpenedValues<CachedEntry>(DECODED_MEMO_BYTES);
   /** The shared layout, when body keys were given. */
   private readonly shared: RedisSharedBodies | undefined;
 
@@ -151,11 +151,11 @@ export class RedisCache implements CachePort, CacheStatsPort {
     }
     this.connections.answered(full);
     if (value === null) return undefined;
-    const memo = this.decoded.get(key);
-    if (memo !== undefined && memo.raw.equals(value) && sameKey(memo.sealKey, sealKey)) return memo.entry;
+    const memo = this.decoded.get(key, value, sealKey);
+    if (memo !== undefined) return memo;
     const decoded = readValue(value, key, sealKey);
     if (decoded.ok) {
-      this.remember(key, value, sealKey, decoded.entry);
+      this.decoded.set(key, value, sealKey, decoded.entry, decoded.entry.body.byteLength);
       return decoded.entry;
     }
     this.options.events?.emit({ name: EventName.cacheCorrupt, backend: this.backend, reason: decoded.error.reason, bytes: value.length });
@@ -262,26 +262,8 @@ export class RedisCache implements CachePort, CacheStatsPort {
   /** Quit every connection (disconnect when it does not answer) and stop reconnecting. */
   async close(): Promise<void> {
     this.decoded.clear();
-    this.decodedBytes = 0;
     this.shared?.clear();
     await this.connections.close();
-  }
-
-  private remember(key: string, raw: Buffer, sealKey: Uint8Array | undefined, entry: CachedEntry): void {
-    const previous = this.decoded.get(key);
-    if (previous !== undefined) {
-      this.decoded.delete(key);
-      this.decodedBytes -= previous.raw.byteLength + previous.entry.body.byteLength;
-    }
-    const size = raw.byteLength + entry.body.byteLength;
-    if (size > DECODED_MEMO_BYTES / 16) return;
-    this.decoded.set(key, { raw, sealKey, entry });
-    this.decodedBytes += size;
-    for (const [oldest, slot] of this.decoded) {
-      if (this.decodedBytes <= DECODED_MEMO_BYTES) break;
-      this.decoded.delete(oldest);
-      this.decodedBytes -= slot.raw.byteLength + slot.entry.body.byteLength;
-    }
   }
 
   /** The prefixed key, or a failure at once when its cluster master is known not to answer. */
@@ -306,11 +288,6 @@ export class RedisCache implements CachePort, CacheStatsPort {
 
 /** Bytes of raw values and decoded bodies kept by the decode memo. */
 const DECODED_MEMO_BYTES = 16 * 1024 * 1024;
-
-function sameKey(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
-  if (a === undefined || b === undefined) return a === b;
-  return a.byteLength === b.byteLength && Buffer.compare(a, b) === 0;
-}
 
 function parseUsedMemory(info: string): number {
   const dataset = /^used_memory_dataset:(\d+)/m.exec(info);

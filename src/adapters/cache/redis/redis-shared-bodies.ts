@@ -26,6 +26,7 @@ import type { CachedEntry, StoredRepresentation } from '../../../domain/model.js
 import type { BodyKeys } from '../../crypto/body-keys.js';
 import { resourceHeaders } from '../../../domain/http-semantics.js';
 import type { EncodeOptions } from '../entry-codec.js';
+import { OpenedValues } from './opened-values.js';
 import { CorruptEntryError, CorruptReason } from '../entry-codec.errors.js';
 import {
   INDEX_MAX,
@@ -220,13 +221,8 @@ export interface RedisSharedBodiesOptions {
   memoBytes?: number;
 }
 
-/** Pointers kept opened (RedisSharedBodies.opened): ~10,000 × ~1.5 KB at most. */
-const OPENED_MAX = 10_000;
-
-function sameKey(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
-  if (a === b) return true;
-  return a !== undefined && b !== undefined && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);
-}
+/** Bytes of pointers kept opened (RedisSharedBodies.opened): ~8,000 pointers of ~500 B. */
+const OPENED_POINTER_BYTES = 4 * 1024 * 1024;
 
 export class RedisSharedBodies {
   private readonly memo: BodyMemo;
@@ -234,11 +230,10 @@ export class RedisSharedBodies {
   private readonly pointers = new Map<string, string>();
   /**
    * The bytes of each entry's pointer as last read here, and what they opened to: a lookup that reads
-   * the same bytes again (a revalidated entry is written back at most once a minute) neither decrypts
-   * nor decodes them: the same bytes opened with the same seal key open to the same entry (another
-   * key is checked as if nothing were kept).
+   * the same bytes again with the same seal key (a revalidated entry is written back at most once a
+   * minute) neither decrypts nor decodes them.
    */
-  private readonly opened = new Map<string, { value: Buffer; sealKey: Uint8Array | undefined; entry: CachedEntry; bodyId: string }>();
+  private readonly opened = new OpenedValues<{ entry: CachedEntry; bodyId: string }>(OPENED_POINTER_BYTES);
 
   constructor(private readonly options: RedisSharedBodiesOptions) {
     this.memo = new BodyMemo(options.memoBytes ?? 16 * 1024 * 1024);
@@ -251,9 +246,9 @@ export class RedisSharedBodies {
     const reply = await commands(client).ghmSharedLookupBuffer(this.options.prefix + name, this.options.prefix + sharedName.group(resourceKey) + 'b:', known);
     if (reply === null) return { found: false };
     const [value, body] = reply;
-    const last = this.opened.get(name);
+    const last = this.opened.get(name, value, sealKey);
     let pointer: PointerResult;
-    if (last !== undefined && sameKey(last.sealKey, sealKey) && last.value.equals(value)) {
+    if (last !== undefined) {
       pointer = { ok: true, entry: last.entry, bodyId: last.bodyId };
     } else {
       pointer = readPointer(value, name, sealKey);
@@ -261,9 +256,8 @@ export class RedisSharedBodies {
         this.opened.delete(name);
         return { found: false, corrupt: pointer.error };
       }
-      if (this.opened.size >= OPENED_MAX) this.opened.clear();
       // a copy of its own size: the reply may be a view of a larger socket buffer
-      this.opened.set(name, { value: Buffer.from(value), sealKey, entry: pointer.entry, bodyId: pointer.bodyId });
+      this.opened.set(name, Buffer.from(value), sealKey, { entry: pointer.entry, bodyId: pointer.bodyId });
     }
     const { bodyId } = pointer;
     this.remember(name, bodyId);
