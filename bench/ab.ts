@@ -6,11 +6,13 @@
  * the machine then hits every server alike, which one long window per server (`npm run bench`)
  * cannot promise: there, rows measured a minute apart moved by 2× here.
  *
- *   npm run bench:ab -- [--variant NAME:MIRROR_X=v,MIRROR_Y=w,--node-flag ...] [--cycles 12] [--slice 1000] [--connections 10]
+ *   npm run bench:ab -- [--variant NAME:MIRROR_X=v,MIRROR_Y=w,--node-flag ...] [--baseline REV] [--cycles 12] [--slice 1000] [--connections 10]
  *
  * A variant's items are settings (MIRROR_X=v) or, starting with `--`, node flags for that mirror.
  * `$REDIS` in a setting is the URL of a redis-server the tool starts for the run (only when one is
  * named): `--variant redis:MIRROR_CACHE_BACKEND=redis,MIRROR_REDIS_URL=$REDIS`.
+ * `--baseline REV` adds a row `baseline@<commit>`: the default mirror as built from that revision
+ * (a commit, a branch, `HEAD~2`), so a change of code is priced in the same run as the working tree.
  * Prints, per server, the CPU µs per request (user + system, and system alone) summed over every
  * slice, its ratio to the floor and to the default mirror, and the median of the per-cycle ratios;
  * writes bench/results/ab.json.
@@ -19,7 +21,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runLoad } from './load.js';
-import { ServerFleet, type BenchServer } from './servers.js';
+import { revisionCommand, ServerFleet, type BenchServer } from './servers.js';
 import { arg, median, variantsOf } from './cli-args.js';
 import { startRedis, type RedisProcess } from '../test/support/redis-harness.js';
 import { BENCH_ACCEPT, BENCH_RESOURCE, DISTINCT_TOKENS, distinctTokens } from './scenario.js';
@@ -53,6 +55,12 @@ async function main(fleet: ServerFleet): Promise<void> {
     { name: 'floor-cache-distinct', server: await fleet.start('floor', 'floor', upstream.url) },
     { name: 'mirror', server: await fleet.start('mirror', 'mirror', upstream.url) },
   ];
+  const baseline = arg('baseline', '');
+  if (baseline !== '') {
+    const { commit, command } = revisionCommand(baseline);
+    const name = `baseline@${commit.slice(0, 10)}`;
+    servers.push({ name, server: await fleet.startFrom(command, name, [], 'mirror', upstream.url) });
+  }
   for (const variant of variants) {
     const name = `mirror+${variant.name}`;
     const env = variant.env.map((item) => item.replaceAll('$REDIS', redis?.url ?? ''));
@@ -98,7 +106,7 @@ async function main(fleet: ServerFleet): Promise<void> {
   }
   const out = join(here, 'results', 'ab.json');
   mkdirSync(dirname(out), { recursive: true });
-  writeFileSync(out, JSON.stringify({ cycles, slice_ms: sliceMs, connections, variants, rows }, null, 2) + '\n');
+  writeFileSync(out, JSON.stringify({ cycles, slice_ms: sliceMs, connections, baseline: baseline === '' ? undefined : baseline, variants, rows }, null, 2) + '\n');
   console.log(`wrote ${out}`);
 }
 

@@ -10,14 +10,13 @@
  * RSS — enough to spoil the memory check, harmless for a quick look at CPU.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Usage } from './server.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
-const buildDir = join(root, 'dist', 'bench-build');
 
 export type Runtime = 'compiled' | 'tsx';
 
@@ -31,14 +30,18 @@ function newestMtime(dir: string): number {
   return newest;
 }
 
-/** Emits src/ and bench/ with tsc (no type check: `npm run typecheck` does that) unless up to date. */
-function buildServers(): string {
+/**
+ * Emits src/ and bench/ of the checkout at `tree` with tsc into `<tree>/dist/bench-build/` (no type
+ * check: `npm run typecheck` does that) unless up to date; returns its bench/server.js.
+ */
+function buildServers(tree: string = root): string {
+  const buildDir = join(tree, 'dist', 'bench-build');
   const entry = join(buildDir, 'bench', 'server.js');
-  const sources = Math.max(newestMtime(join(root, 'src')), newestMtime(here), newestMtime(join(root, 'test', 'support')));
+  const sources = Math.max(newestMtime(join(tree, 'src')), newestMtime(join(tree, 'bench')), newestMtime(join(tree, 'test', 'support')));
   if (existsSync(entry) && statSync(entry).mtimeMs >= sources) return entry;
-  process.stderr.write('bench: building the servers with tsc into dist/bench-build/ ...\n');
+  process.stderr.write(`bench: building the servers with tsc into ${buildDir} ...\n`);
   mkdirSync(dirname(buildDir), { recursive: true });
-  const project = join(root, 'dist', 'tsconfig.bench-build.json');
+  const project = join(tree, 'dist', 'tsconfig.bench-build.json');
   writeFileSync(
     project,
     JSON.stringify({
@@ -51,6 +54,26 @@ function buildServers(): string {
   const result = spawnSync(process.execPath, [tsc, '-p', project], { stdio: 'inherit' });
   if (result.status !== 0) throw new Error(`tsc build of the bench servers failed (${result.status})`);
   return entry;
+}
+
+/**
+ * The servers of another revision (`git rev-parse`able: a commit, branch, `HEAD~3`), for an A/B run
+ * against the working tree: its src/, bench/ and test/support/ extracted with `git archive` into
+ * dist/baseline-<commit>/ (once; node_modules is this checkout's), built like the working tree's.
+ * Returns the node arguments that run its bench/server.js.
+ */
+export function revisionCommand(revision: string): { commit: string; command: string[] } {
+  const parsed = spawnSync('git', ['rev-parse', '--verify', `${revision}^{commit}`], { cwd: root, encoding: 'utf8' });
+  if (parsed.status !== 0) throw new Error(`bench: --baseline ${revision} is not a commit of this repository`);
+  const commit = parsed.stdout.trim();
+  const tree = join(root, 'dist', `baseline-${commit.slice(0, 12)}`);
+  if (!existsSync(join(tree, 'src'))) {
+    mkdirSync(tree, { recursive: true });
+    const archive = spawnSync('sh', ['-c', `git archive ${commit} src bench test/support tsconfig.json package.json | tar -x -C "${tree}"`], { cwd: root, stdio: 'inherit' });
+    if (archive.status !== 0) throw new Error(`bench: extracting ${commit} failed (${archive.status})`);
+  }
+  if (!existsSync(join(tree, 'node_modules'))) symlinkSync(join(root, 'node_modules'), join(tree, 'node_modules'), 'dir');
+  return { commit, command: ['--enable-source-maps', buildServers(tree)] };
 }
 
 export interface BenchServer {
@@ -84,10 +107,17 @@ export class ServerFleet {
     return this.startWith(name, [], ...args);
   }
 
-  /** The same, with node flags of its own for this server (`--max-semi-space-size=32` …). */
+  /**
+   * The same, with node flags of its own for this server (`--max-semi-space-size=32` …) and,
+   * optionally, another build's command (revisionCommand).
+   */
   startWith(name: string, nodeFlags: readonly string[], ...args: string[]): Promise<BenchServer> {
+    return this.startFrom(this.command, name, nodeFlags, ...args);
+  }
+
+  startFrom(command: readonly string[], name: string, nodeFlags: readonly string[], ...args: string[]): Promise<BenchServer> {
     const profile = this.profileDir !== undefined && args[0] === 'mirror' ? ['--cpu-prof', `--cpu-prof-dir=${this.profileDir}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
-    const child = spawn(process.execPath, [...nodeFlags, ...profile, ...this.command, ...args], {
+    const child = spawn(process.execPath, [...nodeFlags, ...profile, ...command, ...args], {
       stdio: ['ignore', this.logFd, 'inherit', 'ipc'],
     });
     this.children.push(child);
