@@ -12,7 +12,8 @@
  * `$REDIS` in a setting is the URL of a redis-server the tool starts for the run (only when one is
  * named): `--variant redis:MIRROR_CACHE_BACKEND=redis,MIRROR_REDIS_URL=$REDIS`.
  * `--baseline REV` adds a row `baseline@<commit>`: the default mirror as built from that revision
- * (a commit, a branch, `HEAD~2`), so a change of code is priced in the same run as the working tree.
+ * (a commit, a branch, `HEAD~2`), so a change of code is priced in the same run as the working tree;
+ * a variant's item `@REV` does the same for that variant (`--variant fresh-old:@main,MIRROR_…`).
  * Prints, per server, the CPU µs per request (user + system, and system alone) summed over every
  * slice, its ratio to the floor and to the default mirror, and the median of the per-cycle ratios;
  * writes bench/results/ab.json.
@@ -64,7 +65,11 @@ async function main(fleet: ServerFleet): Promise<void> {
   for (const variant of variants) {
     const name = `mirror+${variant.name}`;
     const env = variant.env.map((item) => item.replaceAll('$REDIS', redis?.url ?? ''));
-    servers.push({ name, server: await fleet.startWith(name, variant.flags, 'mirror', upstream.url, ...env) });
+    const command = variant.revision === undefined ? undefined : revisionCommand(variant.revision).command;
+    servers.push({
+      name,
+      server: command === undefined ? await fleet.startWith(name, variant.flags, 'mirror', upstream.url, ...env) : await fleet.startFrom(command, name, variant.flags, 'mirror', upstream.url, ...env),
+    });
   }
   const tokens = distinctTokens(DISTINCT_TOKENS).map((authorization) => ({ headers: { authorization } }));
   const load = (server: BenchServer) => ({ url: server.url + BENCH_RESOURCE, connections, headers: { accept: BENCH_ACCEPT }, variants: tokens });

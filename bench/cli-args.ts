@@ -12,13 +12,18 @@ export function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)] ?? NaN;
 }
 
-/** A mirror variant: `--variant NAME:MIRROR_X=v,MIRROR_Y=w,--node-flag` (items starting with `--` are node flags). */
+/**
+ * A mirror variant: `--variant NAME:MIRROR_X=v,MIRROR_Y=w,--node-flag,@REV` (items starting with `--`
+ * are node flags; `@REV` runs the mirror as that git revision builds it, bench/ab.ts only).
+ */
 export interface Variant {
   name: string;
   /** MIRROR_X=value settings. */
   env: string[];
   /** Node flags of that mirror's process. */
   flags: string[];
+  /** The git revision whose build runs this mirror (`@REV`); absent = the working tree. */
+  revision?: string;
 }
 
 /** Every `--variant` of the command line; a malformed one ends the process with exit code 2. */
@@ -32,10 +37,13 @@ export function variantsOf(argv: readonly string[] = process.argv): Variant[] {
         process.exit(2);
       }
       const items = spec.slice(at + 1).split(',').filter(Boolean);
-      return {
+      const variant: Variant = {
         name: spec.slice(0, at),
-        env: items.filter((item) => !item.startsWith('--') && item.includes('=')),
+        env: items.filter((item) => !item.startsWith('--') && !item.startsWith('@') && item.includes('=')),
         flags: items.filter((item) => item.startsWith('--')),
       };
+      const revision = items.find((item) => item.startsWith('@'))?.slice(1);
+      if (revision !== undefined && revision !== '') variant.revision = revision;
+      return variant;
     });
 }
