@@ -30,8 +30,11 @@ interface ResolutionCommon {
 /** An answer to relay: the status GitHub gave (or the entry kept), its headers and body. */
 export interface ServedResolution extends ResolutionCommon {
   status: number;
-  /** Headers to send (lower-case), without X-Cache / Cache-Status (the edge adds those). */
-  headers: Record<string, string>;
+  /**
+   * Headers to send (lower-case), without X-Cache / Cache-Status (the edge adds those). Read-only: a
+   * cached answer's may be the stored entry's own object (no copy per answer).
+   */
+  headers: Readonly<Record<string, string>>;
   /** Identity body (empty for 304). */
   body: Uint8Array;
   error?: undefined;

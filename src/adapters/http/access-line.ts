@@ -91,9 +91,19 @@ export function accessLineWriter(logger: Pick<Logger, 'levels'>): AccessLineWrit
   // line to make later, with the time of now; pino's ISO time is the one this can give later.
   const later = typeof (stream as Partial<DeferringStream>).writeLater === 'function' && time === stdTimeFunctions.isoTime ? (stream as unknown as DeferringStream) : undefined;
   if (later !== undefined) {
+    // the lines of a batch mostly share their millisecond: its time text is made once
+    let lastAt = NaN;
+    let lastTime = '';
+    const timeAt = (at: number): string => {
+      if (at !== lastAt) {
+        lastAt = at;
+        lastTime = `,"time":"${new Date(at).toISOString()}"`;
+      }
+      return lastTime;
+    };
     return (level, f, msg) => {
       const at = Date.now();
-      later.writeLater(() => render(level, f, msg, `,"time":"${new Date(at).toISOString()}"`), APPROX_LINE_CHARS);
+      later.writeLater(() => render(level, f, msg, timeAt(at)), APPROX_LINE_CHARS);
     };
   }
   return (level, f, msg) => {

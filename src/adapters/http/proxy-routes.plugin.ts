@@ -120,23 +120,25 @@ export const proxyRoutesPlugin = definePlugin<ProxyRoutesOptions>(
         return;
       }
       if (resolution.upstreamCause !== undefined) request.mirror.cause = resolution.upstreamCause;
-      const out = copyHeaders(resolution.headers);
-      if (out['link'] !== undefined) out['link'] = rewriter.rewriteHeader(out['link'], publicBase);
-      if (out['location'] !== undefined) out['location'] = rewriter.rewriteHeader(out['location'], publicBase);
-      out['x-cache'] = resolution.outcome;
-      out['cache-status'] = cacheStatusValue(resolution);
-      if (resolution.staleAgeSeconds !== undefined) out['x-cache-stale-age'] = String(resolution.staleAgeSeconds);
+      // The answer's headers go to fastify's own store as they are (it copies them; they may be the
+      // cached entry's object), then the edge's own over them — no copy of the set per answer here.
+      const headers = resolution.headers;
+      void reply.code(resolution.status).headers(headers);
+      const link = headers['link'];
+      if (link !== undefined) void reply.header('link', rewriter.rewriteHeader(link, publicBase));
+      const location = headers['location'];
+      if (location !== undefined) void reply.header('location', rewriter.rewriteHeader(location, publicBase));
+      void reply.header('x-cache', resolution.outcome).header('cache-status', cacheStatusValue(resolution));
+      if (resolution.staleAgeSeconds !== undefined) void reply.header('x-cache-stale-age', String(resolution.staleAgeSeconds));
       const source = resolution.body;
       let body = EMPTY_BODY;
       if (source.byteLength > 0) {
-        body = variants.served(source, publicBase, options.rewriteBodyUrls && isTextual(out['content-type']) ? rewriter : undefined);
+        body = variants.served(source, publicBase, options.rewriteBodyUrls && isTextual(headers['content-type']) ? rewriter : undefined);
         if (body.byteLength >= GZIP_MIN_BYTES && acceptsGzip(request.headers['accept-encoding'])) {
           body = await variants.gzipped(source, publicBase, body, gzipBody);
-          out['content-encoding'] = 'gzip';
-          out['vary'] = addVary(out['vary'], 'Accept-Encoding');
+          void reply.header('content-encoding', 'gzip').header('vary', addVary(headers['vary'], 'Accept-Encoding'));
         }
       }
-      void reply.code(resolution.status).headers(out);
       if (resolution.status === 304 || resolution.status === 204) {
         await reply.send();
         return;

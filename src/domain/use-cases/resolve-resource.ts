@@ -62,7 +62,7 @@ type SharedResult = SharedAnswer | SharedFailure;
 interface SharedAnswer {
   outcome: Outcome;
   status: number;
-  headers: Record<string, string>;
+  headers: Readonly<Record<string, string>>;
   body: Uint8Array;
   etag: string | undefined;
   upstreamStatus?: number;
@@ -190,7 +190,7 @@ export class ResolveResource {
   /** The entry another replica fetched while this one waited (cross-replica coalescing). */
   private sharedFlight(entry: CachedEntry): SharedResult {
     this.events.emit({ name: EventName.coalesced, scope: 'shared' });
-    return { outcome: O.ONLINE_MISS, status: entry.status, headers: { ...entry.headers }, body: entry.body, etag: entry.etag, fromCache: true, sharedFlight: true };
+    return { outcome: O.ONLINE_MISS, status: entry.status, headers: entry.headers, body: entry.body, etag: entry.etag, fromCache: true, sharedFlight: true };
   }
 
   private async resolveWith(key: Slot, request: ResolveRequest, entry: CachedEntry | undefined, unshared = false): Promise<SharedResult> {
@@ -201,7 +201,7 @@ export class ResolveResource {
       return {
         outcome: O.FRESH_HIT,
         status: entry.status,
-        headers: { ...entry.headers },
+        headers: entry.headers,
         body: entry.body,
         etag: entry.etag,
         ttlSeconds: Math.max(0, Math.floor(ttlMs / 1000)),
