@@ -367,6 +367,10 @@ test('status tracker: breakers, upstream health, restore progress', (t) => {
   t.like(status.upstream(), { state: 'erroring', lastStatus: 502, consecutiveFailures: 1, lastOkSecondsAgo: 2, lastCallSecondsAgo: 0 });
   emit({ name: 'upstream.called', result: 'connection_error', countedAgainstQuota: false, conditional: true, durationMs: 5 });
   t.like(status.upstream(), { state: 'unreachable', consecutiveFailures: 2 });
+  clock.advance(1000);
+  // kept back by the governor: nothing was sent, so nothing changes (not even the last call's time)
+  emit({ name: 'upstream.called', result: 'refused', countedAgainstQuota: false, conditional: true, durationMs: 0 });
+  t.like(status.upstream(), { state: 'unreachable', consecutiveFailures: 2, lastCallSecondsAgo: 1 });
   emit({ name: 'breaker.changed', breaker: 'upstream', state: 'open' });
   emit({ name: 'upstream.called', result: 'offline', countedAgainstQuota: false, conditional: true, durationMs: 0 });
   t.like(status.upstream(), { state: 'offline', consecutiveFailures: 3 });

@@ -123,6 +123,7 @@ test.serial('a 429 with Retry-After: 30 seen by replica A holds the token on rep
   t.is(limited.status, 429);
   t.is(limited.headers.get('retry-after'), '30');
   const sent = github.calls.filter((c) => c.credential === token).length;
+  const before = await metricsOf(b);
 
   const hit = await request(b, '/repos/o/held-cached', token);
   t.is(hit.status, 200);
@@ -144,6 +145,10 @@ test.serial('a 429 with Retry-After: 30 seen by replica A holds the token on rep
   const metrics = await metricsOf(b);
   t.is(valueOf(metrics, 'github_mirror_governor_holds_active'), 1);
   t.true(total(metrics, 'github_mirror_governor_refusals_total', { reason: 'held' }) >= 3);
+  // the three held requests on B were no upstream calls: counted as refused, not as GitHub's 429s
+  const delta = (labels: Record<string, string>) => total(metrics, 'github_mirror_upstream_requests_total', labels) - total(before, 'github_mirror_upstream_requests_total', labels);
+  t.is(delta({ result: 'refused' }), 3);
+  t.is(delta({ status_class: '4xx' }), 0);
   t.false((await fetchText(`${b.url}/metrics`)).text.includes('governed-held'), 'no token in the metrics');
 });
 

@@ -117,6 +117,26 @@ export function useCaseSuite(test: TestFn<SuiteContext>): void {
     }
   });
 
+  test("a governor's held answer is served like GitHub's 429 but is no upstream call: refused, nothing counted against a quota", async (t) => {
+    const { sut, upstream, bus, clock } = makeSut(await t.context.makeCache());
+    await sut.execute(get('/r'));
+    clock.advance(5000);
+    const held = () => ({ ...json(429, { message: 'held', code: 'SECONDARY_RATE_LIMITED' }, { 'retry-after': '20' }), held: true as const });
+    upstream.respond = held;
+    const before = bus.named(EventName.upstreamCalled).length;
+    const served = await sut.execute(get('/r', { headers: { 'user-agent': 'bot/1' } }));
+    t.is(served.outcome, 'RATE_LIMITED_HIT');
+    t.is(served.status, 200);
+    const miss = await sut.execute(get('/new'));
+    t.is(miss.outcome, 'RATE_LIMITED_MISS');
+    t.is(answerOf(miss).headers['retry-after'], '20');
+    const calls = bus.named(EventName.upstreamCalled).slice(before);
+    t.is(calls.length, 2);
+    t.like(calls[0], { result: 'refused', countedAgainstQuota: false, conditional: true, userAgent: 'bot/1' });
+    t.like(calls[1], { result: 'refused', countedAgainstQuota: false, conditional: false });
+    t.is((calls[0] as { status?: number }).status, undefined);
+  });
+
   test('without an entry, failures are passed on or answered with the mirror JSON error', async (t) => {
     const { sut, upstream } = makeSut(await t.context.makeCache());
     upstream.respond = () => json(503, { message: 'unavailable' });

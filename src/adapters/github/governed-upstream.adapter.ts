@@ -62,7 +62,7 @@ export class GovernedUpstream implements UpstreamPort {
   async fetch(request: UpstreamRequest): Promise<BufferedResponse> {
     const partition = this.partitionOf(request.headers);
     const turn = await this.turn(partition, request.method);
-    if (typeof turn === 'number') return { ...syntheticAnswer(turn), body: syntheticBody(turn) };
+    if (typeof turn === 'number') return { ...syntheticAnswer(turn), body: syntheticBody(turn), held: true };
     let response: BufferedResponse;
     try {
       response = await this.inner.fetch(request);
@@ -78,7 +78,7 @@ export class GovernedUpstream implements UpstreamPort {
   async forward(request: UpstreamRequest): Promise<StreamedResponse> {
     const partition = this.partitionOf(request.headers);
     const turn = await this.turn(partition, request.method);
-    if (typeof turn === 'number') return { ...syntheticAnswer(turn), body: Readable.from([Buffer.from(syntheticBody(turn))]) };
+    if (typeof turn === 'number') return { ...syntheticAnswer(turn), body: Readable.from([Buffer.from(syntheticBody(turn))]), held: true };
     let response: StreamedResponse;
     try {
       response = await this.inner.forward(request);

@@ -102,6 +102,8 @@ export class ReadinessTracker {
   }
 
   private onUpstream(e: UpstreamCalledEvent): void {
+    // kept back by the mirror's own governor: nothing was sent, so nothing was learnt about GitHub
+    if (e.result === 'refused') return;
     const now = this.now();
     this.lastCallAt = now;
     if (e.result === 'body_too_large') {

@@ -82,7 +82,8 @@ export interface UpstreamCalledEvent {
   name: typeof EventName.upstreamCalled;
   /**
    * ok (an HTTP answer), timeout, connection_error, offline, refused (the upstream governor kept it
-   * back), body_too_large (an answer over upstream.maxBodyBytes).
+   * back: waited upstream.governor.maxWaitMs in vain, or the credential is held — nothing was sent),
+   * body_too_large (an answer over upstream.maxBodyBytes).
    */
   result: 'ok' | 'timeout' | 'connection_error' | 'offline' | 'refused' | 'body_too_large';
   status?: number;

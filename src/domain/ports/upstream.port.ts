@@ -14,12 +14,19 @@ export interface BufferedResponse {
   headers: HeaderMap;
   /** Decoded (identity) body. */
   body: Uint8Array;
+  /**
+   * Not sent: the upstream governor holds the credential (GitHub asked it to wait), and this is the
+   * mirror's own 429 with the Retry-After still to wait. Served like GitHub's 429, but not an upstream call.
+   */
+  held?: true;
 }
 
 export interface StreamedResponse {
   status: number;
   headers: HeaderMap;
   body: AsyncIterable<Uint8Array>;
+  /** As BufferedResponse.held. */
+  held?: true;
 }
 
 /**

@@ -62,17 +62,24 @@ export class PassThrough {
       const response = await this.upstream.forward(upstreamRequest);
       const remaining = firstValue(response.headers['x-ratelimit-remaining']);
       const resource = firstValue(response.headers['x-ratelimit-resource']);
-      this.events.emit({
-        name: EventName.upstreamCalled,
-        result: 'ok',
-        status: response.status,
-        countedAgainstQuota: countsAgainstQuota(response.status, request.credential),
-        conditional: request.headers['if-none-match'] !== undefined || request.headers['if-modified-since'] !== undefined,
-        durationMs: this.clock.now() - started,
-        ...(remaining ? { rateLimitRemaining: Number(remaining) } : {}),
-        ...(resource ? { rateLimitResource: resource } : {}),
-        ...(userAgent !== undefined ? { userAgent } : {}),
-      });
+      const conditional = request.headers['if-none-match'] !== undefined || request.headers['if-modified-since'] !== undefined;
+      const durationMs = this.clock.now() - started;
+      if (response.held === true) {
+        // the governor kept it back (the credential is held): the mirror's 429, not an upstream call
+        this.events.emit({ name: EventName.upstreamCalled, result: 'refused', countedAgainstQuota: false, conditional, durationMs, ...(userAgent !== undefined ? { userAgent } : {}) });
+      } else {
+        this.events.emit({
+          name: EventName.upstreamCalled,
+          result: 'ok',
+          status: response.status,
+          countedAgainstQuota: countsAgainstQuota(response.status, request.credential),
+          conditional,
+          durationMs,
+          ...(remaining ? { rateLimitRemaining: Number(remaining) } : {}),
+          ...(resource ? { rateLimitResource: resource } : {}),
+          ...(userAgent !== undefined ? { userAgent } : {}),
+        });
+      }
       const headers = relayableHeaders(response.headers);
       const encoding = firstValue(response.headers['content-encoding']);
       if (encoding !== undefined) headers['content-encoding'] = encoding;

@@ -231,7 +231,8 @@ export class ResolveResource {
       if (candidates.length > 0) this.crossCredential?.report('error', candidates);
       return this.upstreamFailed(key, error, entry, conditional, started, request.credential, firstValue(request.headers['user-agent']));
     }
-    this.upstreamCalled(response, request, conditional, started);
+    if (response.held === true) this.upstreamHeld(request, conditional, started);
+    else this.upstreamCalled(response, request, conditional, started);
 
     const { status } = response;
     if (status === 304 && entry !== undefined) {
@@ -374,6 +375,19 @@ export class ResolveResource {
     // GitHub answered with a body the mirror does not hold: the entry is outdated, not a fallback
     if (entry !== undefined) await this.forget(key);
     return { outcome: failure.miss, error: failure.error, fromCache: false };
+  }
+
+  /** The governor kept the call back (the credential is held): no call, nothing counted against a quota. */
+  private upstreamHeld(request: ResolveRequest, conditional: boolean, started: number): void {
+    const userAgent = firstValue(request.headers['user-agent']);
+    this.events.emit({
+      name: EventName.upstreamCalled,
+      result: 'refused',
+      countedAgainstQuota: false,
+      conditional,
+      durationMs: this.clock.now() - started,
+      ...(userAgent !== undefined ? { userAgent } : {}),
+    });
   }
 
   private upstreamCalled(response: BufferedResponse, request: ResolveRequest, conditional: boolean, started: number): void {
