@@ -14,6 +14,8 @@
  * `--baseline REV` adds a row `baseline@<commit>`: the default mirror as built from that revision
  * (a commit, a branch, `HEAD~2`), so a change of code is priced in the same run as the working tree;
  * a variant's item `@REV` does the same for that variant (`--variant fresh-old:@main,MIRROR_…`).
+ * Each row also has the bytes its JavaScript heap allocated and its main-thread GC time per request
+ * (bench/gc-ledger.ts): they move far less between runs than CPU time, so a cut in allocation shows.
  * Prints, per server, the CPU µs per request (user + system, and system alone) summed over every
  * slice, its ratio to the floor and to the default mirror, and the median of the per-cycle ratios;
  * writes bench/results/ab.json.
@@ -41,6 +43,8 @@ interface Measured {
   requests: number;
   cpuUs: number;
   systemUs: number;
+  allocatedBytes: number;
+  gcUs: number;
   /** Per cycle: CPU µs per request. */
   perCycle: number[];
 }
@@ -78,7 +82,7 @@ async function main(fleet: ServerFleet): Promise<void> {
     await runLoad({ ...load(server), durationMs: 600_000, maxRequests: tokens.length });
     await runLoad({ ...load(server), durationMs: 2000 });
   }
-  const measured: Measured[] = servers.map(({ name, server }) => ({ name, server, requests: 0, cpuUs: 0, systemUs: 0, perCycle: [] }));
+  const measured: Measured[] = servers.map(({ name, server }) => ({ name, server, requests: 0, cpuUs: 0, systemUs: 0, allocatedBytes: 0, gcUs: 0, perCycle: [] }));
   for (let cycle = 1; cycle <= cycles; cycle++) {
     // a different order each cycle, so no server always follows the same one
     const order = measured.map((_, i) => measured[(i + cycle) % measured.length] as Measured);
@@ -89,6 +93,8 @@ async function main(fleet: ServerFleet): Promise<void> {
       m.requests += result.requests;
       m.cpuUs += after.cpuUs - before.cpuUs;
       m.systemUs += after.systemUs - before.systemUs;
+      m.allocatedBytes += after.allocatedBytes - before.allocatedBytes;
+      m.gcUs += after.gcUs - before.gcUs;
       m.perCycle.push((after.cpuUs - before.cpuUs) / Math.max(1, result.requests));
     }
     process.stderr.write(`  cycle ${cycle}/${cycles}: ${measured.map((m) => `${m.name} ${round1(m.perCycle[cycle - 1] ?? NaN)}`).join(', ')} µs/req\n`);
@@ -100,14 +106,18 @@ async function main(fleet: ServerFleet): Promise<void> {
     requests: m.requests,
     cpu_us_per_req: round1(perReq(m)),
     sys_us_per_req: round1(m.systemUs / Math.max(1, m.requests)),
+    alloc_kb_per_req: round1(m.allocatedBytes / 1024 / Math.max(1, m.requests)),
+    gc_us_per_req: round1(m.gcUs / Math.max(1, m.requests)),
     vs_floor: Math.round((perReq(m) / perReq(floor)) * 100) / 100,
     vs_mirror: Math.round((perReq(m) / perReq(base)) * 100) / 100,
     vs_floor_median_of_cycles: Math.round(median(m.perCycle.map((v, i) => v / (floor.perCycle[i] ?? NaN))) * 100) / 100,
   }));
-  console.log('| server | requests | CPU µs/req | of it sys | × floor | × mirror | × floor (median of cycles) |');
-  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+  console.log('| server | requests | CPU µs/req | of it sys | × floor | × mirror | × floor (median of cycles) | heap KB/req | GC µs/req |');
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const r of rows) {
-    console.log(`| ${r.server} | ${r.requests} | ${r.cpu_us_per_req} | ${r.sys_us_per_req} | ${r.vs_floor} | ${r.vs_mirror} | ${r.vs_floor_median_of_cycles} |`);
+    console.log(
+      `| ${r.server} | ${r.requests} | ${r.cpu_us_per_req} | ${r.sys_us_per_req} | ${r.vs_floor} | ${r.vs_mirror} | ${r.vs_floor_median_of_cycles} | ${r.alloc_kb_per_req} | ${r.gc_us_per_req} |`,
+    );
   }
   const out = join(here, 'results', 'ab.json');
   mkdirSync(dirname(out), { recursive: true });

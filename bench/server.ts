@@ -2,8 +2,8 @@
  * One server of the benchmark in its own process, so the load generator does not share its event loop:
  *   tsx bench/server.ts upstream | proxy <upstreamUrl> | floor <upstreamUrl> | mirror <upstreamUrl> [MIRROR_X=value ...]
  * Started by bench/run.ts with an IPC channel: it sends {url} once listening and answers every
- * {type: 'usage'} with its own CPU time (process.cpuUsage(), µs), its RSS and, for the upstream, the
- * requests answered so far. Exits on SIGTERM, SIGINT or when the runner goes away.
+ * {type: 'usage'} with its own CPU time (process.cpuUsage(), µs), its RSS, the bytes its heap
+ * allocated and its GC time (gc-ledger.ts) and, for the upstream, the requests answered so far. Exits on SIGTERM, SIGINT or when the runner goes away.
  *
  * A mirror runs with production defaults (NODE_ENV=production: access log at info on stdout, which
  * the runner points at /dev/null or a file; metrics, sealing and breakers on; a cache.secret), plus
@@ -12,6 +12,7 @@
  * from one bench run into the next; and the governor's points budget, raised above the bench's load.
  */
 // Each kind imports only its own modules, so a floor's process does not carry the mirror's code.
+import { GcLedger } from './gc-ledger.js';
 
 export interface Usage {
   type: 'usage';
@@ -26,6 +27,10 @@ export interface Usage {
   requests?: number;
   /** Of which 304 Not Modified (upstream only). */
   notModified?: number;
+  /** Bytes the JavaScript heap allocated since start (gc-ledger.ts). */
+  allocatedBytes: number;
+  /** Main-thread garbage collection since start, µs. */
+  gcUs: number;
 }
 
 async function main(): Promise<void> {
@@ -70,10 +75,12 @@ async function main(): Promise<void> {
   } else {
     throw new Error(`unknown server kind ${kind}`);
   }
+  const gc = new GcLedger();
   process.on('message', (message: { type?: string }) => {
     if (message.type !== 'usage') return;
     const cpu = process.cpuUsage();
-    const usage: Usage = { type: 'usage', cpuUs: cpu.user + cpu.system, systemUs: cpu.system, rssBytes: process.memoryUsage.rss(), maxRssBytes: process.resourceUsage().maxRSS * 1024 };
+    const { allocatedBytes, gcUs } = gc.read();
+    const usage: Usage = { type: 'usage', cpuUs: cpu.user + cpu.system, systemUs: cpu.system, rssBytes: process.memoryUsage.rss(), maxRssBytes: process.resourceUsage().maxRSS * 1024, allocatedBytes, gcUs };
     if (counts !== undefined) Object.assign(usage, counts());
     process.send?.(usage);
   });
