@@ -74,13 +74,17 @@ export function storableHeaders(headers: HeaderMap): Record<string, string> {
 
 /** The per-response headers of an upstream answer (rate-limit state, date, request id). */
 export function perResponseHeaders(headers: HeaderMap): Record<string, string> {
-  const fresh: Record<string, string> = {};
+  return withPerResponseHeaders({}, headers);
+}
+
+/** `target` with the per-response headers of `headers` written over it (no object in between). */
+export function withPerResponseHeaders(target: Record<string, string>, headers: HeaderMap): Record<string, string> {
   for (const name in headers) {
     if (!isPerResponseHeader(name)) continue;
     const value = joinValue(headers[name]);
-    if (value !== undefined) fresh[name] = value;
+    if (value !== undefined) target[name] = value;
   }
-  return fresh;
+  return target;
 }
 
 /** Headers of an upstream answer as relayed to a client (transfer-level ones dropped). */
@@ -166,15 +170,20 @@ export function upstreamHeaders(headers: HeaderMap): HeaderMap {
   return out;
 }
 
-/** Headers of a 304 that update the served answer: rate-limit state, date, request id, validators, caching. */
-export function refreshedHeaders(headers: HeaderMap): Record<string, string> {
-  const out = perResponseHeaders(headers);
-  for (const name of ['etag', 'last-modified', 'cache-control', 'vary', 'expires']) {
+/**
+ * `target` with the headers of a 304 that update the served answer written over it (rate-limit
+ * state, date, request id, validators, caching), with no object in between.
+ */
+export function withRefreshedHeaders(target: Record<string, string>, headers: HeaderMap): Record<string, string> {
+  withPerResponseHeaders(target, headers);
+  for (const name of REFRESHED_BY_304) {
     const value = joinValue(headers[name]);
-    if (value !== undefined) out[name] = value;
+    if (value !== undefined) target[name] = value;
   }
-  return out;
+  return target;
 }
+
+const REFRESHED_BY_304 = ['etag', 'last-modified', 'cache-control', 'vary', 'expires'] as const;
 
 /** Entity headers dropped from a 304 sent to a client. */
 export function withoutEntityHeaders(headers: Record<string, string>): Record<string, string> {

@@ -17,8 +17,8 @@ import {
   jsonArrayLength,
   pageSizeOf,
   joinValue,
-  perResponseHeaders,
-  refreshedHeaders,
+  withPerResponseHeaders,
+  withRefreshedHeaders,
   relayableHeaders,
   storableHeaders,
   isRateLimited,
@@ -289,7 +289,8 @@ export class ResolveResource {
     return {
       outcome: O.ONLINE_HIT,
       status: entry.status,
-      headers: mergedHeaders(entry.headers, refreshedHeaders(response.headers)),
+      // the entry's headers with the 304's over them, written into one copy
+      headers: withRefreshedHeaders(copyOf(entry.headers), response.headers),
       body: entry.body,
       etag: entry.etag,
       upstreamStatus: 304,
@@ -326,7 +327,7 @@ export class ResolveResource {
     const result: SharedResult = {
       outcome,
       status: entry.status,
-      headers: mergedHeaders(entry.headers, response ? perResponseHeaders(response.headers) : undefined),
+      headers: response ? withPerResponseHeaders(copyOf(entry.headers), response.headers) : entry.headers,
       body: entry.body,
       etag: entry.etag,
       staleAgeSeconds: Math.max(0, Math.floor((now - entry.validatedAt) / 1000)),
@@ -485,10 +486,10 @@ const EMPTY = new Uint8Array(0);
  * when b overwrites keys of a (etag, cache-control, vary), V8 makes new hidden classes for every
  * object so built — microseconds and old-generation garbage on every revalidated hit.
  */
-function mergedHeaders(a: Record<string, string>, b?: Record<string, string>): Record<string, string> {
+/** A copy of a header set to write others over (the entry's own is never changed). */
+function copyOf(headers: Readonly<Record<string, string>>): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const name in a) out[name] = a[name] as string;
-  if (b !== undefined) for (const name in b) out[name] = b[name] as string;
+  for (const name in headers) out[name] = headers[name] as string;
   return out;
 }
 
