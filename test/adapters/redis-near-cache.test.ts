@@ -13,7 +13,7 @@ import { HmacKeyHasher } from '../../src/adapters/crypto/hmac-key-hasher.adapter
 import { EventName } from '../../src/domain/events/events.js';
 import type { CachedEntry } from '../../src/domain/model.js';
 import { RecordingBus } from '../support/cache-traffic.js';
-import { sleep, startRedis, waitFor, type RedisProcess } from '../support/redis-harness.js';
+import { sleep, startRedis, startSentinelSet, waitFor, type RedisProcess } from '../support/redis-harness.js';
 
 const SECRET = 'near-cache-secret';
 const hasher = new HmacKeyHasher(SECRET);
@@ -29,9 +29,9 @@ async function server(): Promise<RedisProcess> {
 }
 
 /** A replica's cache; the canary is slowed down so that command counts see lookups only. */
-async function replica(url: string, options: Partial<RedisCacheOptions> = {}): Promise<RedisCache> {
+async function replica(url: string | undefined, options: Partial<RedisCacheOptions> = {}): Promise<RedisCache> {
   const c = new RedisCache({
-    url,
+    ...(url !== undefined ? { url } : {}),
     keyPrefix: 'nc:',
     commandTimeoutMs: 500,
     maxReconnectDelayMs: 200,
@@ -279,4 +279,60 @@ test('the canary: tracking turned off behind the cache’s back (no invalidation
   await waitFor('the check to disarm', () => events.named(EventName.cacheNearCache).some((e) => e.state === 'disarmed' && e.reason === 'check_failed'), 10_000, 10);
   await waitFor('re-armed', () => a.nearCacheStats()?.armed === true, 10_000, 10);
   t.pass();
+});
+
+test('an ACL user: with subscribe and &__redis__:invalidate it arms; without, lookups go to Redis and the refusal is told once, no reconnect loop', async (t) => {
+  const r = await server();
+  const base = ['on', '>pw', '~nc:*', '+@read', '+@write', '+@scripting', '+@connection', '+dbsize', '+info'];
+  await r.cli('ACL', 'SETUSER', 'near', ...base, '+subscribe', '&__redis__:invalidate');
+  await r.cli('ACL', 'SETUSER', 'plain', ...base);
+  const allowed = await replica(r.url, { username: 'near', password: 'pw' });
+  const key = keyOf('token a', '/repos/o/acl');
+  const rk = resourceOf('/repos/o/acl');
+  await allowed.store(key, entry('v'), 60, sealOf('token a'), rk);
+  for (let i = 0; i < 3; i += 1) t.is(text(await allowed.lookup(key, sealOf('token a'), rk)), 'v');
+  t.true((allowed.nearCacheStats()?.hits ?? 0) >= 1);
+
+  const events = new RecordingBus();
+  const refused = new RedisCache({ url: r.url, username: 'plain', password: 'pw', keyPrefix: 'nc:', commandTimeoutMs: 500, bodyKeys: new BodyKeys(SECRET), nearCacheBytes: 1 << 20, events });
+  cleanups.push(() => refused.close());
+  await refused.start();
+  await waitFor('the refusal', () => events.named(EventName.cacheNearCache).some((e) => e.state === 'refused'), 5000, 10);
+  const refusal = events.named(EventName.cacheNearCache).find((e) => e.state === 'refused');
+  t.regex(refusal?.message ?? '', /NOPERM/);
+  t.false(refusal?.message?.includes('pw') ?? true);
+  for (let i = 0; i < 3; i += 1) t.is(text(await refused.lookup(key, sealOf('token a'), rk)), 'v');
+  t.is(refused.nearCacheStats()?.hits, 0);
+  await sleep(300);
+  t.is(events.named(EventName.cacheConnection).filter((e) => e.state === 'lost').length, 0, 'the subscriber is not reconnected over and over');
+  t.is(events.named(EventName.cacheNearCache).filter((e) => e.state === 'refused').length, 1);
+});
+
+test('sentinel: a failover disarms; on the new master it re-arms and sees another replica’s writes', async (t) => {
+  const set = await startSentinelSet({ downAfterMs: 1000, failoverTimeoutMs: 3000 });
+  cleanups.push(() => set.stop());
+  const options = { sentinels: set.sentinelAddrs, sentinelName: set.name, commandTimeoutMs: 300 };
+  const a = await replica(undefined, options);
+  const b = await replica(undefined, options);
+  const key = keyOf('token a', '/repos/o/failover');
+  const rk = resourceOf('/repos/o/failover');
+  await b.store(key, entry('v1'), 60, sealOf('token a'), rk);
+  t.is(text(await a.lookup(key, sealOf('token a'), rk)), 'v1');
+  t.is(text(await a.lookup(key, sealOf('token a'), rk)), 'v1');
+  t.is(a.nearCacheStats()?.entries, 1);
+  await waitFor('replicated', async () => (await set.replica.cli('DBSIZE')) !== '0', 5000, 20);
+  set.master.kill('SIGKILL');
+  await waitFor('disarmed', () => a.nearCacheStats()?.armed === false, 5000, 5);
+  await waitFor('sentinel failover', async () => (await set.currentMasterPort()) === set.replica.port, 20_000, 100);
+  await waitFor('both re-armed on the new master', () => a.nearCacheStats()?.armed === true && b.nearCacheStats()?.armed === true, 20_000, 20);
+  t.is(text(await a.lookup(key, sealOf('token a'), rk)), 'v1', 'replicated');
+  await waitFor('written on the new master', async () => {
+    try {
+      await b.store(key, entry('v2'), 60, sealOf('token a'), rk);
+      return true;
+    } catch {
+      return false;
+    }
+  }, 10_000, 50);
+  await waitFor('A to see v2', async () => text(await a.lookup(key, sealOf('token a'), rk)) === 'v2', 5000, 5);
 });

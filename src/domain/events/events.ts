@@ -204,8 +204,11 @@ export interface CacheMisconfiguredEvent {
 export interface CacheNearCacheEvent {
   name: typeof EventName.cacheNearCache;
   backend: string;
-  state: 'armed' | 'disarmed';
+  /** refused: Redis answered a command the near cache needs with an error (an ACL): it stays off, asked again every 30 s. */
+  state: 'armed' | 'disarmed' | 'refused';
   reason?: 'reads_ready' | 'reads_lost' | 'invalidations_ready' | 'invalidations_lost' | 'check_failed';
+  /** refused: Redis' answer (e.g. NOPERM …; never a credential). */
+  message?: string;
   endpoint: string;
 }
 

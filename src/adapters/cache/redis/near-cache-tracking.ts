@@ -15,7 +15,9 @@
  *
  * Disarmed (everything dropped, nothing served) when either connection closes or becomes ready
  * again (a reconnected `reads` has lost its tracking; a reconnected subscriber has a new id), and
- * armed again as above. Nothing here logs; `cache.near_cache` events say when it arms and disarms.
+ * armed again as above. A command Redis refuses (an ACL without `subscribe`, the channel, or
+ * `client|tracking`) keeps it off and is tried again every 30 s, without reconnecting. Nothing here
+ * logs; `cache.near_cache` events say when it arms, disarms, or is refused.
  */
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
@@ -24,6 +26,14 @@ import type { EventBusPort } from '../../../domain/ports/event-bus.port.js';
 import type { NearCache } from './near-cache.js';
 
 export const INVALIDATION_CHANNEL = '__redis__:invalidate';
+
+/** After Redis refused a command the near cache needs (an ACL), it is asked again this much later. */
+const REFUSED_RETRY_MS = 30_000;
+
+/** Redis answered with an error (NOPERM, unknown command...): retrying at once would get the same answer. */
+function isRefusal(err: unknown): boolean {
+  return err instanceof Error && err.name === 'ReplyError';
+}
 
 export interface NearCacheTrackingOptions {
   /** The connection whose reads are tracked (lookups that may fill the near cache go there). */
@@ -60,6 +70,10 @@ export class NearCacheTracking {
   private checkTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private readonly detach: Array<() => void> = [];
+  /** Asks the subscriber's setup again after Redis refused it. */
+  private subscriberRetry: NodeJS.Timeout | undefined;
+  /** The last refusal told (one event per different message). */
+  private refusal: string | undefined;
 
   constructor(private readonly options: NearCacheTrackingOptions) {
     const { reads, invalidations } = options;
@@ -68,15 +82,11 @@ export class NearCacheTracking {
     this.on(invalidations, 'ready', () => void this.subscriberReady());
     this.on(invalidations, 'close', () => {
       this.subscriberGeneration += 1;
+      clearTimeout(this.subscriberRetry);
       this.subscriberId = undefined;
       this.lost('invalidations_lost');
     });
     this.on(invalidations, 'messageBuffer', (_channel: unknown, message: unknown) => this.received(message));
-  }
-
-  /** After the connections' first connect: arm when both are ready already (their 'ready' may have passed). */
-  start(): void {
-    if (this.options.invalidations.status === 'ready' && this.subscriberId === undefined) void this.subscriberReady();
   }
 
   get isArmed(): boolean {
@@ -87,6 +97,7 @@ export class NearCacheTracking {
     this.closed = true;
     this.armGeneration += 1;
     this.clearTimers();
+    clearTimeout(this.subscriberRetry);
     this.canary = undefined;
     this.options.near.disarm();
     for (const off of this.detach.splice(0)) off();
@@ -109,10 +120,28 @@ export class NearCacheTracking {
       if (generation !== this.subscriberGeneration || this.closed) return;
       this.subscriberId = id;
       void this.arm();
-    } catch {
+    } catch (err) {
+      if (generation !== this.subscriberGeneration || this.closed) return;
+      if (isRefusal(err)) {
+        // an answer, not a lost connection (an ACL without subscribe or the channel): ask again much later
+        this.refused(err);
+        this.subscriberRetry = setTimeout(() => {
+          this.subscriberRetry = undefined;
+          if (generation === this.subscriberGeneration) void this.subscriberReady();
+        }, REFUSED_RETRY_MS);
+        this.subscriberRetry.unref();
+        return;
+      }
       // start over on a fresh connection (its 'ready' comes back here)
-      if (generation === this.subscriberGeneration && !this.closed) invalidations.disconnect(true);
+      invalidations.disconnect(true);
     }
+  }
+
+  private refused(err: unknown): void {
+    const message = err instanceof Error ? err.message.slice(0, 200) : String(err);
+    if (this.refusal === message) return;
+    this.refusal = message;
+    this.emit({ state: 'refused', message });
   }
 
   private restart(reason: Reason): void {
@@ -140,6 +169,7 @@ export class NearCacheTracking {
       if (generation !== this.armGeneration) return;
       const seen = await this.check();
       if (generation !== this.armGeneration || this.closed) return;
+      if (seen instanceof Error) throw seen;
       if (!seen) {
         this.failedArms += 1;
         // a hung subscriber, or a redirect to a client id that is not ours (after a failover): start it over
@@ -148,16 +178,26 @@ export class NearCacheTracking {
         return;
       }
       this.failedArms = 0;
+      this.refusal = undefined;
       this.options.near.arm();
       this.emit({ state: 'armed' });
       this.checkLater();
-    } catch {
-      if (generation === this.armGeneration) this.retryLater();
+    } catch (err) {
+      if (generation !== this.armGeneration) return;
+      if (isRefusal(err)) {
+        this.refused(err);
+        this.retryLater(REFUSED_RETRY_MS);
+      } else {
+        this.retryLater();
+      }
     }
   }
 
-  /** The canary: true when `reads`' write of a key it read comes back as an invalidation on the subscriber in time. */
-  private async check(): Promise<boolean> {
+  /**
+   * The canary: true when `reads`' write of a key it read comes back as an invalidation on the
+   * subscriber in time; false when it does not or the connection failed; Redis' refusal (ACL) as is.
+   */
+  private async check(): Promise<boolean | Error> {
     const { reads, prefix, checkTimeoutMs } = this.options;
     this.canaries += 1;
     const name = `${prefix}__near:${this.nonce}:${this.canaries}`;
@@ -171,8 +211,8 @@ export class NearCacheTracking {
       await reads.get(name);
       await reads.set(name, '1', 'PX', Math.max(1000, 2 * checkTimeoutMs));
       return await seen;
-    } catch {
-      return false;
+    } catch (err) {
+      return isRefusal(err) ? (err as Error) : false;
     } finally {
       clearTimeout(timer);
       if (this.canary?.name === name) this.canary = undefined;
@@ -185,7 +225,7 @@ export class NearCacheTracking {
       this.checkTimer = undefined;
       void this.check().then((seen) => {
         if (generation !== this.armGeneration || this.closed) return;
-        if (seen) {
+        if (seen === true) {
           this.checkLater();
           return;
         }
@@ -197,12 +237,12 @@ export class NearCacheTracking {
     this.checkTimer.unref();
   }
 
-  private retryLater(): void {
+  private retryLater(delayMs = this.options.retryMs ?? 1000): void {
     if (this.closed || this.retryTimer !== undefined) return;
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       void this.arm();
-    }, this.options.retryMs ?? 1000);
+    }, delayMs);
     this.retryTimer.unref();
   }
 

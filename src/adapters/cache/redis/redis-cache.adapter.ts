@@ -163,9 +163,9 @@ export class RedisCache implements CachePort, CacheStatsPort {
   }
 
   /** Connect (see RedisConnections.start): never rejects, an unreachable Redis is retried in the background. */
-  async start(): Promise<void> {
-    await this.connections.start();
-    this.tracking?.start();
+  start(): Promise<void> {
+    // the near cache arms itself on its connections' 'ready' events (its listeners are attached already)
+    return this.connections.start();
   }
 
   /** The near cache's counters and size; undefined when it is off. */
