@@ -168,9 +168,10 @@ test('a killed subscriber connection: lookups go to Redis until tracking is on a
   // the tracked connection killed: its tracking is gone with it
   await r.cli('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
   await waitFor('disarmed again', () => a.nearCacheStats()?.armed === false, 5000, 2);
-  await waitFor('re-armed again', () => a.nearCacheStats()?.armed === true && b.nearCacheStats()?.armed === true, 10_000, 5);
-  t.is(text(await a.lookup(key, sealOf('token a'), rk)), 'v3');
-  await b.store(key, entry('v4'), 60, sealOf('token a'), rk);
+  // (every normal connection was killed: the writers too)
+  await waitFor('re-armed again', () => a.nearCacheStats()?.armed === true && b.nearCacheStats()?.armed === true && a.isReady() && b.isReady(), 10_000, 5);
+  await waitFor('A’s lookup on its new connections', async () => text(await a.lookup(key, sealOf('token a'), rk).catch(() => undefined)) === 'v3', 5000, 10);
+  await waitFor('B’s store on its new writer', () => b.store(key, entry('v4'), 60, sealOf('token a'), rk).then(() => true, () => false), 5000, 10);
   await waitFor('A to see v4', async () => text(await a.lookup(key, sealOf('token a'), rk)) === 'v4', 5000, 5);
 });
 
