@@ -13,6 +13,12 @@
  * (redis-shared-bodies.ts: entry, body and index of a resource under one hash tag, one Lua script per
  * operation). The connections (start, readiness, reconnects) are `RedisConnections`'
  * (redis-client.ts); `start()` never throws: an unreachable Redis is retried in the background.
+ *
+ * With `nearCacheBytes` (standalone or Sentinel, no reader endpoint) lookups are answered from the
+ * near cache while it is armed (near-cache.ts, near-cache-tracking.ts): what an earlier lookup of the
+ * same key returned, kept until Redis says the key changed, its TTL ends, or certainty is lost.
+ * Lookups that may fill it run on its tracked connection; stores and forgets drop the copy before
+ * and after their write.
  */
 import type { Cluster, Redis } from 'ioredis';
 import { ErrorCode, MirrorError } from '../../../domain/errors.js';
