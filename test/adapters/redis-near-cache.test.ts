@@ -33,7 +33,8 @@ async function replica(url: string | undefined, options: Partial<RedisCacheOptio
   const c = new RedisCache({
     ...(url !== undefined ? { url } : {}),
     keyPrefix: 'nc:',
-    commandTimeoutMs: 500,
+    // generous: the other test files' servers share these two cores
+    commandTimeoutMs: 1500,
     maxReconnectDelayMs: 200,
     bodyKeys: new BodyKeys(SECRET),
     nearCacheBytes: 1 << 20,
@@ -234,12 +235,13 @@ test('a near copy ends with its key’s TTL even when Redis has not expired the 
   await r.cli('DEBUG', 'SET-ACTIVE-EXPIRE', '0'); // no invalidation on expiry until the key is touched
   const key = keyOf('token a', '/repos/o/ttl');
   const rk = resourceOf('/repos/o/ttl');
-  await a.store(key, entry('short'), 0.3, sealOf('token a'), rk);
-  t.is(text(await a.lookup(key, sealOf('token a'), rk)), 'short');
-  t.is(text(await a.lookup(key, sealOf('token a'), rk)), 'short');
-  t.is(a.nearCacheStats()?.hits, 1);
-  await sleep(350);
+  const storedAt = Date.now();
+  await a.store(key, entry('short'), 1, sealOf('token a'), rk);
+  await waitFor('a near hit', async () => text(await a.lookup(key, sealOf('token a'), rk)) === 'short' && (a.nearCacheStats()?.hits ?? 0) >= 1, 800, 10);
+  t.is(a.nearCacheStats()?.entries, 1, 'held');
+  await sleep(Math.max(0, storedAt + 1050 - Date.now()));
   t.is(await a.lookup(key, sealOf('token a'), rk), undefined);
+  t.is(a.nearCacheStats()?.entries, 0);
 });
 
 test('bounded by bytes: copies beyond nearCacheBytes are evicted', async (t) => {
@@ -273,7 +275,7 @@ test('off for 0 bytes and with a reader endpoint: no extra connections, lookups 
 test('the canary: tracking turned off behind the cache’s back (no invalidation would come) disarms it, and it re-arms', async (t) => {
   const r = await server();
   const events = new RecordingBus();
-  const a = await replica(r.url, { events, nearCacheCheckEveryMs: 100 });
+  const a = await replica(r.url, { events, nearCacheCheckEveryMs: 100, commandTimeoutMs: 300 }); // the canary waits max(1 s, 5 × 300 ms)
   // turn tracking off behind the cache's back: invalidations stop, only the canary can tell
   const reads = (a as unknown as { nearReads: { client: (...args: string[]) => Promise<unknown> } }).nearReads;
   await reads.client('TRACKING', 'off');

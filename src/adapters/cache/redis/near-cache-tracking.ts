@@ -9,7 +9,7 @@
  * TRACKING on `reads`, then a canary: `reads` reads a key of its own (`<prefix>__near:<nonce>:<n>`)
  * and writes it; only when the invalidation of that key comes back on the subscriber is the near
  * cache armed (the redirect reaches this subscriber on this server: after a failover a client id can
- * name another client). The canary is repeated every `checkEveryMs`; one that does not come back
+ * name another client; and, being a write, that `reads` is on a master). The canary is repeated every `checkEveryMs`; one that does not come back
  * within `checkTimeoutMs` disarms and reconnects the subscriber (a hung subscriber would otherwise
  * never tell).
  *
@@ -30,9 +30,13 @@ export const INVALIDATION_CHANNEL = '__redis__:invalidate';
 /** After Redis refused a command the near cache needs (an ACL), it is asked again this much later. */
 const REFUSED_RETRY_MS = 30_000;
 
-/** Redis answered with an error (NOPERM, unknown command...): retrying at once would get the same answer. */
+/**
+ * Redis answered with an error (NOPERM, unknown command...): retrying at once would get the same
+ * answer. Not READONLY: the canary's write reached a replica (a failover under way; the connection
+ * reconnects on READONLY, and the near cache stays off until it is back on the master).
+ */
 function isRefusal(err: unknown): boolean {
-  return err instanceof Error && err.name === 'ReplyError';
+  return err instanceof Error && err.name === 'ReplyError' && !err.message.startsWith('READONLY');
 }
 
 export interface NearCacheTrackingOptions {
