@@ -129,6 +129,7 @@ export function buildContainer(config: MirrorConfig, logger: Logger, overrides: 
         ...(wiring.stats ? { cacheStats: wiring.stats } : {}),
         activeBackend: () => wiring.port.backend,
         backends: wiring.backends,
+        ...(wiring.nearCache ? { nearCache: wiring.nearCache } : {}),
         breakers: { ...wiring.breakers, ...r.resolve<UpstreamWiring>(TOKENS.Upstream).breakers },
         ...(config.snapshot.store === 'none' ? {} : { snapshot: { store: config.snapshot.store, intervalSeconds: config.snapshot.intervalSeconds } }),
       });

@@ -427,3 +427,32 @@ test('quota saved: by client and reason, only for answers that spent no quota', 
   t.is(total(s, 'github_mirror_quota_saved_total'), 4);
   t.is(valueOf(s, 'github_mirror_upstream_requests_total', { client: 'gh', quota: 'counted' }), 1);
 });
+
+test('the Redis near cache: its counters and size read at scrape time; absent without it', async (t) => {
+  let figures: { hits: number; fills: number; voided: number; invalidations: number; flushes: number; evictions: number; armed: boolean; entries: number; bytes: number } | undefined = {
+    hits: 41,
+    fills: 7,
+    voided: 1,
+    invalidations: 5,
+    flushes: 2,
+    evictions: 3,
+    armed: true,
+    entries: 4,
+    bytes: 2048,
+  };
+  const { scrape } = makeSut({ nearCache: () => figures });
+  let s = await scrape();
+  t.is(valueOf(s, 'github_mirror_near_cache_hits_total'), 41);
+  t.is(valueOf(s, 'github_mirror_near_cache_events_total', { event: 'fill' }), 7);
+  t.is(valueOf(s, 'github_mirror_near_cache_events_total', { event: 'voided' }), 1);
+  t.is(valueOf(s, 'github_mirror_near_cache_events_total', { event: 'eviction' }), 3);
+  t.is(valueOf(s, 'github_mirror_near_cache_bytes'), 2048);
+  t.is(valueOf(s, 'github_mirror_near_cache_entries'), 4);
+  t.is(valueOf(s, 'github_mirror_near_cache_armed'), 1);
+  figures = { ...figures, hits: 50, armed: false, entries: 0, bytes: 0 };
+  s = await scrape();
+  t.is(valueOf(s, 'github_mirror_near_cache_hits_total'), 50);
+  t.is(valueOf(s, 'github_mirror_near_cache_armed'), 0);
+  const { scrape: without } = makeSut();
+  t.is(valueOf(await without(), 'github_mirror_near_cache_hits_total'), undefined);
+});

@@ -49,6 +49,11 @@ export function subscribeCacheLogs(bus: EventSource, logger: CacheLogger, option
       else if (initial) logger.info({ breaker, backend }, 'cache primary not connected yet; serving from the fallback until it is');
     }),
     bus.on(EventName.breakerChanged, (event) => breakerChanged(logger, event)),
+    bus.on(EventName.cacheNearCache, ({ backend, state, reason, endpoint, message }) => {
+      if (state === 'armed') logger.info({ backend, endpoint }, 'redis near cache on (client tracking on, invalidations arriving)');
+      else if (state === 'refused') logger.warn({ backend, endpoint, err: message }, 'redis near cache off: Redis refused a command it needs (ACL: subscribe, &__redis__:invalidate, client|tracking?)');
+      else logger.info({ backend, endpoint, reason }, 'redis near cache dropped and off until tracking is on again');
+    }),
   ];
   return () => {
     for (const unsubscribe of off.splice(0)) unsubscribe();

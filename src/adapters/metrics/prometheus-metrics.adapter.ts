@@ -63,7 +63,24 @@ export interface PrometheusMetricsOptions {
   breakers?: Readonly<Record<string, () => BreakerChangedEvent['state']>>;
   /** Bounds of the `client` label (default: 50 names admitted after 3 sightings, the rest `other`). */
   clientLabels?: ClientLabelsOptions;
+  /** The Redis near cache's counters and size, read at scrape time (`github_mirror_near_cache_*`); undefined = off. */
+  nearCache?: () => NearCacheFigures | undefined;
 }
+
+/** What the Redis near cache tells (RedisCache.nearCacheStats): counters since start, and its size now. */
+export interface NearCacheFigures {
+  hits: number;
+  fills: number;
+  voided: number;
+  invalidations: number;
+  flushes: number;
+  evictions: number;
+  armed: boolean;
+  entries: number;
+  bytes: number;
+}
+
+const NEAR_CACHE_EVENTS = ['fill', 'voided', 'invalidation', 'flush', 'eviction'] as const;
 
 interface Observer {
   observe(value: number): void;
@@ -242,6 +259,48 @@ export class PrometheusMetrics {
       labelNames: ['backend'],
       registers,
     });
+    const near = options.nearCache;
+    if (near !== undefined) {
+      // counters kept by the cache itself (a hit costs an increment, no event): read at scrape time
+      new Counter({
+        name: 'github_mirror_near_cache_hits_total',
+        help: 'Redis lookups answered from the near cache (an in-process copy kept correct by Redis invalidations), without a round trip',
+        registers,
+        collect() {
+          this.reset();
+          this.inc(near()?.hits ?? 0);
+        },
+      });
+      new Counter({
+        name: 'github_mirror_near_cache_events_total',
+        help:
+          'Redis near cache: fill = a lookup result kept, voided = not kept (an invalidation came before its reply), ' +
+          'invalidation = a key changed in Redis (or by this replica), flush = everything dropped (FLUSHALL, a lost connection), eviction = dropped for the size bound',
+        labelNames: ['event'],
+        registers,
+        collect() {
+          const figures = near();
+          this.reset();
+          const values = [figures?.fills, figures?.voided, figures?.invalidations, figures?.flushes, figures?.evictions];
+          NEAR_CACHE_EVENTS.forEach((event, i) => this.inc({ event }, values[i] ?? 0));
+        },
+      });
+      const nearGauge = (name: string, help: string, pick: (figures: NearCacheFigures) => number): void => {
+        new Gauge({
+          name,
+          help,
+          registers,
+          collect() {
+            const figures = near();
+            if (figures === undefined) this.remove();
+            else this.set(pick(figures));
+          },
+        });
+      };
+      nearGauge('github_mirror_near_cache_bytes', 'Bytes held by the Redis near cache', (f) => f.bytes);
+      nearGauge('github_mirror_near_cache_entries', 'Copies held by the Redis near cache', (f) => f.entries);
+      nearGauge('github_mirror_near_cache_armed', '1 while the Redis near cache serves (tracking on and invalidations arriving), 0 while it is off', (f) => (f.armed ? 1 : 0));
+    }
     const activeBackend = options.activeBackend;
     // eslint-disable-next-line @typescript-eslint/no-this-alias -- prom-client calls collect() with the metric as `this`
     const self = this;

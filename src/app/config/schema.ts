@@ -346,6 +346,15 @@ export const configSchema = {
         default: 200,
         env: 'MIRROR_REDIS_COMMAND_TIMEOUT_MS',
       },
+      nearCacheBytes: {
+        doc:
+          'Size bound of the near cache: an in-process copy of what Redis lookups returned, kept correct by Redis ' +
+          'client-side caching invalidations (CLIENT TRACKING), so a lookup of an unchanged key needs no round trip. ' +
+          '0 = off. Always off with a Cluster or a reader URL.',
+        format: 'non-negative-int',
+        default: 33554432,
+        env: 'MIRROR_REDIS_NEAR_CACHE_BYTES',
+      },
     },
     breaker: {
       timeoutMs: {

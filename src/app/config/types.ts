@@ -74,6 +74,8 @@ export interface MirrorConfig {
       scaleReads: RedisScaleReads;
       keyPrefix: string;
       commandTimeoutMs: number;
+      /** Bytes of the Redis near cache; 0 = off. */
+      nearCacheBytes: number;
     };
     breaker: BreakerConfig & { timeoutMs: number };
   };

@@ -16,7 +16,7 @@ import { BreakerCache, type BreakerState } from '../../adapters/cache/breaker/br
 import { BreakerAwareLease } from '../../adapters/lease/breaker-lease.adapter.js';
 import { RedisLease } from '../../adapters/lease/redis-lease.adapter.js';
 import type { SharedGovernorBackend } from '../../adapters/governor/create-governor.js';
-import { cacheStatsOf } from '../../adapters/metrics/prometheus-metrics.adapter.js';
+import { cacheStatsOf, type NearCacheFigures } from '../../adapters/metrics/prometheus-metrics.adapter.js';
 import { redisConnectionOptions } from './redis-options.js';
 import { NO_LIFECYCLE, type Lifecycle } from './lifecycle.js';
 import { rememberingStats, storageReport, type StorageReport } from './storage-report.js';
@@ -42,6 +42,8 @@ export interface CacheWiring {
   storage: () => StorageReport;
   /** The breakers in the stack and their state now, for /readyz and /metrics before any change is heard (Redis: "cache"). */
   breakers: Record<string, () => BreakerState>;
+  /** The Redis near cache's figures for /metrics (Redis backend only; undefined while it is off). */
+  nearCache?: () => NearCacheFigures | undefined;
 }
 
 export interface CacheWiringDeps {
@@ -80,6 +82,7 @@ export function buildCache(config: MirrorConfig, deps: CacheWiringDeps): CacheWi
     scaleReads: config.cache.redis.scaleReads,
     ...(config.cache.redis.readerUrl ? { readerUrl: config.cache.redis.readerUrl } : {}),
     keyPrefix: config.cache.redis.keyPrefix,
+    nearCacheBytes: config.cache.redis.nearCacheBytes,
     ...(bodyKeys ? { bodyKeys } : {}),
     events,
     clock,
@@ -96,6 +99,7 @@ export function buildCache(config: MirrorConfig, deps: CacheWiringDeps): CacheWi
     governor: { client: redis.client, keyPrefix: config.cache.redis.keyPrefix, available: () => breaker.breakerState === 'closed', cacheEvents: events },
     backends: ['redis', 'memory'],
     breakers: { cache: () => breaker.breakerState },
+    nearCache: () => redis.nearCacheStats(),
     lifecycle: {
       // never throws: an unreachable Redis starts the mirror on memory, the breaker switches later
       start: () => redis.start(),

@@ -18,6 +18,7 @@ export const EventName = {
   cacheConnectionError: 'cache.connection_error',
   cacheMisconfigured: 'cache.misconfigured',
   cacheStatsFailed: 'cache.stats_failed',
+  cacheNearCache: 'cache.near_cache',
   breakerChanged: 'breaker.changed',
   breakerFollowedPrimary: 'breaker.followed_primary',
   backendChanged: 'cache.backend_changed',
@@ -131,12 +132,17 @@ export interface CacheCorruptEvent {
   bytes?: number;
 }
 
+/**
+ * primary: writes (and lookups without a reader); reader: a read endpoint for lookups; near_reads and
+ * near_invalidations: the near cache's tracked lookups and its invalidation subscriber (Redis).
+ */
+export type CacheConnectionRole = 'primary' | 'reader' | 'near_reads' | 'near_invalidations';
+
 /** A connection of a shared cache backend (Redis) changed state. */
 export interface CacheConnectionEvent {
   name: typeof EventName.cacheConnection;
   backend: string;
-  /** primary: writes (and lookups without a reader); reader: a read endpoint for lookups. */
-  role: 'primary' | 'reader';
+  role: CacheConnectionRole;
   /**
    * ready: takes commands; lost: dropped, reconnecting; unreachable: not connected at start (serving
    * without it, reconnecting in the background); restarting: the client gave the connection up, it is
@@ -174,7 +180,7 @@ export interface CacheClusterEvent {
 export interface CacheConnectionErrorEvent {
   name: typeof EventName.cacheConnectionError;
   backend: string;
-  role: 'primary' | 'reader';
+  role: CacheConnectionRole;
   /** connection: the client's error; node: a cluster node's; reconnect: a restart attempt; quit: on close. */
   source: 'connection' | 'node' | 'reconnect' | 'quit';
   endpoint: string;
@@ -189,6 +195,22 @@ export interface CacheMisconfiguredEvent {
   backend: string;
   /** cluster_key_prefix_hash_tag: a `{` in a cluster's key prefix would put every key in one slot. */
   problem: 'cluster_key_prefix_hash_tag';
+}
+
+/**
+ * The Redis near cache (an in-process copy of looked-up values kept correct by Redis' invalidations)
+ * started serving (armed: tracking on, invalidations seen arriving) or stopped (disarmed, everything
+ * dropped) — why: a connection lost or reconnected, or the periodic check saw no invalidation come back.
+ */
+export interface CacheNearCacheEvent {
+  name: typeof EventName.cacheNearCache;
+  backend: string;
+  /** refused: Redis answered a command the near cache needs with an error (an ACL): it stays off, asked again every 30 s. */
+  state: 'armed' | 'disarmed' | 'refused';
+  reason?: 'reads_ready' | 'reads_lost' | 'invalidations_ready' | 'invalidations_lost' | 'check_failed';
+  /** refused: Redis' answer (e.g. NOPERM …; never a credential). */
+  message?: string;
+  endpoint: string;
 }
 
 /** A cache breaker's primary could not report its size; the fallback's is reported instead. */
@@ -424,6 +446,7 @@ export interface DomainEventMap {
   [EventName.cacheConnectionError]: CacheConnectionErrorEvent;
   [EventName.cacheMisconfigured]: CacheMisconfiguredEvent;
   [EventName.cacheStatsFailed]: CacheStatsFailedEvent;
+  [EventName.cacheNearCache]: CacheNearCacheEvent;
   [EventName.breakerChanged]: BreakerChangedEvent;
   [EventName.breakerFollowedPrimary]: BreakerFollowedPrimaryEvent;
   [EventName.backendChanged]: BackendChangedEvent;

@@ -13,6 +13,12 @@
  * (redis-shared-bodies.ts: entry, body and index of a resource under one hash tag, one Lua script per
  * operation). The connections (start, readiness, reconnects) are `RedisConnections`'
  * (redis-client.ts); `start()` never throws: an unreachable Redis is retried in the background.
+ *
+ * With `nearCacheBytes` (standalone or Sentinel, no reader endpoint) lookups are answered from the
+ * near cache while it is armed (near-cache.ts, near-cache-tracking.ts): what an earlier lookup of the
+ * same key returned, kept until Redis says the key changed, its TTL ends, or certainty is lost.
+ * Lookups that may fill it run on its tracked connection; stores and forgets drop the copy before
+ * and after their write.
  */
 import type { Cluster, Redis } from 'ioredis';
 import { ErrorCode, MirrorError } from '../../../domain/errors.js';
@@ -27,6 +33,21 @@ import type { EncodeOptions } from '../entry-codec.js';
 import { readValue, writeValue } from '../sealed-value.js';
 import { errorSummary, RedisConnections, type RedisSupervisionOptions, type RedisTopology } from './redis-client.js';
 import { OpenedValues } from './opened-values.js';
+import { NearCache, type NearCacheCounters } from './near-cache.js';
+import { NearCacheTracking } from './near-cache-tracking.js';
+import type { ClockPort } from '../../../domain/ports/clock.port.js';
+import { systemClock } from '../../clock/system-clock.adapter.js';
+
+/** GET and PTTL in one round trip: the near cache's read of a per-credential entry. */
+const NEAR_GET = `
+local v = redis.call('GET', KEYS[1])
+if not v then return false end
+return {v, redis.call('PTTL', KEYS[1])}
+`;
+
+interface NearGetCommand {
+  ghmNearGetBuffer(key: string): Promise<[Buffer, number] | null>;
+}
 
 export interface RedisCacheOptions extends RedisSupervisionOptions {
   /** Prepended to every key ("ghm:v1:"). In a cluster it must not contain `{`, or every key lands in one slot. */
@@ -37,6 +58,21 @@ export interface RedisCacheOptions extends RedisSupervisionOptions {
   codec?: EncodeOptions;
   /** Keys of the shared layout (cache.shareAcrossCredentials); without them resource keys are ignored. */
   bodyKeys?: BodyKeys;
+  /**
+   * Bytes of the near cache (cache.redis.nearCacheBytes): an in-process copy of what lookups
+   * returned, kept correct by Redis' invalidations (near-cache.ts, near-cache-tracking.ts). 0 or
+   * absent = off; always off for a cluster and with a reader endpoint.
+   */
+  nearCacheBytes?: number;
+  /** The near cache's canary period (default 2000 ms). */
+  nearCacheCheckEveryMs?: number;
+}
+
+/** What the near cache did, for the metrics (counters since start, and its size now). */
+export interface NearCacheStats extends NearCacheCounters {
+  armed: boolean;
+  entries: number;
+  bytes: number;
 }
 
 type Operation = 'lookup' | 'store' | 'forget' | 'representations' | 'stats';
@@ -83,13 +119,23 @@ export class RedisCache implements CachePort, CacheStatsPort {
   private readonly decoded = new OpenedValues<CachedEntry>(DECODED_MEMO_BYTES);
   /** The shared layout, when body keys were given. */
   private readonly shared: RedisSharedBodies | undefined;
+  /** The near cache and what keeps it correct (nearCacheBytes > 0, standalone or Sentinel without a reader). */
+  private readonly near: NearCache<CachedEntry> | undefined;
+  private readonly tracking: NearCacheTracking | undefined;
+  /** The connection of the near cache's reads (its keys are tracked). */
+  private readonly nearReads: Redis | undefined;
+  private readonly clock: ClockPort;
 
   constructor(private readonly options: RedisCacheOptions) {
     if (typeof options.keyPrefix !== 'string') throw new TypeError('RedisCache: keyPrefix is required (may be "")');
     if (!Number.isFinite(options.commandTimeoutMs) || options.commandTimeoutMs <= 0) {
       throw new RangeError('RedisCache: commandTimeoutMs must be a positive number');
     }
-    this.connections = new RedisConnections(options);
+    const nearBytes = options.nearCacheBytes ?? 0;
+    // a reader replica would need its own tracking, with the subscriber on the very node a DNS reader endpoint gave it: not done
+    const nearWanted = nearBytes > 0 && !(options.clusterNodes !== undefined && options.clusterNodes.length > 0) && !options.readerUrl;
+    this.connections = new RedisConnections({ ...options, nearConnections: nearWanted });
+    this.clock = options.clock ?? systemClock;
     this.topology = this.connections.topology;
     this.description = this.connections.description;
     this.writer = this.connections.writer;
@@ -99,6 +145,23 @@ export class RedisCache implements CachePort, CacheStatsPort {
       this.shared = new RedisSharedBodies(sharedOptions);
       defineSharedCommands(this.writer);
       if (this.connections.reader !== undefined) defineSharedCommands(this.connections.reader);
+      if (this.connections.nearReads !== undefined) defineSharedCommands(this.connections.nearReads);
+    }
+    const { nearReads, nearInvalidations } = this.connections;
+    if (nearReads !== undefined && nearInvalidations !== undefined) {
+      nearReads.defineCommand('ghmNearGet', { numberOfKeys: 1, lua: NEAR_GET });
+      this.nearReads = nearReads;
+      this.near = new NearCache<CachedEntry>(nearBytes, () => this.clock.now());
+      this.tracking = new NearCacheTracking({
+        reads: nearReads,
+        invalidations: nearInvalidations,
+        near: this.near,
+        prefix: this.prefix,
+        checkTimeoutMs: Math.max(1000, 5 * options.commandTimeoutMs),
+        ...(options.nearCacheCheckEveryMs !== undefined ? { checkEveryMs: options.nearCacheCheckEveryMs } : {}),
+        ...(options.events !== undefined ? { events: options.events } : {}),
+        endpoint: this.connections.description,
+      });
     }
     if (this.topology === 'cluster' && this.prefix.includes('{')) {
       options.events?.emit({ name: EventName.cacheMisconfigured, backend: this.backend, problem: 'cluster_key_prefix_hash_tag' });
@@ -107,7 +170,15 @@ export class RedisCache implements CachePort, CacheStatsPort {
 
   /** Connect (see RedisConnections.start): never rejects, an unreachable Redis is retried in the background. */
   start(): Promise<void> {
+    // the near cache arms itself on its connections' 'ready' events (its listeners are attached already)
     return this.connections.start();
+  }
+
+  /** The near cache's counters and size; undefined when it is off. */
+  nearCacheStats(): NearCacheStats | undefined {
+    const near = this.near;
+    if (near === undefined) return undefined;
+    return { ...near.counters, armed: near.isArmed, ...near.size };
   }
 
   /** True when the primary connection can take commands. */
@@ -126,38 +197,77 @@ export class RedisCache implements CachePort, CacheStatsPort {
   }
 
   async lookup(key: string, sealKey?: Uint8Array, resourceKey?: string): Promise<CachedEntry | undefined> {
-    const client = this.connections.forReads();
+    const near = this.near;
     if (this.shared !== undefined && resourceKey !== undefined) {
       const name = this.admittedName('lookup', this.shared.entryName(key, resourceKey));
+      // the near cache: a copy of what this key returned, unchanged since (Redis would have said)
+      const held = near?.get(name, sealKey);
+      if (held !== undefined) return held;
+      // armed: read on the tracked connection, with a ticket an invalidation before the reply voids
+      const ticket = near !== undefined ? near.begin() : -1;
+      const client = ticket >= 0 && this.nearReads !== undefined ? this.nearReads : this.connections.forReads();
+      const sentAt = ticket >= 0 ? this.clock.now() : 0;
       let found;
       try {
         found = await this.shared.lookup(client, key, resourceKey, sealKey);
       } catch (err) {
+        near?.settle(ticket);
         this.connections.readFailed(client);
         throw this.failure('lookup', err, name);
       }
       this.connections.answered(name);
+      if (ticket >= 0 && near !== undefined) {
+        if (found.found && found.tracked) near.keep(ticket, name, sealKey, found.entry, entryBytes(found.entry), sentAt, found.ttlMs, found.bodyName);
+        near.settle(ticket);
+      }
       if (found.found) return found.entry;
       if ('corrupt' in found) this.options.events?.emit({ name: EventName.cacheCorrupt, backend: this.backend, reason: found.corrupt.reason });
       return undefined;
     }
     const full = this.admitted('lookup', key);
+    const held = near?.get(full, sealKey);
+    if (held !== undefined) return held;
+    const ticket = near !== undefined ? near.begin() : -1;
+    const client = ticket >= 0 && this.nearReads !== undefined ? this.nearReads : this.connections.forReads();
+    const sentAt = ticket >= 0 ? this.clock.now() : 0;
     let value: Buffer | null;
+    let ttlMs = -2;
     try {
-      value = await client.getBuffer(full);
+      if (ticket >= 0) {
+        const reply = await (client as unknown as NearGetCommand).ghmNearGetBuffer(full);
+        value = reply === null ? null : reply[0];
+        if (reply !== null) ttlMs = reply[1];
+      } else {
+        value = await client.getBuffer(full);
+      }
     } catch (err) {
+      near?.settle(ticket);
       this.connections.readFailed(client);
       throw this.failure('lookup', err, full);
     }
     this.connections.answered(full);
-    if (value === null) return undefined;
+    if (value === null) {
+      near?.settle(ticket);
+      return undefined;
+    }
     const memo = this.decoded.get(key, value, sealKey);
-    if (memo !== undefined) return memo;
+    if (memo !== undefined) {
+      if (near !== undefined && ticket >= 0) {
+        near.keep(ticket, full, sealKey, memo, value.byteLength + memo.body.byteLength, sentAt, ttlMs);
+        near.settle(ticket);
+      }
+      return memo;
+    }
     const decoded = readValue(value, key, sealKey);
     if (decoded.ok) {
       this.decoded.set(key, value, sealKey, decoded.entry, decoded.entry.body.byteLength);
+      if (near !== undefined && ticket >= 0) {
+        near.keep(ticket, full, sealKey, decoded.entry, value.byteLength + decoded.entry.body.byteLength, sentAt, ttlMs);
+        near.settle(ticket);
+      }
       return decoded.entry;
     }
+    near?.settle(ticket);
     this.options.events?.emit({ name: EventName.cacheCorrupt, backend: this.backend, reason: decoded.error.reason, bytes: value.length });
     return undefined;
   }
@@ -167,20 +277,28 @@ export class RedisCache implements CachePort, CacheStatsPort {
     const ttlMs = Math.max(1, Math.round(ttlSeconds * 1000));
     if (this.shared !== undefined && resourceKey !== undefined) {
       const name = this.admittedName('store', this.shared.entryName(key, resourceKey));
+      // our own write: the near copy goes at once, and again once Redis has it (a lookup sent meanwhile
+      // on the other connection may have read the old value)
+      this.near?.invalidate(name);
       try {
         await this.shared.store(this.writer, key, resourceKey, entry, ttlMs, sealKey);
       } catch (err) {
         throw this.failure('store', err, name);
+      } finally {
+        this.near?.invalidate(name);
       }
       this.connections.answered(name);
       return;
     }
     const value = writeValue(entry, key, sealKey, this.options.codec);
     const full = this.admitted('store', key);
+    this.near?.invalidate(full);
     try {
       await this.writer.set(full, value, 'PX', ttlMs);
     } catch (err) {
       throw this.failure('store', err, full);
+    } finally {
+      this.near?.invalidate(full);
     }
     this.connections.answered(full);
   }
@@ -188,11 +306,14 @@ export class RedisCache implements CachePort, CacheStatsPort {
   async forget(key: string, resourceKey?: string): Promise<void> {
     const shared = this.shared !== undefined && resourceKey !== undefined ? this.shared : undefined;
     const full = shared !== undefined && resourceKey !== undefined ? this.admittedName('forget', shared.entryName(key, resourceKey)) : this.admitted('forget', key);
+    this.near?.invalidate(full);
     try {
       if (shared !== undefined && resourceKey !== undefined) await shared.forget(this.writer, key, resourceKey);
       else await this.writer.del(full);
     } catch (err) {
       throw this.failure('forget', err, full);
+    } finally {
+      this.near?.invalidate(full);
     }
     this.connections.answered(full);
   }
@@ -261,6 +382,7 @@ export class RedisCache implements CachePort, CacheStatsPort {
 
   /** Quit every connection (disconnect when it does not answer) and stop reconnecting. */
   async close(): Promise<void> {
+    this.tracking?.close();
     this.decoded.clear();
     this.shared?.clear();
     await this.connections.close();
@@ -284,6 +406,13 @@ export class RedisCache implements CachePort, CacheStatsPort {
     this.options.events?.emit({ name: EventName.cacheError, backend: this.backend, operation, code, message });
     return new MirrorError(ErrorCode.CACHE_UNAVAILABLE, `redis ${operation} failed (${code}): ${message}`, { cause: err });
   }
+}
+
+/** What a near copy of a joined entry holds: its body and headers (the body is shared with the body memo; counted anyway). */
+function entryBytes(entry: CachedEntry): number {
+  let bytes = entry.body.byteLength;
+  for (const name in entry.headers) bytes += name.length + (entry.headers[name]?.length ?? 0);
+  return bytes;
 }
 
 /** Bytes of raw values and decoded bodies kept by the decode memo. */

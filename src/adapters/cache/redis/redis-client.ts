@@ -6,7 +6,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { Cluster, Redis } from 'ioredis';
-import { EventName, type CacheConnectionErrorEvent, type CacheConnectionEvent } from '../../../domain/events/events.js';
+import { EventName, type CacheConnectionErrorEvent, type CacheConnectionEvent, type CacheConnectionRole } from '../../../domain/events/events.js';
 import type { ClockPort } from '../../../domain/ports/clock.port.js';
 import type { EventBusPort } from '../../../domain/ports/event-bus.port.js';
 import { systemClock } from '../../clock/system-clock.adapter.js';
@@ -40,9 +40,14 @@ export interface RedisSupervisionOptions extends RedisConnectionOptions {
   /** Receives `cache.connection` and `cache.connection_error`. */
   events?: EventBusPort;
   clock?: ClockPort;
+  /**
+   * Also open the near cache's two connections to the writer's endpoint (standalone or Sentinel):
+   * `nearReads` (tracked lookups) and `nearInvalidations` (the subscriber). Ignored for a cluster.
+   */
+  nearConnections?: boolean;
 }
 
-type Role = 'primary' | 'reader';
+type Role = CacheConnectionRole;
 type ConnectionChange = Omit<CacheConnectionEvent, 'name' | 'backend' | 'role' | 'endpoint'>;
 type ConnectionError = Omit<CacheConnectionErrorEvent, 'name' | 'backend' | 'role' | 'endpoint'>;
 
@@ -61,6 +66,9 @@ export class RedisConnections {
   /** Writes (and reads when there is no reader): the fail-fast request-path connection. */
   readonly writer: Redis | Cluster;
   readonly reader: Redis | undefined;
+  /** The near cache's tracked lookups and its invalidation subscriber (`nearConnections`), same endpoint as the writer. */
+  readonly nearReads: Redis | undefined;
+  readonly nearInvalidations: Redis | undefined;
   private readonly clock: ClockPort;
   private readonly readiness = new EventEmitter();
   private ready = false;
@@ -82,6 +90,13 @@ export class RedisConnections {
     this.clock = options.clock ?? systemClock;
     this.attach(this.writer, 'primary');
     if (this.reader !== undefined) this.attach(this.reader, 'reader');
+    if (options.nearConnections === true && !('nodes' in this.writer)) {
+      // same settings as the writer (fail fast, Sentinel, TLS, credentials); the subscriber subscribes itself on each 'ready'
+      this.nearReads = this.writer.duplicate();
+      this.nearInvalidations = this.writer.duplicate({ autoResubscribe: false });
+      this.attach(this.nearReads, 'near_reads');
+      this.attach(this.nearInvalidations, 'near_invalidations');
+    }
     if ('nodes' in this.writer) {
       this.cluster = new ClusterHealth(this.writer, { clock: this.clock, onChange: (change) => this.clusterChanged(change) });
     }
@@ -117,6 +132,8 @@ export class RedisConnections {
     };
     const pending = [connect(this.writer, 'primary')];
     if (this.reader !== undefined) pending.push(connect(this.reader, 'reader'));
+    if (this.nearReads !== undefined) pending.push(connect(this.nearReads, 'near_reads'));
+    if (this.nearInvalidations !== undefined) pending.push(connect(this.nearInvalidations, 'near_invalidations'));
     await Promise.all(pending);
     // ioredis emits 'ready' on a later tick: tell the listeners now, so that a breaker following
     // this cache closes before the first call that comes right after start()
@@ -182,6 +199,8 @@ export class RedisConnections {
     };
     const pending = [quit(this.writer, 'primary')];
     if (this.reader !== undefined) pending.push(quit(this.reader, 'reader'));
+    if (this.nearReads !== undefined) pending.push(quit(this.nearReads, 'near_reads'));
+    if (this.nearInvalidations !== undefined) pending.push(quit(this.nearInvalidations, 'near_invalidations'));
     await Promise.all(pending);
     this.setReady(false);
     this.readiness.removeAllListeners();

@@ -5,7 +5,8 @@
  * command:
  *
  * - lookup: GET the entry, read the body id from its clear prefix, GET the body (or only check that
- *   it exists when this process already holds it decoded). Read-only: runs on a reader replica too.
+ *   it exists, PTTL, when this process already holds it decoded), and the TTL both have left (for the
+ *   near cache). Read-only: runs on a reader replica too.
  * - store: SET the entry, SET the body (or, when this process holds it decoded already, only extend
  *   its TTL to the entry's; a script that finds it gone asks for the bytes), put the body first in the
  *   resource's index (at most INDEX_MAX records). A body is the same bytes under its id whoever writes
@@ -46,15 +47,24 @@ import {
   writePointer,
 } from '../shared-layout.js';
 
+// KEYS[2]: the body the entry pointed at when last read here (or the bare body prefix): a key a
+// script declares is what Redis 7.0 tracks for client-side caching, not the names it builds itself.
+// Returns {entry, body (or 1: the known body ARGV[2] is there; 0: gone), the PTTL both have left
+// (-1: no expiry), 1 when the body read is KEYS[2] (tracked: the near cache may keep the result)}
 const LOOKUP = `
 local e = redis.call('GET', KEYS[1])
 if not e then return false end
-if string.sub(e, 1, 2) ~= 'P1' then return {e} end
+local t = redis.call('PTTL', KEYS[1])
+if string.sub(e, 1, 2) ~= 'P1' then return {e, 0, t, 0} end
 local id = string.sub(e, 3, 42)
-if id == ARGV[2] then return {e, redis.call('EXISTS', ARGV[1] .. id)} end
-local b = redis.call('GET', ARGV[1] .. id)
-if not b then return {e, 0} end
-return {e, b}
+local bk = ARGV[1] .. id
+local tracked = 0
+if bk == KEYS[2] then tracked = 1 end
+local bt = redis.call('PTTL', bk)
+if bt == -2 then return {e, 0, t, tracked} end
+if t < 0 or (bt >= 0 and bt < t) then t = bt end
+if id == ARGV[2] then return {e, 1, t, tracked} end
+return {e, redis.call('GET', bk), t, tracked}
 `;
 
 const STORE = `
@@ -71,7 +81,9 @@ if ARGV[3] ~= '' then
   if bt > keep then keep = bt end
   redis.call('SET', KEYS[2], ARGV[3], 'PX', keep)
 elseif bt >= 0 and bt < ttl then
-  redis.call('PEXPIRE', KEYS[2], ttl)
+  -- with some slack (an eighth of the TTL, at most an hour): the next stores leave the body alone,
+  -- so the near caches of other replicas holding it are not invalidated by every entry's store
+  redis.call('PEXPIRE', KEYS[2], ttl + math.min(math.floor(ttl / 8), 3600000))
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
 local dropped = false
@@ -146,7 +158,7 @@ return out
 
 /** The scripts as ioredis commands (EVALSHA, EVAL on NOSCRIPT; routed by their first key). */
 interface SharedCommands {
-  ghmSharedLookupBuffer(entry: string, bodyPrefix: string, knownBodyId: string): Promise<[Buffer] | [Buffer, Buffer | number] | null>;
+  ghmSharedLookupBuffer(entry: string, hintedBody: string, bodyPrefix: string, knownBodyId: string): Promise<[Buffer, Buffer | number, number, number] | null>;
   ghmSharedStore(
     entry: string,
     body: string,
@@ -167,7 +179,7 @@ interface SharedCommands {
 /** Defines the scripts on a client (once per client). */
 export function defineSharedCommands(client: Redis | Cluster): void {
   if (typeof (client as unknown as Partial<SharedCommands>).ghmSharedStore === 'function') return;
-  client.defineCommand('ghmSharedLookup', { numberOfKeys: 1, lua: LOOKUP });
+  client.defineCommand('ghmSharedLookup', { numberOfKeys: 2, lua: LOOKUP });
   client.defineCommand('ghmSharedStore', { numberOfKeys: 4, lua: STORE });
   client.defineCommand('ghmSharedForget', { numberOfKeys: 2, lua: FORGET });
   client.defineCommand('ghmSharedRepresentations', { numberOfKeys: 1, lua: REPRESENTATIONS });
@@ -175,7 +187,15 @@ export function defineSharedCommands(client: Redis | Cluster): void {
 
 const commands = (client: Redis | Cluster): SharedCommands => client as unknown as SharedCommands;
 
-export type SharedLookup = { found: false } | { found: true; entry: CachedEntry } | { found: false; corrupt: CorruptEntryError };
+/**
+ * A found entry comes with what the near cache needs: the body's full key name (the value depends on
+ * it too), the PTTL entry and body both have left (-1: no expiry), and whether the body was read
+ * under a declared key (tracked by Redis; otherwise the result must not be kept).
+ */
+export type SharedLookup =
+  | { found: false }
+  | { found: true; entry: CachedEntry; bodyName: string; ttlMs: number; tracked: boolean }
+  | { found: false; corrupt: CorruptEntryError };
 
 /** Decoded bodies this process holds, by resource and id (bodies are immutable under their id). */
 class BodyMemo {
@@ -243,9 +263,10 @@ export class RedisSharedBodies {
     const name = sharedName.entry(resourceKey, key);
     const hint = this.pointers.get(name);
     const known = hint !== undefined && this.memo.get(resourceKey, hint) !== undefined ? hint : '';
-    const reply = await commands(client).ghmSharedLookupBuffer(this.options.prefix + name, this.options.prefix + sharedName.group(resourceKey) + 'b:', known);
+    const bodyPrefix = this.options.prefix + sharedName.group(resourceKey) + 'b:';
+    const reply = await commands(client).ghmSharedLookupBuffer(this.options.prefix + name, bodyPrefix + (hint ?? ''), bodyPrefix, known);
     if (reply === null) return { found: false };
-    const [value, body] = reply;
+    const [value, body, ttlMs, tracked] = reply;
     const last = this.opened.get(name, value, sealKey);
     let pointer: PointerResult;
     if (last !== undefined) {
@@ -270,7 +291,7 @@ export class RedisSharedBodies {
       if (Buffer.isBuffer(body)) return { found: false, corrupt: new CorruptEntryError(CorruptReason.SEAL, 'shared body unreadable') };
       return { found: false };
     }
-    return { found: true, entry: joinBody(pointer.entry, rep) };
+    return { found: true, entry: joinBody(pointer.entry, rep), bodyName: bodyPrefix + bodyId, ttlMs, tracked: tracked === 1 };
   }
 
   async store(client: Redis | Cluster, key: string, resourceKey: string, entry: CachedEntry, ttlMs: number, sealKey: Uint8Array | undefined): Promise<void> {
