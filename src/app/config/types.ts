@@ -99,4 +99,6 @@ export interface GovernorConfig {
   pointsPerMinute: number;
   writeSpacingMs: number;
   maxWaitMs: number;
+  /** Redis backend: length of a lease of reads (0 = none). */
+  leaseMs: number;
 }
