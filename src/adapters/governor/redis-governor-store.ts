@@ -536,6 +536,7 @@ export class RedisGovernorStore implements GovernorStore {
     if (this.orphans.size < 10_000) this.orphans.set(slotId, { partition, bucket, back });
   }
 
+  /** Published (not in a Cluster) whatever this process' leaseMs: replicas that lease learn it at once. */
   async hold(partition: string, ms: number): Promise<void> {
     if (!(ms > 0)) return;
     this.options.fallback.holdNow(partition, ms);
@@ -543,7 +544,7 @@ export class RedisGovernorStore implements GovernorStore {
     if (lease !== undefined) this.endLease(lease);
     if (!this.usable()) return;
     try {
-      await this.client.mirrorGovernorHold(this.keysOf(partition).hold, String(Math.ceil(ms)), this.leaseMs > 0 ? this.channel : '', partition);
+      await this.client.mirrorGovernorHold(this.keysOf(partition).hold, String(Math.ceil(ms)), this.cluster ? '' : this.channel, partition);
       this.succeeded();
     } catch (error) {
       this.failed(error);
