@@ -178,6 +178,8 @@ interface Lease {
   readonly expiresAt: number;
   /** Its slots no call uses now. */
   readonly free: string[];
+  /** Its slots calls use now. */
+  readonly inUse: Set<string>;
   /** Points not spent yet. */
   points: number;
   ended: boolean;
@@ -392,6 +394,7 @@ export class RedisGovernorStore implements GovernorStore {
       return undefined;
     }
     lease.free.pop();
+    lease.inUse.add(slotId);
     lease.points -= call.points;
     this.lastRead.set(call.partition, now); // still busy: the next lease is asked for when this one ends
     this.leasedSlots.set(slotId, lease);
@@ -415,7 +418,7 @@ export class RedisGovernorStore implements GovernorStore {
   private install(partition: string, id: string, bucket: number, sentAt: number): void {
     const free: string[] = [];
     for (let i = this.leaseSlots; i >= 1; i--) free.push(`${id}~${i}`);
-    this.leases.set(partition, { partition, id, bucket, grantedAt: sentAt, expiresAt: sentAt + this.leaseMs, free, points: this.leasePoints, ended: false });
+    this.leases.set(partition, { partition, id, bucket, grantedAt: sentAt, expiresAt: sentAt + this.leaseMs, free, inUse: new Set(), points: this.leasePoints, ended: false });
     // a lease nobody uses again is ended by the sweeper (its slots and points go back)
     this.sweeper ??= this.options.clock.every(this.leaseMs, () => this.sweep());
   }
@@ -430,6 +433,9 @@ export class RedisGovernorStore implements GovernorStore {
     if (lease.ended) return;
     lease.ended = true;
     if (this.leases.get(lease.partition) === lease) this.leases.delete(lease.partition);
+    // a slot in use goes back to Redis when its call is over, as any slot does (its SlotRef says where)
+    for (const slotId of lease.inUse) this.leasedSlots.delete(slotId);
+    lease.inUse.clear();
     const free = lease.free.splice(0);
     let back = lease.points;
     lease.points = 0;
@@ -458,13 +464,12 @@ export class RedisGovernorStore implements GovernorStore {
   async release(slot: SlotRef, sent: boolean): Promise<void> {
     const lease = this.leasedSlots.get(slot.slotId);
     if (lease !== undefined) {
+      // back to the lease, which still runs: no round trip
       this.leasedSlots.delete(slot.slotId);
-      if (!lease.ended) {
-        // back to the lease: no round trip
-        lease.free.push(slot.slotId);
-        if (!sent) lease.points += slot.points;
-        return;
-      }
+      lease.inUse.delete(slot.slotId);
+      lease.free.push(slot.slotId);
+      if (!sent) lease.points += slot.points;
+      return;
     }
     await this.giveBack(slot.partition, slot.slotId, String(slot.bucket), sent ? '0' : String(slot.points));
   }
