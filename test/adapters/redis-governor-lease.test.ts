@@ -186,6 +186,25 @@ test.serial('a hold published by replica A ends replica B’s lease: B sends not
   t.pass();
 });
 
+test.serial('a replica without leases publishes its holds too: a leasing replica ends its lease at once', async (t) => {
+  const { governors: [b], keyPrefix } = await fleet({ leaseMs: 60_000 }, 1);
+  if (!b) throw new Error('one replica');
+  const cache = new RedisCache({ url: redis.url, keyPrefix, commandTimeoutMs: 500 });
+  caches.push(cache);
+  await cache.start();
+  const a = new RedisGovernor({ ...LIMITS, leaseMs: 0, clock: systemClock, client: cache.client, keyPrefix });
+  governors.push(a);
+  t.false(a.store.leasing, 'no subscriber without leases');
+  const partition = fresh();
+  await turn(b, partition);
+  await turn(b, partition);
+  t.is(b.store.leaseCount, 1);
+  await a.hold(partition, 30_000);
+  await waitFor('the hold message delivered to B', () => b.memory.heldForMs(partition) > 0, 5000, 1);
+  t.is(b.store.leaseCount, 0);
+  t.is((await b.acquire(governedCall(partition, 'GET'))).kind, 'held');
+});
+
 test.serial('subscriber killed (CLIENT KILL TYPE pubsub): no leases until subscribed again, then leases again', async (t) => {
   const { governors: [a] } = await fleet({ leaseMs: 60_000 }, 1);
   if (!a) throw new Error('one replica');
