@@ -43,6 +43,8 @@ async function fleet(limits: Partial<typeof LIMITS> & Partial<RedisGovernorOptio
     governors.push(governor);
     out.push(governor);
   }
+  // the subscriber connects at the first read that reaches Redis
+  await Promise.all(out.map((g) => turn(g, hasher.partitionOf('token warm-up'))));
   await waitFor('subscribed', () => out.every((g) => g.store.leasing), 5000, 5);
   return { governors: out, keyPrefix };
 }
@@ -77,7 +79,8 @@ test.serial('a busy credential on one replica: far fewer script calls than upstr
   bus.on('governor.decided', (event) => {
     if (event.leased === true) leased++;
   });
-  const { governors: [a] } = await fleet({ events: bus }, 1);
+  // leases of 2 s: each ends when its 20 points are spent, not on the clock, however slow the machine
+  const { governors: [a] } = await fleet({ events: bus, leaseMs: 2000 }, 1);
   if (!a) throw new Error('one replica');
   const partition = fresh();
   await turn(a, partition);
@@ -143,7 +146,8 @@ test.serial('the points budget holds with leases: never more than pointsPerMinut
 });
 
 test.serial('a lease ends on its own: its slots and unspent points go back to Redis', async (t) => {
-  const { governors: [a] } = await fleet({}, 1);
+  // 2 s: the lease surely still runs while its slots and points are looked at, even on a loaded machine
+  const { governors: [a] } = await fleet({ leaseMs: 2000 }, 1);
   if (!a) throw new Error('one replica');
   const partition = fresh();
   await turn(a, partition);
@@ -152,8 +156,10 @@ test.serial('a lease ends on its own: its slots and unspent points go back to Re
   // the call's own slot goes back within a few ms; the lease's stay in flight fleet-wide
   await waitFor('the lease’s 3 slots in flight', async () => Number(await redis.cli('ZCARD', a.store.keysOf(partition).slots)) === 3, 5000, 2);
   t.is(await pointsInRedis(a, partition), 2 + 20, 'its points are charged up front');
+  const leased = a.store.leasedAdmissions;
   const held = await a.acquire(governedCall(partition, 'GET'));
   if (held.kind !== 'admitted') throw new Error('admitted');
+  t.is(a.store.leasedAdmissions, leased + 1, 'admitted from the lease');
   // nobody calls again: the sweeper ends the lease; the slot still in use stays in flight
   await waitFor('lease over', async () => a.store.leaseCount === 0 && Number(await redis.cli('ZCARD', a.store.keysOf(partition).slots)) === 1, 5000, 10);
   t.is(await pointsInRedis(a, partition), 3, '17 unspent points given back');

@@ -245,6 +245,8 @@ export class RedisGovernorStore implements GovernorStore {
   private subscriberGeneration = 0;
   /** A SUBSCRIBE that failed on a connection that stayed up is tried again after a second. */
   private resubscribeTimer: NodeJS.Timeout | undefined;
+  /** Starts the subscriber again after ioredis ended it. */
+  private reviveTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly onClientClose = (): void => this.connectionChanged();
   /** Reads admitted from a lease so far (the leased admissions counter). */
@@ -268,10 +270,7 @@ export class RedisGovernorStore implements GovernorStore {
     this.leaseMs = this.cluster ? 0 : Math.max(0, options.leaseMs ?? 0);
     ({ slots: this.leaseSlots, points: this.leasePoints } = leaseSize(options.limits));
     this.channel = `${this.prefix}holds`;
-    if (this.leaseMs > 0) {
-      this.options.client.on('close', this.onClientClose);
-      this.startSubscriber();
-    }
+    if (this.leaseMs > 0) this.options.client.on('close', this.onClientClose);
   }
 
   /** True while leases may be granted and used (the subscriber is connected and subscribed). */
@@ -290,11 +289,6 @@ export class RedisGovernorStore implements GovernorStore {
     return { slots: `${base}s`, points: `${base}p`, lastWrite: `${base}w`, hold: `${base}h` };
   }
 
-  /** The channel holds are published on. */
-  get holdChannel(): string {
-    return this.channel;
-  }
-
   async tryAcquire(call: GovernedCall, slotId: string): Promise<TryResult> {
     const fallback = this.options.fallback;
     const held = fallback.heldForMs(call.partition);
@@ -306,6 +300,8 @@ export class RedisGovernorStore implements GovernorStore {
     const { limits } = this.options;
     let askLease = false;
     if (this.leaseMs > 0 && !call.write && limits.enabled) {
+      // connected at the first read that reaches Redis: a governor never used opens nothing
+      if (this.subscriber === undefined && !this.closed) this.startSubscriber();
       const lease = this.leases.get(call.partition);
       if (lease !== undefined) {
         const leased = this.admitLeased(lease, call);
@@ -571,6 +567,7 @@ export class RedisGovernorStore implements GovernorStore {
     }
     if (this.leaseMs > 0) this.options.client.off('close', this.onClientClose);
     clearTimeout(this.resubscribeTimer);
+    clearTimeout(this.reviveTimer);
     const subscriber = this.subscriber;
     this.subscriber = undefined;
     if (subscriber !== undefined) {
@@ -636,11 +633,12 @@ export class RedisGovernorStore implements GovernorStore {
     });
     // ioredis gave up on it (it never does with the cache's retry strategy): start it again
     subscriber.on('end', () => {
-      if (this.closed || this.subscriber !== subscriber) return;
-      const timer = setTimeout(() => {
+      if (this.closed || this.subscriber !== subscriber || this.reviveTimer !== undefined) return;
+      this.reviveTimer = setTimeout(() => {
+        this.reviveTimer = undefined;
         if (!this.closed && this.subscriber === subscriber) subscriber.connect().catch(() => undefined);
       }, 1000);
-      timer.unref();
+      this.reviveTimer.unref();
     });
     subscriber.connect().catch(() => undefined); // retried in the background by ioredis
   }
