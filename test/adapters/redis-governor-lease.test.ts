@@ -192,6 +192,35 @@ test.serial('a hold published by replica A ends replica B’s lease: B sends not
   t.pass();
 });
 
+test.serial('a hold message that comes while B’s acquire is on its way: its call is not sent, the lease it brings is not kept', async (t) => {
+  const { governors: [a, b] } = await fleet({ leaseMs: 60_000 });
+  const client = caches.at(-1)?.client as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+  if (!a || !b || client === undefined) throw new Error('two replicas');
+  const partition = fresh();
+  await turn(b, partition); // busy from now on: B's next read asks for a lease
+  const acquire = client['mirrorGovernorAcquire'] as (...args: unknown[]) => Promise<unknown>;
+  // B's script runs (turn and lease granted), then A's hold is published and reaches B, then B reads the reply
+  let granted = false;
+  client['mirrorGovernorAcquire'] = async (...args: unknown[]) => {
+    const reply = await acquire.apply(client, args);
+    granted = Array.isArray(reply) && reply.length === 4;
+    await a.hold(partition, 30_000);
+    await waitFor('the hold message delivered to B', () => b.memory.heldForMs(partition) > 0, 5000, 1);
+    return reply;
+  };
+  try {
+    const answer = await b.acquire(governedCall(partition, 'GET'));
+    t.is(answer.kind, 'held');
+  } finally {
+    client['mirrorGovernorAcquire'] = acquire;
+  }
+  t.true(granted, 'the script granted a lease');
+  t.is(b.store.leaseCount, 0, 'the lease granted before the hold is not kept');
+  // the call's slot and point and the lease's slots and points all go back
+  await waitFor('given back', async () => Number(await redis.cli('ZCARD', b.store.keysOf(partition).slots)) === 0 && (await pointsInRedis(b, partition)) === 1, 5000, 10);
+  t.pass();
+});
+
 test.serial('a replica without leases publishes its holds too: a leasing replica ends its lease at once', async (t) => {
   const { governors: [b], keyPrefix } = await fleet({ leaseMs: 60_000 }, 1);
   if (!b) throw new Error('one replica');
