@@ -21,7 +21,7 @@
  * (charged up front in the bucket of the lease's end) — granted only while the credential is far from
  * its limits (half of each, with the block). The next reads of that credential in this process are
  * admitted from the block without a round trip until the lease ends (`leaseMs` after the acquire was
- * sent, by this process' clock); then its free slots and unspent points are given back, riding on a
+ * sent, by this process' clock; the slot of the call that got it joins the block); then its free slots and unspent points are given back, riding on a
  * later script call like releases; a slot in use when the lease ends is given back when its call is
  * over. A hold is published (PUBLISH in the hold script) and every process drops that credential's
  * lease on the message; leases are granted and used only while this process' subscriber connection is
@@ -232,8 +232,12 @@ export class RedisGovernorStore implements GovernorStore {
   private readonly leasedSlots = new Map<string, Lease>();
   /** Partitions with an acquire asking for a lease on its way. */
   private readonly asking = new Set<string>();
-  /** Partition → when its last read asked for a turn here (a lease is asked only for a busy credential). */
-  private readonly lastRead = new Map<string, number>();
+  /**
+   * Partition → when its last read asked for a turn here (a lease is asked only for a busy
+   * credential). A record updated in place: a Map value set to a new time would allocate a number
+   * per call that outlives the young generation.
+   */
+  private readonly lastRead = new Map<string, { at: number }>();
   private sweeper: (() => void) | undefined;
   /** The hold messages' connection (leases only). */
   private subscriber: Redis | undefined;
@@ -362,8 +366,14 @@ export class RedisGovernorStore implements GovernorStore {
         }
         if (granted) {
           // kept only when no hold message can have been missed since the acquire was sent
-          if (this.subscribed && this.epoch === epoch && !this.closed && !this.leases.has(call.partition)) this.install(call.partition, slotId, leaseBucket, sentAt);
-          else this.giveBackLease(call.partition, slotId, leaseBucket, this.leasePoints);
+          if (this.subscribed && this.epoch === epoch && !this.closed && !this.leases.has(call.partition)) {
+            const lease = this.install(call.partition, slotId, leaseBucket, sentAt);
+            // the call's own slot joins the lease: given back to it, not to Redis (one round trip per lease)
+            if (slot !== undefined) {
+              lease.inUse.add(slotId);
+              this.leasedSlots.set(slotId, lease);
+            }
+          } else this.giveBackLease(call.partition, slotId, leaseBucket, this.leasePoints);
         }
         return { kind: 'admitted', slot };
       }
@@ -392,7 +402,8 @@ export class RedisGovernorStore implements GovernorStore {
     lease.free.pop();
     lease.inUse.add(slotId);
     lease.points -= call.points;
-    this.lastRead.set(call.partition, now); // still busy: the next lease is asked for when this one ends
+    const read = this.lastRead.get(call.partition);
+    if (read !== undefined) read.at = now; // still busy: the next lease is asked for when this one ends
     this.leasedSlots.set(slotId, lease);
     this.leasedAdmissions++;
     return { kind: 'admitted', slot: { store: this, partition: call.partition, slotId, bucket: lease.bucket, points: call.points }, leased: true };
@@ -405,22 +416,29 @@ export class RedisGovernorStore implements GovernorStore {
    */
   private wantsLease(partition: string): boolean {
     const now = this.options.clock.now();
-    const last = this.lastRead.get(partition);
-    if (last !== undefined) this.lastRead.delete(partition); // most recent last: the bound drops idle ones first
-    this.lastRead.set(partition, now);
-    if (this.lastRead.size > 10_000) {
-      const oldest = this.lastRead.keys().next().value;
-      if (oldest !== undefined) this.lastRead.delete(oldest);
+    const read = this.lastRead.get(partition);
+    if (read === undefined) {
+      this.lastRead.set(partition, { at: now });
+      if (this.lastRead.size > 10_000) {
+        // the oldest inserted goes (a crude bound: a busy one dropped only misses one lease)
+        const oldest = this.lastRead.keys().next().value;
+        if (oldest !== undefined) this.lastRead.delete(oldest);
+      }
+      return false;
     }
-    return this.subscribed && last !== undefined && now - last < this.leaseMs / 2 && now >= last && !this.leases.has(partition) && !this.asking.has(partition);
+    const last = read.at;
+    read.at = now;
+    return this.subscribed && now - last < this.leaseMs / 2 && now >= last && !this.leases.has(partition) && !this.asking.has(partition);
   }
 
-  private install(partition: string, id: string, bucket: number, sentAt: number): void {
+  private install(partition: string, id: string, bucket: number, sentAt: number): Lease {
     const free: string[] = [];
     for (let i = this.leaseSlots; i >= 1; i--) free.push(`${id}~${i}`);
-    this.leases.set(partition, { partition, id, bucket, grantedAt: sentAt, expiresAt: sentAt + this.leaseMs, free, inUse: new Set(), points: this.leasePoints, ended: false });
+    const lease: Lease = { partition, id, bucket, grantedAt: sentAt, expiresAt: sentAt + this.leaseMs, free, inUse: new Set(), points: this.leasePoints, ended: false };
+    this.leases.set(partition, lease);
     // a lease nobody uses again is ended by the sweeper (its slots and points go back)
     this.sweeper ??= this.options.clock.every(this.leaseMs, () => this.sweep());
+    return lease;
   }
 
   private sweep(): void {
@@ -468,7 +486,10 @@ export class RedisGovernorStore implements GovernorStore {
       this.leasedSlots.delete(slot.slotId);
       lease.inUse.delete(slot.slotId);
       lease.free.push(slot.slotId);
-      if (!sent) lease.points += slot.points;
+      if (sent) return;
+      // points never spent: to the lease when they were its own, else (the call that got the lease) to their bucket
+      if (slot.bucket === lease.bucket) lease.points += slot.points;
+      else void this.giveBack(slot.partition, `${lease.id}~0`, String(slot.bucket), String(slot.points));
       return;
     }
     await this.giveBack(slot.partition, slot.slotId, String(slot.bucket), sent ? '0' : String(slot.points));
