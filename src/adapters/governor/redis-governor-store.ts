@@ -178,8 +178,6 @@ interface Lease {
   readonly expiresAt: number;
   /** Its slots no call uses now. */
   readonly free: string[];
-  /** Its slots calls use now. */
-  readonly inUse: Set<string>;
   /** Points not spent yet. */
   points: number;
   ended: boolean;
@@ -201,6 +199,7 @@ interface GovernorCommands {
 }
 
 const NO_RELEASES: PendingRelease[] = [];
+const NOOP = (): void => undefined;
 
 export class RedisGovernorStore implements GovernorStore {
   private readonly client: Redis & GovernorCommands;
@@ -360,7 +359,7 @@ export class RedisGovernorStore implements GovernorStore {
         // a hold message that came while the script's reply was on its way: nothing more is sent
         const heldNow = fallback.heldForMs(call.partition);
         if (heldNow > 0) {
-          if (slot !== undefined) void this.giveBack(call.partition, slotId, String(value), String(call.points));
+          if (slot !== undefined) this.giveBack(call.partition, slotId, String(value), String(call.points));
           if (granted) this.giveBackLease(call.partition, slotId, leaseBucket, this.leasePoints);
           return { kind: 'held', retryAfterMs: heldNow };
         }
@@ -370,7 +369,6 @@ export class RedisGovernorStore implements GovernorStore {
             const lease = this.install(call.partition, slotId, leaseBucket, sentAt);
             // the call's own slot joins the lease: given back to it, not to Redis (one round trip per lease)
             if (slot !== undefined) {
-              lease.inUse.add(slotId);
               this.leasedSlots.set(slotId, lease);
             }
           } else this.giveBackLease(call.partition, slotId, leaseBucket, this.leasePoints);
@@ -400,11 +398,11 @@ export class RedisGovernorStore implements GovernorStore {
       return undefined;
     }
     lease.free.pop();
-    lease.inUse.add(slotId);
     lease.points -= call.points;
     const read = this.lastRead.get(call.partition);
     if (read !== undefined) read.at = now; // still busy: the next lease is asked for when this one ends
     this.leasedSlots.set(slotId, lease);
+    if (this.leasedSlots.size > 10_000) this.forgetEndedSlots();
     this.leasedAdmissions++;
     return { kind: 'admitted', slot: { store: this, partition: call.partition, slotId, bucket: lease.bucket, points: call.points }, leased: true };
   }
@@ -434,7 +432,7 @@ export class RedisGovernorStore implements GovernorStore {
   private install(partition: string, id: string, bucket: number, sentAt: number): Lease {
     const free: string[] = [];
     for (let i = this.leaseSlots; i >= 1; i--) free.push(`${id}~${i}`);
-    const lease: Lease = { partition, id, bucket, grantedAt: sentAt, expiresAt: sentAt + this.leaseMs, free, inUse: new Set(), points: this.leasePoints, ended: false };
+    const lease: Lease = { partition, id, bucket, grantedAt: sentAt, expiresAt: sentAt + this.leaseMs, free, points: this.leasePoints, ended: false };
     this.leases.set(partition, lease);
     // a lease nobody uses again is ended by the sweeper (its slots and points go back)
     this.sweeper ??= this.options.clock.every(this.leaseMs, () => this.sweep());
@@ -452,14 +450,12 @@ export class RedisGovernorStore implements GovernorStore {
     lease.ended = true;
     if (this.leases.get(lease.partition) === lease) this.leases.delete(lease.partition);
     // a slot in use goes back to Redis when its call is over, as any slot does (its SlotRef says where)
-    for (const slotId of lease.inUse) this.leasedSlots.delete(slotId);
-    lease.inUse.clear();
     const free = lease.free.splice(0);
     let back = lease.points;
     lease.points = 0;
     if (free.length === 0 && back > 0) free.push(`${lease.id}~0`); // no such slot: only the points go back
     for (const slotId of free) {
-      void this.giveBack(lease.partition, slotId, String(lease.bucket), String(back));
+      this.giveBack(lease.partition, slotId, String(lease.bucket), String(back));
       back = 0;
     }
     if (this.leases.size === 0 && this.sweeper !== undefined) {
@@ -468,9 +464,18 @@ export class RedisGovernorStore implements GovernorStore {
     }
   }
 
+  /**
+   * Bounds the leased slots remembered: a slot of an ended lease is given back to Redis as any slot
+   * when its call is over, with or without its entry here (a permit never released, a stream nobody
+   * closes, would otherwise keep one).
+   */
+  private forgetEndedSlots(): void {
+    for (const [slotId, lease] of this.leasedSlots) if (lease.ended) this.leasedSlots.delete(slotId);
+  }
+
   /** A lease granted but not kept: all its slots and points go back. */
   private giveBackLease(partition: string, id: string, bucket: number, points: number): void {
-    for (let i = 1; i <= this.leaseSlots; i++) void this.giveBack(partition, `${id}~${i}`, String(bucket), i === 1 ? String(points) : '0');
+    for (let i = 1; i <= this.leaseSlots; i++) this.giveBack(partition, `${id}~${i}`, String(bucket), i === 1 ? String(points) : '0');
   }
 
   /** Ends every lease of this process (a Redis error, a connection or subscription change, close). */
@@ -481,35 +486,33 @@ export class RedisGovernorStore implements GovernorStore {
   /** Resolves once the slot is given back in Redis (riding on an attempt, or on its own). */
   async release(slot: SlotRef, sent: boolean): Promise<void> {
     const lease = this.leasedSlots.get(slot.slotId);
-    if (lease !== undefined) {
+    if (lease !== undefined) this.leasedSlots.delete(slot.slotId);
+    if (lease !== undefined && !lease.ended) {
       // back to the lease, which still runs: no round trip
-      this.leasedSlots.delete(slot.slotId);
-      lease.inUse.delete(slot.slotId);
       lease.free.push(slot.slotId);
       if (sent) return;
       // points never spent: to the lease when they were its own, else (the call that got the lease) to their bucket
       if (slot.bucket === lease.bucket) lease.points += slot.points;
-      else void this.giveBack(slot.partition, `${lease.id}~0`, String(slot.bucket), String(slot.points));
+      else this.giveBack(slot.partition, `${lease.id}~0`, String(slot.bucket), String(slot.points));
       return;
     }
-    await this.giveBack(slot.partition, slot.slotId, String(slot.bucket), sent ? '0' : String(slot.points));
+    await new Promise<void>((done) => this.giveBack(slot.partition, slot.slotId, String(slot.bucket), sent ? '0' : String(slot.points), done));
   }
 
   /** Gives a slot (and `back` points of `bucket`) back in Redis: queued for the next attempt, or an orphan while Redis cannot be used. */
-  private giveBack(partition: string, slotId: string, bucket: string, back: string): Promise<void> {
+  private giveBack(partition: string, slotId: string, bucket: string, back: string, done: () => void = NOOP): void {
     if (!this.usable()) {
       this.orphan(partition, slotId, bucket, back); // given back once Redis answers again (else its lease lapses)
-      return Promise.resolve();
+      done();
+      return;
     }
     const keys = this.keysOf(partition);
-    return new Promise<void>((done) => {
-      this.pending.push({ slots: keys.slots, points: keys.points, slotId, bucket, back, partition, done });
-      if (this.cluster) void this.sendPending();
-      else if (this.pendingTimer === undefined) {
-        this.pendingTimer = setTimeout(() => void this.sendPending(), RELEASE_BATCH_MS);
-        this.pendingTimer.unref();
-      }
-    });
+    this.pending.push({ slots: keys.slots, points: keys.points, slotId, bucket, back, partition, done });
+    if (this.cluster) void this.sendPending();
+    else if (this.pendingTimer === undefined) {
+      this.pendingTimer = setTimeout(() => void this.sendPending(), RELEASE_BATCH_MS);
+      this.pendingTimer.unref();
+    }
   }
 
   /** The releases waiting, handed to the caller (an attempt rides them, or sendPending sends them). */
