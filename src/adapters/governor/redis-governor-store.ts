@@ -21,11 +21,12 @@
  * (charged up front in the bucket of the lease's end) — granted only while the credential is far from
  * its limits (half of each, with the block). The next reads of that credential in this process are
  * admitted from the block without a round trip until the lease ends (`leaseMs` after the acquire was
- * sent, by this process' clock; the slot of the call that got it joins the block); then its free slots and unspent points are given back, riding on a
- * later script call like releases; a slot in use when the lease ends is given back when its call is
- * over. A hold is published (PUBLISH in the hold script) and every process drops that credential's
- * lease on the message; leases are granted and used only while this process' subscriber connection is
- * connected and subscribed, and are dropped on any Redis error or connection change.
+ * sent, by this process' clock; the slot of the call that got it joins the block); then its free
+ * slots and unspent points are given back, riding on a later script call like releases; a slot in
+ * use when the lease ends is given back when its call is over. A hold is published (PUBLISH in the
+ * hold script) and every process drops that credential's lease on the message; leases are granted
+ * and used only while this process' subscriber connection is connected and subscribed, and are
+ * dropped on any Redis error or connection change.
  */
 import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import type { ClockPort } from '../../domain/ports/clock.port.js';
