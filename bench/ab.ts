@@ -45,6 +45,8 @@ interface Measured {
   systemUs: number;
   allocatedBytes: number;
   gcUs: number;
+  /** Governor turns admitted from a lease / all admitted (github_mirror_governor_leased_total / wait_seconds_count{result="admitted"}). */
+  leasedShare?: number;
   /** Per cycle: CPU µs per request. */
   perCycle: number[];
 }
@@ -99,6 +101,8 @@ async function main(fleet: ServerFleet): Promise<void> {
     }
     process.stderr.write(`  cycle ${cycle}/${cycles}: ${measured.map((m) => `${m.name} ${round1(m.perCycle[cycle - 1] ?? NaN)}`).join(', ')} µs/req\n`);
   }
+  // the governor's leases (Redis): the share of upstream turns admitted from a lease, whole run
+  for (const m of measured.slice(1)) m.leasedShare = await leasedShare(m.server);
   const [floor, base] = measured as [Measured, Measured];
   const perReq = (m: Measured) => m.cpuUs / Math.max(1, m.requests);
   const rows = measured.map((m) => ({
@@ -111,6 +115,7 @@ async function main(fleet: ServerFleet): Promise<void> {
     vs_floor: Math.round((perReq(m) / perReq(floor)) * 100) / 100,
     vs_mirror: Math.round((perReq(m) / perReq(base)) * 100) / 100,
     vs_floor_median_of_cycles: Math.round(median(m.perCycle.map((v, i) => v / (floor.perCycle[i] ?? NaN))) * 100) / 100,
+    ...(m.leasedShare === undefined ? {} : { governor_leased_share: m.leasedShare }),
   }));
   console.log('| server | requests | CPU µs/req | of it sys | × floor | × mirror | × floor (median of cycles) | heap KB/req | GC µs/req |');
   console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
@@ -119,10 +124,24 @@ async function main(fleet: ServerFleet): Promise<void> {
       `| ${r.server} | ${r.requests} | ${r.cpu_us_per_req} | ${r.sys_us_per_req} | ${r.vs_floor} | ${r.vs_mirror} | ${r.vs_floor_median_of_cycles} | ${r.alloc_kb_per_req} | ${r.gc_us_per_req} |`,
     );
   }
+  for (const r of rows) if (r.governor_leased_share !== undefined && r.governor_leased_share > 0) console.log(`${r.server}: ${Math.round(r.governor_leased_share * 100)} % of the governor's turns admitted from a lease`);
   const out = join(here, 'results', 'ab.json');
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, JSON.stringify({ cycles, slice_ms: sliceMs, connections, baseline: baseline === '' ? undefined : baseline, variants, rows }, null, 2) + '\n');
   console.log(`wrote ${out}`);
+}
+
+/** The share of a mirror's governor turns admitted from a lease, from its /metrics (undefined when it cannot tell). */
+async function leasedShare(server: BenchServer): Promise<number | undefined> {
+  try {
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    const leased = /^github_mirror_governor_leased_total (\S+)$/m.exec(text);
+    const admitted = /^github_mirror_governor_wait_seconds_count\{result="admitted"\} (\S+)$/m.exec(text);
+    if (leased === null || admitted === null || Number(admitted[1]) === 0) return undefined;
+    return Math.round((Number(leased[1]) / Number(admitted[1])) * 1000) / 1000;
+  } catch {
+    return undefined;
+  }
 }
 
 const fleet = new ServerFleet(arg('log-file', '/dev/null'), 'compiled');

@@ -1,6 +1,7 @@
 /**
  * Micro-measurement of the upstream governor: what asking for a turn and giving it back adds to one
- * upstream call (acquire + release), in memory and on Redis (one round trip per call, EVALSHA). Limits
+ * upstream call (acquire + release), in memory and on Redis (one round trip per call, EVALSHA; and with
+ * leases of 250 ms, upstream.governor.leaseMs, most turns without one). Limits
  * far above the load, so nothing waits: the figure is the bookkeeping alone. 100 credentials in turn.
  * Run alone: `npx tsx bench/governor-ops.ts` (starts its own redis-server); `npm run bench` includes it.
  */
@@ -50,11 +51,18 @@ export async function measureGovernorOps(redisUrl: string, count = 5000): Promis
   }
   const cache = new RedisCache({ url: redisUrl, keyPrefix: 'bench-gov:', commandTimeoutMs: 1000 });
   await cache.start();
-  const redis = new RedisGovernor({ ...LIMITS, clock: systemClock, client: cache.client, keyPrefix: 'bench-gov:' });
+  const redis = new RedisGovernor({ ...LIMITS, leaseMs: 0, clock: systemClock, client: cache.client, keyPrefix: 'bench-gov:' });
   try {
     rows.push(await timeTurns('op: governor acquire+release (redis)', redis, count));
   } finally {
     await redis.close();
+  }
+  // the same credentials come back every 100 turns (well within a lease): most turns from a lease
+  const leased = new RedisGovernor({ ...LIMITS, leaseMs: 250, clock: systemClock, client: cache.client, keyPrefix: 'bench-gov-lease:' });
+  try {
+    rows.push(await timeTurns('op: governor acquire+release (redis, leases)', leased, count));
+  } finally {
+    await leased.close();
     await cache.close();
   }
   return rows;

@@ -173,8 +173,10 @@ async function redisDump(client: Redis, prefix: string): Promise<Array<{ key: st
     const [next, batch] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
     cursor = next;
     for (const key of batch) {
-      // the per-resource counts are hashes (body id → entries): their fields and numbers count as the value
-      const value = (await client.type(key)) === 'hash' ? Buffer.from(JSON.stringify(await client.hgetall(key))) : await client.getBuffer(key);
+      // the per-resource counts are hashes (body id → entries): their fields and numbers count as the value;
+      // other types (the governor's slots, e.g. a lease's still in flight) serialised
+      const type = await client.type(key);
+      const value = type === 'hash' ? Buffer.from(JSON.stringify(await client.hgetall(key))) : type === 'string' ? await client.getBuffer(key) : await client.dumpBuffer(key);
       if (value !== null) out.push({ key, value });
     }
   } while (cursor !== '0');

@@ -1,7 +1,8 @@
 /**
  * The upstream governor end to end (issue 15): two replicas on one real Redis in front of the fake
  * GitHub. Concurrency per token stays under maxConcurrent fleet-wide, writes are spaced, a hold learnt
- * by one replica holds the token on the other, a call kept back too long is refused (or served from
+ * by one replica holds the token on the other (also when the other admits it from a lease: the hold
+ * message ends the lease), a call kept back too long is refused (or served from
  * the cache), and a Redis outage moves the counting to memory without failing a request.
  */
 import test from 'ava';
@@ -150,6 +151,43 @@ test.serial('a 429 with Retry-After: 30 seen by replica A holds the token on rep
   t.is(delta({ result: 'refused' }), 3);
   t.is(delta({ status_class: '4xx' }), 0);
   t.false((await fetchText(`${b.url}/metrics`)).text.includes('governed-held'), 'no token in the metrics');
+});
+
+test.serial('the same with leases: replica B admits the token from a lease when A sees the 429; once the hold message reaches B, B sends nothing', async (t) => {
+  // leases of 10 s, so that B's lease is surely still running when A's 429 comes, even on a loaded machine
+  const leasing = { ...env(), MIRROR_UPSTREAM_GOVERNOR_LEASE_MS: '10000' };
+  const c = await startMirror(github.url, leasing);
+  const d = await startMirror(github.url, leasing);
+  try {
+    const token = 'token governed-held-leased';
+    const paths = Array.from({ length: 10 }, (_, i) => `/repos/o/leased-${i}`);
+    paths.forEach((p, i) => github.setResource(p, { body: { i } }));
+    github.setResource('/repos/o/leased-trigger', { body: { trigger: true } });
+    const leased = async () => total(await metricsOf(d), 'github_mirror_governor_leased_total');
+    // a busy token on D: once D's subscriber is subscribed (it connects at the first call), a call
+    // gets a lease and the next ones are admitted from it
+    let used = 0;
+    while ((await leased()) === 0 && used < paths.length - 1) t.is((await request(d, paths[used++] as string, token)).headers.get('x-cache'), 'ONLINE_MISS');
+    t.true((await leased()) >= 1, 'D admitted calls of the token from its lease');
+    const leasedBefore = await leased();
+    const heldBefore = valueOf(await metricsOf(d), 'github_mirror_governor_holds_active') ?? 0;
+
+    github.injectFault('/repos/o/leased-trigger', { kind: 'secondary-rate-limit', retryAfterSeconds: 30 }, 1);
+    t.is((await request(c, '/repos/o/leased-trigger', token)).status, 429);
+    const sent = github.calls.filter((call) => call.credential === token).length;
+    await waitFor('the hold message reached D', async () => (valueOf(await metricsOf(d), 'github_mirror_governor_holds_active') ?? 0) > heldBefore, 10_000, 5);
+
+    const hit = await request(d, paths[0] as string, token);
+    t.is(hit.headers.get('x-cache'), 'RATE_LIMITED_HIT');
+    const miss = await request(d, paths.at(-1) as string, token);
+    t.is(miss.status, 429);
+    t.is((JSON.parse(miss.text) as { code: string }).code, 'SECONDARY_RATE_LIMITED');
+    t.is(github.calls.filter((call) => call.credential === token).length, sent, 'nothing reached GitHub for that token after the hold');
+    t.is(await leased(), leasedBefore, 'nothing admitted from the lease after the hold');
+  } finally {
+    await c.stop();
+    await d.stop();
+  }
 });
 
 test.serial('a call kept back longer than maxWaitMs: cached → RATE_LIMITED_HIT, uncached → 429 GOVERNOR_WAIT_EXCEEDED with Retry-After', async (t) => {

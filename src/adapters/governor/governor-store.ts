@@ -26,7 +26,8 @@ export interface SlotRef {
 }
 
 export type TryResult =
-  | { kind: 'admitted'; slot: SlotRef | undefined }
+  /** `leased`: admitted from a lease this process holds, without asking where the counters live. */
+  | { kind: 'admitted'; slot: SlotRef | undefined; leased?: boolean }
   | { kind: 'held'; retryAfterMs: number }
   /** Over budget now; `retryAfterMs` = when a retry may succeed, when the store can tell. */
   | { kind: 'busy'; reason: 'concurrency' | 'points' | 'spacing'; retryAfterMs?: number };
@@ -51,4 +52,16 @@ export const WINDOW_BUCKETS = 61;
  */
 export function enforcedSpacingMs(writeSpacingMs: number): number {
   return writeSpacingMs <= 0 ? 0 : writeSpacingMs + Math.min(50, Math.ceil(writeSpacingMs / 10));
+}
+
+/**
+ * The block a lease takes (Redis store, reads only): a few slots and tens of points, granted only
+ * while the credential is far from its limits (see LEASE_SHARE), so a busy credential's reads are
+ * admitted in this process without a round trip.
+ */
+export function leaseSize(limits: Pick<GovernorLimits, 'maxConcurrent' | 'pointsPerMinute'>): { slots: number; points: number } {
+  return {
+    slots: Math.min(4, Math.max(1, Math.floor(limits.maxConcurrent / 16))),
+    points: Math.min(20, Math.max(1, Math.floor(limits.pointsPerMinute / 40))),
+  };
 }

@@ -18,6 +18,8 @@ export interface GovernorOptions extends GovernorLimits {
   maxCredentials?: number;
   /** Retry period of a waiting call when the counters cannot tell when a turn comes (default 25 ms). */
   pollMs?: number;
+  /** Redis only (leases of reads); ignored in memory. */
+  leaseMs?: number;
 }
 
 export class MemoryGovernor extends QueuedGovernor {

@@ -76,7 +76,7 @@ export class QueuedGovernor implements GovernorPort {
       // nobody of this credential waits: ask at once (calls that fit the budget never queue behind
       // each other's round trips); only a call told "busy" takes its place in the line
       const result = await this.attempt(call);
-      if (result.kind === 'admitted') return this.decided(call, { kind: 'admitted', permit: this.permitFor(result.slot), waitedMs: this.clock.now() - started });
+      if (result.kind === 'admitted') return this.decided(call, { kind: 'admitted', permit: this.permitFor(result.slot), waitedMs: this.clock.now() - started }, 0, result.leased);
       if (result.kind === 'held') {
         this.options.events?.emit({ name: EventName.governorHold, partition: call.partition, holdMs: result.retryAfterMs, source: 'store' });
         return this.decided(call, { kind: 'held', retryAfterMs: result.retryAfterMs });
@@ -131,7 +131,7 @@ export class QueuedGovernor implements GovernorPort {
         if (result.kind === 'admitted') {
           lane.waiters.shift();
           lane.hintMs = undefined;
-          this.settle(head, { kind: 'admitted', permit: this.permitFor(result.slot), waitedMs: this.clock.now() - head.enqueuedAt });
+          this.settle(head, { kind: 'admitted', permit: this.permitFor(result.slot), waitedMs: this.clock.now() - head.enqueuedAt }, result.leased);
           continue;
         }
         if (result.kind === 'held') {
@@ -200,19 +200,21 @@ export class QueuedGovernor implements GovernorPort {
     });
   }
 
-  private settle(waiter: Waiter, admission: Admission): void {
+  private settle(waiter: Waiter, admission: Admission, leased?: boolean): void {
     this.changeDepth(-1);
-    waiter.resolve(this.decided(waiter.call, admission, this.clock.now() - waiter.enqueuedAt));
+    waiter.resolve(this.decided(waiter.call, admission, this.clock.now() - waiter.enqueuedAt, leased));
   }
 
   /** Tells the bus how a call was answered, and hands the answer back. */
-  private decided(call: GovernedCall, admission: Admission, heldAfterMs = 0): Admission {
-    this.options.events?.emit({
-      name: EventName.governorDecided,
-      result: admission.kind,
-      waitedMs: admission.kind === 'held' ? heldAfterMs : admission.waitedMs,
-      write: call.write,
-    });
+  private decided(call: GovernedCall, admission: Admission, heldAfterMs = 0, leased?: boolean): Admission {
+    const events = this.options.events;
+    if (events === undefined) return admission;
+    const waitedMs = admission.kind === 'held' ? heldAfterMs : admission.waitedMs;
+    events.emit(
+      leased === true
+        ? { name: EventName.governorDecided, result: admission.kind, waitedMs, write: call.write, leased: true }
+        : { name: EventName.governorDecided, result: admission.kind, waitedMs, write: call.write },
+    );
     return admission;
   }
 

@@ -15,11 +15,23 @@
  * When Redis cannot be used (the cache breaker is not closed, the connection is not ready, or a call
  * to it — the governor's or the cache's — just failed) the in-memory store answers instead, so a Redis outage never blocks a GitHub call.
  * Holds are written to both, and a memory hold counts even while Redis answers.
+ *
+ * Leases (`leaseMs` > 0, not in a Cluster): a read of a busy credential asks the acquire script for a
+ * block too — a few slots (zset members of their own, in flight until given back) and tens of points
+ * (charged up front in the bucket of the lease's end) — granted only while the credential is far from
+ * its limits (half of each, with the block). The next reads of that credential in this process are
+ * admitted from the block without a round trip until the lease ends (`leaseMs` after the acquire was
+ * sent, by this process' clock; the slot of the call that got it joins the block); then its free
+ * slots and unspent points are given back, riding on a later script call like releases; a slot in
+ * use when the lease ends is given back when its call is over. A hold is published (PUBLISH in the
+ * hold script) and every process drops that credential's lease on the message; leases are granted
+ * and used only while this process' subscriber connection is connected and subscribed, and are
+ * dropped on any Redis error or connection change.
  */
-import type { Cluster, Redis } from 'ioredis';
+import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import type { ClockPort } from '../../domain/ports/clock.port.js';
 import type { GovernedCall } from '../../domain/ports/governor.port.js';
-import { WINDOW_BUCKETS, enforcedSpacingMs, type GovernorLimits, type GovernorStore, type SlotRef, type TryResult } from './governor-store.js';
+import { WINDOW_BUCKETS, enforcedSpacingMs, leaseSize, type GovernorLimits, type GovernorStore, type SlotRef, type TryResult } from './governor-store.js';
 import type { MemoryGovernorStore } from './memory-governor-store.js';
 
 export interface RedisGovernorStoreOptions {
@@ -39,13 +51,22 @@ export interface RedisGovernorStoreOptions {
   suspendMs?: number;
   /** Told once per outage when Redis fails (logs). */
   onError?: (error: unknown) => void;
+  /** Length of a lease of reads (0 = none, the default; ignored in a Cluster). */
+  leaseMs?: number;
+  /** Told when a hold published by a process (this one included) arrives: partition, ms left. */
+  onHoldMessage?: (partition: string, ms: number) => void;
 }
 
 // Gives back the slots of earlier calls (RELEASES_LUA, below), then: KEYS 1–4 slots, points, last
-// write, hold; ARGV 1–8 enforce, maxConcurrent, pointsPerMinute, spacingMs (with headroom), points,
-// write, slotId, slotTtlMs. Reply {code, value}: 0 admitted (value = bucket), 1 held (ms left),
-// 2 concurrency, 3 spacing (ms to wait), 4 points (ms to wait).
-// Releases: KEYS 5… slots and points of each, ARGV 9… slotId, bucket, points to give back (0 when
+// write, hold; ARGV 1–11 enforce, maxConcurrent, pointsPerMinute, spacingMs (with headroom), points,
+// write, slotId, slotTtlMs, lease slots (0 = no lease asked), lease points, leaseMs. Reply {code,
+// value}: 0 admitted (value = bucket; {0, bucket, 1, lease bucket} when a lease was granted too),
+// 1 held (ms left), 2 concurrency, 3 spacing (ms to wait), 4 points (ms to wait).
+// A lease is granted to an admitted read only when the credential stays within half of each limit
+// with it: its slots are members <slotId>~1…n of the slots zset (in flight like any slot, with the
+// slot lease), its points are charged in the bucket of the lease's end (Redis' now + leaseMs), so they
+// stay in the window for at least a minute after any call the lease admits.
+// Releases: KEYS 5… slots and points of each, ARGV 12… slotId, bucket, points to give back (0 when
 // the call was sent) of each.
 const RELEASES_LUA = (keyAt: number, argAt: number) => `
 local k, a = ${keyAt}, ${argAt}
@@ -61,7 +82,7 @@ end
 
 const ACQUIRE = `
 if redis.replicate_commands then redis.replicate_commands() end
-${RELEASES_LUA(5, 9)}
+${RELEASES_LUA(5, 12)}
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local hold = tonumber(redis.call('GET', KEYS[4]) or '0')
@@ -93,10 +114,17 @@ if total > 0 and total + cost > ppm then
   return {4, ${WINDOW_BUCKETS * 1000}}
 end
 redis.call('HINCRBY', KEYS[2], second, cost)
-redis.call('PEXPIRE', KEYS[2], ${(WINDOW_BUCKETS + 1) * 1000})
+redis.call('PEXPIRE', KEYS[2], ${(WINDOW_BUCKETS + 2) * 1000})
 redis.call('ZADD', KEYS[1], now + ttl, ARGV[7])
 redis.call('PEXPIRE', KEYS[1], ttl + 1000)
-if write then redis.call('SET', KEYS[3], now, 'PX', spacing + 1000) end
+if write then redis.call('SET', KEYS[3], now, 'PX', spacing + 1000) return {0, second} end
+local leaseSlots, leasePoints = tonumber(ARGV[9]), tonumber(ARGV[10])
+if leaseSlots > 0 and redis.call('ZCARD', KEYS[1]) + leaseSlots <= math.floor(maxC / 2) and total + cost + leasePoints <= math.floor(ppm / 2) then
+  for i = 1, leaseSlots do redis.call('ZADD', KEYS[1], now + ttl, ARGV[7] .. '~' .. i) end
+  local leaseBucket = math.floor((now + tonumber(ARGV[11])) / 1000)
+  redis.call('HINCRBY', KEYS[2], leaseBucket, leasePoints)
+  return {0, second, 1, leaseBucket}
+end
 return {0, second}
 `;
 
@@ -120,26 +148,59 @@ interface PendingRelease {
   done: () => void;
 }
 
-// KEYS: hold. ARGV: ms. Keeps the later of the current and the new end.
+// KEYS: hold. ARGV: ms, channel ('' = publish nothing), partition. Keeps the later of the current and
+// the new end, and publishes "<partition> <ms left>" so that every process drops its lease at once.
 const HOLD = `
 if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ms = tonumber(ARGV[1])
 local current = tonumber(redis.call('GET', KEYS[1]) or '0')
-if now + ms > current then redis.call('SET', KEYS[1], now + ms, 'PX', ms) end
+if now + ms > current then redis.call('SET', KEYS[1], now + ms, 'PX', ms) current = now + ms end
+if ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], ARGV[3] .. ' ' .. (current - now)) end
 return 1
 `;
 
+/** Longest hold a message may set (the decorator caps holds at one hour too). */
+const MAX_MESSAGE_HOLD_MS = 3_600_000;
+
+/**
+ * A block of slots and points of one credential, held by this process until `expiresAt`: reads are
+ * admitted from it without a round trip.
+ */
+interface Lease {
+  readonly partition: string;
+  /** The slot id of the call that got it; its slots are `<id>~1…n`. */
+  readonly id: string;
+  /** The points window bucket its points were charged to. */
+  readonly bucket: number;
+  /** This process' clock: before the acquire was sent, and leaseMs after (a clock going back ends it). */
+  readonly grantedAt: number;
+  readonly expiresAt: number;
+  /** Its slots no call uses now. */
+  readonly free: string[];
+  /** Points not spent yet. */
+  points: number;
+  ended: boolean;
+}
+
+/** A slot or points that may be taken in Redis, to give back at the next call that succeeds. */
+interface Orphan {
+  partition: string;
+  bucket: string;
+  back: string;
+}
+
 interface GovernorCommands {
   /** numkeys first: 4 + 2 per release ridden along. */
-  mirrorGovernorAcquire(...args: Array<string | number>): Promise<[number, number]>;
+  mirrorGovernorAcquire(...args: Array<string | number>): Promise<[number, number] | [number, number, number, number]>;
   /** numkeys first: 2 per release. */
   mirrorGovernorRelease(...args: Array<string | number>): Promise<number>;
   mirrorGovernorHold(...args: string[]): Promise<number>;
 }
 
 const NO_RELEASES: PendingRelease[] = [];
+const NOOP = (): void => undefined;
 
 export class RedisGovernorStore implements GovernorStore {
   private readonly client: Redis & GovernorCommands;
@@ -151,14 +212,49 @@ export class RedisGovernorStore implements GovernorStore {
   private failing = false;
   /**
    * Slots that may be taken in Redis but could not be given back: an acquire whose reply was lost (a
-   * command timeout after the script ran), a release while Redis was not usable. Given back at the
-   * next call that succeeds, so fleet-wide concurrency is not eaten by slots waiting out their lease.
+   * command timeout after the script ran), a release while Redis was not usable, a lease that ended
+   * then. Given back at the next call that succeeds, so fleet-wide concurrency is not eaten by slots
+   * waiting out their lease.
    */
-  private readonly orphans = new Map<string, string>();
+  private readonly orphans = new Map<string, Orphan>();
   /** Releases waiting for the next attempt (or RELEASE_BATCH_MS): none in a Cluster. */
   private pending: PendingRelease[] = [];
   private pendingTimer: NodeJS.Timeout | undefined;
   private readonly cluster: boolean;
+  /** 0 = no leases (the option, or a Cluster). */
+  private readonly leaseMs: number;
+  private readonly leaseSlots: number;
+  private readonly leasePoints: number;
+  private readonly channel: string;
+  /** Partition → this process' lease of it. */
+  private readonly leases = new Map<string, Lease>();
+  /** Slot id of a call admitted from a lease → that lease. */
+  private readonly leasedSlots = new Map<string, Lease>();
+  /** Partitions with an acquire asking for a lease on its way. */
+  private readonly asking = new Set<string>();
+  /**
+   * Partition → when its last read asked for a turn here (a lease is asked only for a busy
+   * credential). A record updated in place: a Map value set to a new time would allocate a number
+   * per call that outlives the young generation.
+   */
+  private readonly lastRead = new Map<string, { at: number }>();
+  private sweeper: (() => void) | undefined;
+  /** The hold messages' connection (leases only). */
+  private subscriber: Redis | undefined;
+  /** True while the subscriber is connected and subscribed: only then are leases granted and used. */
+  private subscribed = false;
+  /** Bumped by every subscription or connection change: a lease granted across one is not kept. */
+  private epoch = 0;
+  /** Bumped when the subscriber loses its subscription: a SUBSCRIBE answered across that does not count. */
+  private subscriberGeneration = 0;
+  /** A SUBSCRIBE that failed on a connection that stayed up is tried again after a second. */
+  private resubscribeTimer: NodeJS.Timeout | undefined;
+  /** Starts the subscriber again after ioredis ended it. */
+  private reviveTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private readonly onClientClose = (): void => this.connectionChanged();
+  /** Reads admitted from a lease so far (the leased admissions counter). */
+  leasedAdmissions = 0;
 
   constructor(private readonly options: RedisGovernorStoreOptions) {
     this.client = options.client as Redis & GovernorCommands;
@@ -174,6 +270,21 @@ export class RedisGovernorStore implements GovernorStore {
       options.client.defineCommand('mirrorGovernorRelease', { lua: RELEASE });
       options.client.defineCommand('mirrorGovernorHold', { numberOfKeys: 1, lua: HOLD });
     }
+    // leases need the hold messages; in a Cluster they are off (docs/resilience.md)
+    this.leaseMs = this.cluster ? 0 : Math.max(0, options.leaseMs ?? 0);
+    ({ slots: this.leaseSlots, points: this.leasePoints } = leaseSize(options.limits));
+    this.channel = `${this.prefix}holds`;
+    if (this.leaseMs > 0) this.options.client.on('close', this.onClientClose);
+  }
+
+  /** True while leases may be granted and used (the subscriber is connected and subscribed). */
+  get leasing(): boolean {
+    return this.subscribed;
+  }
+
+  /** Leases this process holds now (tests). */
+  get leaseCount(): number {
+    return this.leases.size;
   }
 
   /** The Redis keys of a partition (one hash tag: one Cluster slot). */
@@ -186,9 +297,26 @@ export class RedisGovernorStore implements GovernorStore {
     const fallback = this.options.fallback;
     const held = fallback.heldForMs(call.partition);
     if (held > 0) return { kind: 'held', retryAfterMs: held };
-    if (!this.usable()) return fallback.tryAcquireNow(call, slotId);
+    if (!this.usable()) {
+      if (this.leases.size > 0) this.dropLeases();
+      return fallback.tryAcquireNow(call, slotId);
+    }
     const { limits } = this.options;
+    let askLease = false;
+    if (this.leaseMs > 0 && !call.write && limits.enabled) {
+      // connected at the first read that reaches Redis: a governor never used opens nothing
+      if (this.subscriber === undefined && !this.closed) this.startSubscriber();
+      const lease = this.leases.get(call.partition);
+      if (lease !== undefined) {
+        const leased = this.admitLeased(lease, call);
+        if (leased !== undefined) return leased;
+      }
+      askLease = this.wantsLease(call.partition);
+    }
     const keys = this.keysOf(call.partition);
+    const sentAt = this.options.clock.now();
+    const epoch = this.epoch;
+    if (askLease) this.asking.add(call.partition);
     const riding = this.takePending();
     const keyArgs: string[] = [keys.slots, keys.points, keys.lastWrite, keys.hold];
     const args: string[] = [
@@ -200,26 +328,54 @@ export class RedisGovernorStore implements GovernorStore {
       call.write ? '1' : '0',
       slotId,
       String(this.slotTtlMs),
+      askLease ? String(this.leaseSlots) : '0',
+      String(this.leasePoints),
+      String(this.leaseMs),
     ];
     for (const release of riding) {
       keyArgs.push(release.slots, release.points);
       args.push(release.slotId, release.bucket, release.back);
     }
-    let reply: [number, number];
+    let reply: [number, number] | [number, number, number, number];
     try {
       reply = await this.client.mirrorGovernorAcquire(keyArgs.length, ...keyArgs, ...args);
     } catch (error) {
+      if (askLease) this.asking.delete(call.partition);
       this.failed(error);
-      this.orphan(call.partition, slotId);
+      // the script may have run: its slot (and a lease's) are given back once Redis answers again
+      this.orphan(call.partition, slotId, '0', '0');
+      if (askLease) for (let i = 1; i <= this.leaseSlots; i++) this.orphan(call.partition, `${slotId}~${i}`, '0', '0');
       this.settleReleases(riding, false);
       return fallback.tryAcquireNow(call, slotId);
     }
+    if (askLease) this.asking.delete(call.partition);
     this.settleReleases(riding, true);
     this.succeeded();
     const [code, value] = [Number(reply[0]), Number(reply[1])];
     switch (code) {
-      case 0:
-        return { kind: 'admitted', slot: limits.enabled ? { store: this, partition: call.partition, slotId, bucket: value, points: call.points } : undefined };
+      case 0: {
+        const slot: SlotRef | undefined = limits.enabled ? { store: this, partition: call.partition, slotId, bucket: value, points: call.points } : undefined;
+        const granted = reply.length === 4 && Number(reply[2]) === 1;
+        const leaseBucket = Number(reply[3]);
+        // a hold message that came while the script's reply was on its way: nothing more is sent
+        const heldNow = fallback.heldForMs(call.partition);
+        if (heldNow > 0) {
+          if (slot !== undefined) this.giveBack(call.partition, slotId, String(value), String(call.points));
+          if (granted) this.giveBackLease(call.partition, slotId, leaseBucket, this.leasePoints);
+          return { kind: 'held', retryAfterMs: heldNow };
+        }
+        if (granted) {
+          // kept only when no hold message can have been missed since the acquire was sent
+          if (this.subscribed && this.epoch === epoch && !this.closed && !this.leases.has(call.partition)) {
+            const lease = this.install(call.partition, slotId, leaseBucket, sentAt);
+            // the call's own slot joins the lease: given back to it, not to Redis (one round trip per lease)
+            if (slot !== undefined) {
+              this.leasedSlots.set(slotId, lease);
+            }
+          } else this.giveBackLease(call.partition, slotId, leaseBucket, this.leasePoints);
+        }
+        return { kind: 'admitted', slot };
+      }
       case 1:
         return { kind: 'held', retryAfterMs: value };
       case 2:
@@ -231,22 +387,133 @@ export class RedisGovernorStore implements GovernorStore {
     }
   }
 
+  /**
+   * A read admitted from `lease`, or undefined: the lease is over (its time, or the subscription), or
+   * it has no slot or points left — then it ends too, and the call's acquire asks for the next one.
+   */
+  private admitLeased(lease: Lease, call: GovernedCall): TryResult | undefined {
+    const now = this.options.clock.now();
+    const slotId = lease.free.at(-1);
+    if (!this.subscribed || now >= lease.expiresAt || now < lease.grantedAt || slotId === undefined || lease.points < call.points) {
+      this.endLease(lease);
+      return undefined;
+    }
+    lease.free.pop();
+    lease.points -= call.points;
+    const read = this.lastRead.get(call.partition);
+    if (read !== undefined) read.at = now; // still busy: the next lease is asked for when this one ends
+    this.leasedSlots.set(slotId, lease);
+    if (this.leasedSlots.size > 10_000) this.forgetEndedSlots();
+    this.leasedAdmissions++;
+    return { kind: 'admitted', slot: { store: this, partition: call.partition, slotId, bucket: lease.bucket, points: call.points }, leased: true };
+  }
+
+  /**
+   * Ask for a lease: subscribed, none held or asked for, and the credential read here within half a
+   * lease (so that the lease can be expected to admit a call or more: a lease that ends unused costs
+   * Redis its slots and points both ways for nothing).
+   */
+  private wantsLease(partition: string): boolean {
+    const now = this.options.clock.now();
+    const read = this.lastRead.get(partition);
+    if (read === undefined) {
+      this.lastRead.set(partition, { at: now });
+      if (this.lastRead.size > 10_000) {
+        // the oldest inserted goes (a crude bound: a busy one dropped only misses one lease)
+        const oldest = this.lastRead.keys().next().value;
+        if (oldest !== undefined) this.lastRead.delete(oldest);
+      }
+      return false;
+    }
+    const last = read.at;
+    read.at = now;
+    return this.subscribed && now - last < this.leaseMs / 2 && now >= last && !this.leases.has(partition) && !this.asking.has(partition);
+  }
+
+  private install(partition: string, id: string, bucket: number, sentAt: number): Lease {
+    const free: string[] = [];
+    for (let i = this.leaseSlots; i >= 1; i--) free.push(`${id}~${i}`);
+    const lease: Lease = { partition, id, bucket, grantedAt: sentAt, expiresAt: sentAt + this.leaseMs, free, points: this.leasePoints, ended: false };
+    this.leases.set(partition, lease);
+    // a lease nobody uses again is ended by the sweeper (its slots and points go back)
+    this.sweeper ??= this.options.clock.every(this.leaseMs, () => this.sweep());
+    return lease;
+  }
+
+  private sweep(): void {
+    const now = this.options.clock.now();
+    for (const lease of [...this.leases.values()]) if (now >= lease.expiresAt || now < lease.grantedAt || !this.subscribed) this.endLease(lease);
+  }
+
+  /** No more reads from `lease`: its free slots and unspent points go back (in use slots go back with their calls). */
+  private endLease(lease: Lease): void {
+    if (lease.ended) return;
+    lease.ended = true;
+    if (this.leases.get(lease.partition) === lease) this.leases.delete(lease.partition);
+    // a slot in use goes back to Redis when its call is over, as any slot does (its SlotRef says where)
+    const free = lease.free.splice(0);
+    let back = lease.points;
+    lease.points = 0;
+    if (free.length === 0 && back > 0) free.push(`${lease.id}~0`); // no such slot: only the points go back
+    for (const slotId of free) {
+      this.giveBack(lease.partition, slotId, String(lease.bucket), String(back));
+      back = 0;
+    }
+    if (this.leases.size === 0 && this.sweeper !== undefined) {
+      this.sweeper();
+      this.sweeper = undefined;
+    }
+  }
+
+  /**
+   * Bounds the leased slots remembered: a slot of an ended lease is given back to Redis as any slot
+   * when its call is over, with or without its entry here (a permit never released, a stream nobody
+   * closes, would otherwise keep one).
+   */
+  private forgetEndedSlots(): void {
+    for (const [slotId, lease] of this.leasedSlots) if (lease.ended) this.leasedSlots.delete(slotId);
+  }
+
+  /** A lease granted but not kept: all its slots and points go back. */
+  private giveBackLease(partition: string, id: string, bucket: number, points: number): void {
+    for (let i = 1; i <= this.leaseSlots; i++) this.giveBack(partition, `${id}~${i}`, String(bucket), i === 1 ? String(points) : '0');
+  }
+
+  /** Ends every lease of this process (a Redis error, a connection or subscription change, close). */
+  private dropLeases(): void {
+    for (const lease of [...this.leases.values()]) this.endLease(lease);
+  }
+
   /** Resolves once the slot is given back in Redis (riding on an attempt, or on its own). */
   async release(slot: SlotRef, sent: boolean): Promise<void> {
-    if (!this.usable()) {
-      this.orphan(slot.partition, slot.slotId); // given back once Redis answers again (else its lease lapses)
+    const lease = this.leasedSlots.get(slot.slotId);
+    if (lease !== undefined) this.leasedSlots.delete(slot.slotId);
+    if (lease !== undefined && !lease.ended) {
+      // back to the lease, which still runs: no round trip
+      lease.free.push(slot.slotId);
+      if (sent) return;
+      // points never spent: to the lease when they were its own, else (the call that got the lease) to their bucket
+      if (slot.bucket === lease.bucket) lease.points += slot.points;
+      else this.giveBack(slot.partition, `${lease.id}~0`, String(slot.bucket), String(slot.points));
       return;
     }
-    const keys = this.keysOf(slot.partition);
-    const back = sent ? '0' : String(slot.points);
-    await new Promise<void>((done) => {
-      this.pending.push({ slots: keys.slots, points: keys.points, slotId: slot.slotId, bucket: String(slot.bucket), back, partition: slot.partition, done });
-      if (this.cluster) void this.sendPending();
-      else if (this.pendingTimer === undefined) {
-        this.pendingTimer = setTimeout(() => void this.sendPending(), RELEASE_BATCH_MS);
-        this.pendingTimer.unref();
-      }
-    });
+    await new Promise<void>((done) => this.giveBack(slot.partition, slot.slotId, String(slot.bucket), sent ? '0' : String(slot.points), done));
+  }
+
+  /** Gives a slot (and `back` points of `bucket`) back in Redis: queued for the next attempt, or an orphan while Redis cannot be used. */
+  private giveBack(partition: string, slotId: string, bucket: string, back: string, done: () => void = NOOP): void {
+    if (!this.usable()) {
+      this.orphan(partition, slotId, bucket, back); // given back once Redis answers again (else its lease lapses)
+      done();
+      return;
+    }
+    const keys = this.keysOf(partition);
+    this.pending.push({ slots: keys.slots, points: keys.points, slotId, bucket, back, partition, done });
+    if (this.cluster) void this.sendPending();
+    else if (this.pendingTimer === undefined) {
+      this.pendingTimer = setTimeout(() => void this.sendPending(), RELEASE_BATCH_MS);
+      this.pendingTimer.unref();
+    }
   }
 
   /** The releases waiting, handed to the caller (an attempt rides them, or sendPending sends them). */
@@ -290,21 +557,24 @@ export class RedisGovernorStore implements GovernorStore {
   /** Releases sent (or not: then orphans, given back at the next call that succeeds). */
   private settleReleases(releases: readonly PendingRelease[], sent: boolean): void {
     for (const release of releases) {
-      if (!sent) this.orphan(release.partition, release.slotId);
+      if (!sent) this.orphan(release.partition, release.slotId, release.bucket, release.back);
       release.done();
     }
   }
 
-  private orphan(partition: string, slotId: string): void {
-    if (this.orphans.size < 10_000) this.orphans.set(slotId, partition);
+  private orphan(partition: string, slotId: string, bucket: string, back: string): void {
+    if (this.orphans.size < 10_000) this.orphans.set(slotId, { partition, bucket, back });
   }
 
+  /** Published (not in a Cluster) whatever this process' leaseMs: replicas that lease learn it at once. */
   async hold(partition: string, ms: number): Promise<void> {
     if (!(ms > 0)) return;
     this.options.fallback.holdNow(partition, ms);
+    const lease = this.leases.get(partition);
+    if (lease !== undefined) this.endLease(lease);
     if (!this.usable()) return;
     try {
-      await this.client.mirrorGovernorHold(this.keysOf(partition).hold, String(Math.ceil(ms)));
+      await this.client.mirrorGovernorHold(this.keysOf(partition).hold, String(Math.ceil(ms)), this.cluster ? '' : this.channel, partition);
       this.succeeded();
     } catch (error) {
       this.failed(error);
@@ -312,11 +582,26 @@ export class RedisGovernorStore implements GovernorStore {
   }
 
   async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.subscribed = false;
+    this.dropLeases();
+    this.asking.clear();
+    this.lastRead.clear();
     if (this.usable()) await this.sendPending();
     else {
       clearTimeout(this.pendingTimer);
       this.pendingTimer = undefined;
       this.settleReleases(this.pending.splice(0), false);
+    }
+    if (this.leaseMs > 0) this.options.client.off('close', this.onClientClose);
+    clearTimeout(this.resubscribeTimer);
+    clearTimeout(this.reviveTimer);
+    const subscriber = this.subscriber;
+    this.subscriber = undefined;
+    if (subscriber !== undefined) {
+      if (subscriber.status === 'ready') await subscriber.quit().catch(() => undefined);
+      subscriber.disconnect();
     }
     await this.options.fallback.close();
   }
@@ -324,6 +609,7 @@ export class RedisGovernorStore implements GovernorStore {
   /** Leaves Redis alone for `suspendMs` (e.g. a cache call on the same Redis just timed out). */
   suspend(): void {
     this.suspendedUntil = Math.max(this.suspendedUntil, this.options.clock.now() + this.suspendMs);
+    if (this.leases.size > 0) this.dropLeases();
   }
 
   private usable(): boolean {
@@ -332,6 +618,7 @@ export class RedisGovernorStore implements GovernorStore {
 
   private failed(error: unknown): void {
     this.suspend();
+    this.connectionChanged();
     if (!this.failing) this.options.onError?.(error);
     this.failing = true;
   }
@@ -341,10 +628,84 @@ export class RedisGovernorStore implements GovernorStore {
     if (this.orphans.size === 0) return;
     const orphans = [...this.orphans];
     this.orphans.clear();
-    for (const [slotId, partition] of orphans) {
+    for (const [slotId, { partition, bucket, back }] of orphans) {
       const keys = this.keysOf(partition);
       // best effort: a slot that was never taken is a no-op; one that fails again lapses with its lease
-      this.client.mirrorGovernorRelease(2, keys.slots, keys.points, slotId, '0', '0').catch(() => undefined);
+      this.client.mirrorGovernorRelease(2, keys.slots, keys.points, slotId, bucket, back).catch(() => undefined);
     }
+  }
+
+  /** A Redis error or a connection change: no lease granted before it is kept or used. */
+  private connectionChanged(): void {
+    this.epoch++;
+    if (this.leases.size > 0) this.dropLeases();
+  }
+
+  /**
+   * The hold messages' connection: the request-path connection's settings, fail-fast (no offline
+   * queue, one retry, its command timeout, lazy connect), subscribed again after every reconnect.
+   */
+  private startSubscriber(): void {
+    const overrides: Partial<RedisOptions> = { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 1, autoResubscribe: false, connectionName: 'mirror-governor-holds' };
+    const subscriber = (this.options.client as Redis).duplicate(overrides);
+    this.subscriber = subscriber;
+    // an 'error' listener always (ioredis errors would otherwise crash the process); the cache reports the outage
+    subscriber.on('error', () => {
+      this.unsubscribed();
+      // an error that left the connection up (no 'close' follows): subscribe again on it
+      if (subscriber.status === 'ready') void this.subscribe(subscriber);
+    });
+    subscriber.on('close', () => this.unsubscribed());
+    subscriber.on('ready', () => void this.subscribe(subscriber));
+    subscriber.on('message', (channel: string, message: string) => {
+      if (channel === this.channel) this.holdMessage(message);
+    });
+    // ioredis gave up on it (it never does with the cache's retry strategy): start it again
+    subscriber.on('end', () => {
+      if (this.closed || this.subscriber !== subscriber || this.reviveTimer !== undefined) return;
+      this.reviveTimer = setTimeout(() => {
+        this.reviveTimer = undefined;
+        if (!this.closed && this.subscriber === subscriber) subscriber.connect().catch(() => undefined);
+      }, 1000);
+      this.reviveTimer.unref();
+    });
+    subscriber.connect().catch(() => undefined); // retried in the background by ioredis
+  }
+
+  private async subscribe(subscriber: Redis): Promise<void> {
+    const generation = this.subscriberGeneration;
+    try {
+      await subscriber.subscribe(this.channel);
+    } catch {
+      if (this.subscriberGeneration !== generation) return;
+      this.unsubscribed();
+      if (this.resubscribeTimer === undefined && !this.closed) {
+        this.resubscribeTimer = setTimeout(() => {
+          this.resubscribeTimer = undefined;
+          if (!this.closed && this.subscriber === subscriber && subscriber.status === 'ready' && !this.subscribed) void this.subscribe(subscriber);
+        }, 1000);
+        this.resubscribeTimer.unref();
+      }
+      return;
+    }
+    if (!this.closed && this.subscriber === subscriber && subscriber.status === 'ready' && this.subscriberGeneration === generation) this.subscribed = true;
+  }
+
+  private unsubscribed(): void {
+    this.subscribed = false;
+    this.subscriberGeneration++;
+    this.connectionChanged();
+  }
+
+  /** "<partition> <ms left>": the credential is held on every process now, and its lease here ends. */
+  private holdMessage(message: string): void {
+    const space = message.lastIndexOf(' ');
+    const partition = message.slice(0, space);
+    const ms = Math.min(MAX_MESSAGE_HOLD_MS, Number(message.slice(space + 1)));
+    if (space <= 0 || !(ms > 0)) return;
+    this.options.fallback.holdNow(partition, ms);
+    const lease = this.leases.get(partition);
+    if (lease !== undefined) this.endLease(lease);
+    this.options.onHoldMessage?.(partition, ms);
   }
 }

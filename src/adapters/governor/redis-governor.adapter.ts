@@ -17,6 +17,8 @@ export interface RedisGovernorOptions extends GovernorOptions {
   available?: () => boolean;
   /** Told when Redis calls start failing (once per outage). */
   onRedisError?: (error: unknown) => void;
+  /** Length of a lease of reads, in ms (0 or absent = none; off in a Cluster): see RedisGovernorStore. */
+  leaseMs?: number;
   /**
    * The bus the cache reports on: after a `cache.error` of the Redis backend (a timeout, a lost
    * connection) the governor counts in memory for a second instead of waiting on the same Redis.
@@ -42,6 +44,9 @@ export class RedisGovernor extends QueuedGovernor {
       ...(options.available === undefined ? {} : { available: options.available }),
       ...(options.slotTtlMs === undefined ? {} : { slotTtlMs: options.slotTtlMs }),
       ...(options.onRedisError === undefined ? {} : { onError: options.onRedisError }),
+      ...(options.leaseMs === undefined ? {} : { leaseMs: options.leaseMs }),
+      // a hold another replica learnt: this replica knows it now (holds_active), as if met in the store
+      onHoldMessage: (partition, holdMs) => options.events?.emit({ name: EventName.governorHold, partition, holdMs, source: 'store' }),
     });
     super(store, options.clock, queueOptions(options));
     this.store = store;

@@ -24,6 +24,7 @@ export class GovernorMetrics {
   /** The wait histogram's child per result (an observation per upstream call: no label hashing); refused and held appear once seen. */
   private readonly waitBy: Partial<Record<'admitted' | 'refused' | 'held', FastHistogramChild>>;
   private readonly refusals: Counter<'reason'>;
+  private readonly leased: Counter;
   private readonly depth: Gauge;
   /** Partition → since when it is held without a break, and when its hold ends (epoch ms, this replica's view). */
   private readonly holds = new Map<string, { since: number; until: number }>();
@@ -44,6 +45,11 @@ export class GovernorMetrics {
       registers,
     });
     for (const reason of ['wait_exceeded', 'held']) this.refusals.inc({ reason }, 0);
+    this.leased = new Counter({
+      name: 'github_mirror_governor_leased_total',
+      help: 'Upstream calls admitted from a lease this replica held (Redis backend: no round trip to Redis for the turn); also counted in wait_seconds{result="admitted"}',
+      registers,
+    });
     this.depth = new Gauge({ name: 'github_mirror_governor_queue_depth', help: 'Upstream calls waiting for their turn in this replica’s governor', registers });
     const holds = this.holds;
     new Gauge({
@@ -80,6 +86,7 @@ export class GovernorMetrics {
   onDecided(e: GovernorDecidedEvent): void {
     const result = e.result === 'refused' || e.result === 'held' ? e.result : 'admitted';
     (this.waitBy[result] ??= this.wait.child({ result })).observe(Math.max(0, e.waitedMs) / 1000);
+    if (e.leased === true) this.leased.inc();
     if (result === 'refused') this.refusals.inc({ reason: 'wait_exceeded' });
     else if (result === 'held') this.refusals.inc({ reason: 'held' });
   }

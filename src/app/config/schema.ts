@@ -48,6 +48,15 @@ const governorSchema = {
     default: 10000,
     env: 'MIRROR_UPSTREAM_GOVERNOR_MAX_WAIT_MS',
   },
+  leaseMs: {
+    doc:
+      'Redis backend: a busy credential\'s reads are admitted in blocks leased from Redis for this long (a few slots and tens of points, ' +
+      'granted only while the credential is below half of each limit fleet-wide; holds reach every replica at once through pub/sub), ' +
+      'instead of one Redis round trip per upstream call. 0 = no leases. Off in a Redis Cluster.',
+    format: 'non-negative-int',
+    default: 250,
+    env: 'MIRROR_UPSTREAM_GOVERNOR_LEASE_MS',
+  },
 } satisfies ConfigSchemaTree;
 
 export const configSchema = {

@@ -101,4 +101,6 @@ export interface GovernorConfig {
   pointsPerMinute: number;
   writeSpacingMs: number;
   maxWaitMs: number;
+  /** Redis backend: length of a lease of reads (0 = none). */
+  leaseMs: number;
 }

@@ -414,6 +414,8 @@ export interface GovernorDecidedEvent {
   /** Time the call waited for its turn. */
   waitedMs: number;
   write: boolean;
+  /** Admitted from a lease this replica holds (no round trip to Redis). */
+  leased?: boolean;
 }
 
 /** Calls waiting for their turn in this replica's governor, after a change. */
