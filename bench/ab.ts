@@ -95,6 +95,7 @@ async function main(fleet: ServerFleet): Promise<void> {
       m.requests += result.requests;
       m.cpuUs += after.cpuUs - before.cpuUs;
       m.systemUs += after.systemUs - before.systemUs;
+      // a server built from a revision before the GC ledger reports neither (NaN: printed as —)
       m.allocatedBytes += after.allocatedBytes - before.allocatedBytes;
       m.gcUs += after.gcUs - before.gcUs;
       m.perCycle.push((after.cpuUs - before.cpuUs) / Math.max(1, result.requests));
@@ -110,8 +111,8 @@ async function main(fleet: ServerFleet): Promise<void> {
     requests: m.requests,
     cpu_us_per_req: round1(perReq(m)),
     sys_us_per_req: round1(m.systemUs / Math.max(1, m.requests)),
-    alloc_kb_per_req: round1(m.allocatedBytes / 1024 / Math.max(1, m.requests)),
-    gc_us_per_req: round1(m.gcUs / Math.max(1, m.requests)),
+    alloc_kb_per_req: Number.isFinite(m.allocatedBytes) ? round1(m.allocatedBytes / 1024 / Math.max(1, m.requests)) : null,
+    gc_us_per_req: Number.isFinite(m.gcUs) ? round1(m.gcUs / Math.max(1, m.requests)) : null,
     vs_floor: Math.round((perReq(m) / perReq(floor)) * 100) / 100,
     vs_mirror: Math.round((perReq(m) / perReq(base)) * 100) / 100,
     vs_floor_median_of_cycles: Math.round(median(m.perCycle.map((v, i) => v / (floor.perCycle[i] ?? NaN))) * 100) / 100,
@@ -121,7 +122,7 @@ async function main(fleet: ServerFleet): Promise<void> {
   console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const r of rows) {
     console.log(
-      `| ${r.server} | ${r.requests} | ${r.cpu_us_per_req} | ${r.sys_us_per_req} | ${r.vs_floor} | ${r.vs_mirror} | ${r.vs_floor_median_of_cycles} | ${r.alloc_kb_per_req} | ${r.gc_us_per_req} |`,
+      `| ${r.server} | ${r.requests} | ${r.cpu_us_per_req} | ${r.sys_us_per_req} | ${r.vs_floor} | ${r.vs_mirror} | ${r.vs_floor_median_of_cycles} | ${r.alloc_kb_per_req ?? '—'} | ${r.gc_us_per_req ?? '—'} |`,
     );
   }
   for (const r of rows) if (r.governor_leased_share !== undefined && r.governor_leased_share > 0) console.log(`${r.server}: ${Math.round(r.governor_leased_share * 100)} % of the governor's turns admitted from a lease`);
