@@ -28,7 +28,8 @@
  * and used only while this process' subscriber connection is connected and subscribed, and are
  * dropped on any Redis error or connection change.
  */
-import type { Cluster, Redis, RedisOptions } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
+import { HoldChannel } from './hold-channel.js';
 import type { ClockPort } from '../../domain/ports/clock.port.js';
 import type { GovernedCall } from '../../domain/ports/governor.port.js';
 import { WINDOW_BUCKETS, enforcedSpacingMs, leaseSize, type GovernorLimits, type GovernorStore, type SlotRef, type TryResult } from './governor-store.js';
@@ -161,9 +162,6 @@ if ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], ARGV[3] .. ' ' .. (current 
 return 1
 `;
 
-/** Longest hold a message may set (the decorator caps holds at one hour too). */
-const MAX_MESSAGE_HOLD_MS = 3_600_000;
-
 /**
  * A block of slots and points of one credential, held by this process until `expiresAt`: reads are
  * admitted from it without a round trip.
@@ -239,18 +237,10 @@ export class RedisGovernorStore implements GovernorStore {
    */
   private readonly lastRead = new Map<string, { at: number }>();
   private sweeper: (() => void) | undefined;
-  /** The hold messages' connection (leases only). */
-  private subscriber: Redis | undefined;
-  /** True while the subscriber is connected and subscribed: only then are leases granted and used. */
-  private subscribed = false;
+  /** The hold messages (leases only): leases are granted and used only while it is subscribed. */
+  private readonly holds: HoldChannel | undefined;
   /** Bumped by every subscription or connection change: a lease granted across one is not kept. */
   private epoch = 0;
-  /** Bumped when the subscriber loses its subscription: a SUBSCRIBE answered across that does not count. */
-  private subscriberGeneration = 0;
-  /** A SUBSCRIBE that failed on a connection that stayed up is tried again after a second. */
-  private resubscribeTimer: NodeJS.Timeout | undefined;
-  /** Starts the subscriber again after ioredis ended it. */
-  private reviveTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly onClientClose = (): void => this.connectionChanged();
   /** Reads admitted from a lease so far (the leased admissions counter). */
@@ -274,7 +264,20 @@ export class RedisGovernorStore implements GovernorStore {
     this.leaseMs = this.cluster ? 0 : Math.max(0, options.leaseMs ?? 0);
     ({ slots: this.leaseSlots, points: this.leasePoints } = leaseSize(options.limits));
     this.channel = `${this.prefix}holds`;
-    if (this.leaseMs > 0) this.options.client.on('close', this.onClientClose);
+    if (this.leaseMs > 0) {
+      this.options.client.on('close', this.onClientClose);
+      this.holds = new HoldChannel({
+        client: options.client as Redis,
+        channel: this.channel,
+        onHold: (partition, ms) => this.holdMessage(partition, ms),
+        onLost: () => this.connectionChanged(),
+      });
+    }
+  }
+
+  /** True while the hold messages are known to arrive. */
+  private get subscribed(): boolean {
+    return this.holds?.subscribed === true;
   }
 
   /** True while leases may be granted and used (the subscriber is connected and subscribed). */
@@ -305,7 +308,7 @@ export class RedisGovernorStore implements GovernorStore {
     let askLease = false;
     if (this.leaseMs > 0 && !call.write && limits.enabled) {
       // connected at the first read that reaches Redis: a governor never used opens nothing
-      if (this.subscriber === undefined && !this.closed) this.startSubscriber();
+      if (!this.closed) this.holds?.start();
       const lease = this.leases.get(call.partition);
       if (lease !== undefined) {
         const leased = this.admitLeased(lease, call);
@@ -584,7 +587,6 @@ export class RedisGovernorStore implements GovernorStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.subscribed = false;
     this.dropLeases();
     this.asking.clear();
     this.lastRead.clear();
@@ -595,14 +597,7 @@ export class RedisGovernorStore implements GovernorStore {
       this.settleReleases(this.pending.splice(0), false);
     }
     if (this.leaseMs > 0) this.options.client.off('close', this.onClientClose);
-    clearTimeout(this.resubscribeTimer);
-    clearTimeout(this.reviveTimer);
-    const subscriber = this.subscriber;
-    this.subscriber = undefined;
-    if (subscriber !== undefined) {
-      if (subscriber.status === 'ready') await subscriber.quit().catch(() => undefined);
-      subscriber.disconnect();
-    }
+    await this.holds?.close();
     await this.options.fallback.close();
   }
 
@@ -641,68 +636,8 @@ export class RedisGovernorStore implements GovernorStore {
     if (this.leases.size > 0) this.dropLeases();
   }
 
-  /**
-   * The hold messages' connection: the request-path connection's settings, fail-fast (no offline
-   * queue, one retry, its command timeout, lazy connect), subscribed again after every reconnect.
-   */
-  private startSubscriber(): void {
-    const overrides: Partial<RedisOptions> = { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 1, autoResubscribe: false, connectionName: 'mirror-governor-holds' };
-    const subscriber = (this.options.client as Redis).duplicate(overrides);
-    this.subscriber = subscriber;
-    // an 'error' listener always (ioredis errors would otherwise crash the process); the cache reports the outage
-    subscriber.on('error', () => {
-      this.unsubscribed();
-      // an error that left the connection up (no 'close' follows): subscribe again on it
-      if (subscriber.status === 'ready') void this.subscribe(subscriber);
-    });
-    subscriber.on('close', () => this.unsubscribed());
-    subscriber.on('ready', () => void this.subscribe(subscriber));
-    subscriber.on('message', (channel: string, message: string) => {
-      if (channel === this.channel) this.holdMessage(message);
-    });
-    // ioredis gave up on it (it never does with the cache's retry strategy): start it again
-    subscriber.on('end', () => {
-      if (this.closed || this.subscriber !== subscriber || this.reviveTimer !== undefined) return;
-      this.reviveTimer = setTimeout(() => {
-        this.reviveTimer = undefined;
-        if (!this.closed && this.subscriber === subscriber) subscriber.connect().catch(() => undefined);
-      }, 1000);
-      this.reviveTimer.unref();
-    });
-    subscriber.connect().catch(() => undefined); // retried in the background by ioredis
-  }
-
-  private async subscribe(subscriber: Redis): Promise<void> {
-    const generation = this.subscriberGeneration;
-    try {
-      await subscriber.subscribe(this.channel);
-    } catch {
-      if (this.subscriberGeneration !== generation) return;
-      this.unsubscribed();
-      if (this.resubscribeTimer === undefined && !this.closed) {
-        this.resubscribeTimer = setTimeout(() => {
-          this.resubscribeTimer = undefined;
-          if (!this.closed && this.subscriber === subscriber && subscriber.status === 'ready' && !this.subscribed) void this.subscribe(subscriber);
-        }, 1000);
-        this.resubscribeTimer.unref();
-      }
-      return;
-    }
-    if (!this.closed && this.subscriber === subscriber && subscriber.status === 'ready' && this.subscriberGeneration === generation) this.subscribed = true;
-  }
-
-  private unsubscribed(): void {
-    this.subscribed = false;
-    this.subscriberGeneration++;
-    this.connectionChanged();
-  }
-
-  /** "<partition> <ms left>": the credential is held on every process now, and its lease here ends. */
-  private holdMessage(message: string): void {
-    const space = message.lastIndexOf(' ');
-    const partition = message.slice(0, space);
-    const ms = Math.min(MAX_MESSAGE_HOLD_MS, Number(message.slice(space + 1)));
-    if (space <= 0 || !(ms > 0)) return;
+  /** A hold message: the credential is held on every process now, and its lease here ends. */
+  private holdMessage(partition: string, ms: number): void {
     this.options.fallback.holdNow(partition, ms);
     const lease = this.leases.get(partition);
     if (lease !== undefined) this.endLease(lease);
