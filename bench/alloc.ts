@@ -1,0 +1,116 @@
+/**
+ * `npm run bench:alloc`: what each piece of a revalidation allocates on the JavaScript heap, per
+ * call, measured in one process from V8's GC records (gc-ledger.ts) — figures that hardly move with
+ * the machine's load, unlike CPU time. A mirror is built from the production defaults (memory cache,
+ * governor and breaker on, access log off: it is the edge's, not measured here) against the bench's
+ * fake GitHub, in this process too; so every row includes the fake's own allocation for the one
+ * upstream call it makes, and the rows compare with each other, not with zero:
+ *
+ * - `bare undici`: `pool.request()` with If-None-Match, body read — the floor cache's upstream call;
+ * - `upstream chain`: the mirror's UpstreamPort (governor → breaker → undici adapter), a 304;
+ * - `keys + lookup`: cache key, seal key, resource key, the memory cache's lookup (no upstream call);
+ * - `resolveResource`: the whole GET flow of a revalidation (lookup, upstream call, events).
+ *
+ * 256 tokens in turn, 4 calls at a time, 20,000 calls per row after 8,000 of warm-up. Prints KB per call.
+ * Arguments MIRROR_X=value change the mirror's settings (`npm run bench:alloc -- MIRROR_UPSTREAM_BREAKER_ENABLED=false`).
+ */
+import { Pool } from 'undici';
+import { GcLedger } from './gc-ledger.js';
+import { startBenchUpstream } from './upstream.js';
+import { BENCH_ACCEPT, BENCH_RESOURCE, distinctTokens } from './scenario.js';
+import { loadConfig } from '../src/app/config/index.js';
+import { Mirror } from '../src/app/mirror.js';
+import { TOKENS } from '../src/app/tokens.js';
+import type { ResolveResource } from '../src/domain/use-cases/resolve-resource.js';
+import type { UpstreamWiring } from '../src/app/wiring/upstream.js';
+import type { CachePort } from '../src/domain/ports/cache.port.js';
+import type { KeyHasherPort } from '../src/domain/ports/key-hasher.port.js';
+
+const CALLS = 20_000;
+const WARM_UP = 8_000;
+const AT_ONCE = 4;
+
+async function perCall(label: string, call: (i: number) => Promise<unknown>): Promise<void> {
+  const batch = (from: number) => Promise.all(Array.from({ length: AT_ONCE }, (_, k) => call(from + k)));
+  for (let i = 0; i < WARM_UP; i += AT_ONCE) await batch(i);
+  const ledger = new GcLedger();
+  for (let i = 0; i < CALLS; i += AT_ONCE) await batch(i);
+  const { allocatedBytes } = ledger.read();
+  console.log(`| ${label} | ${(allocatedBytes / 1024 / CALLS).toFixed(2)} |`);
+}
+
+async function main(): Promise<void> {
+  const upstream = await startBenchUpstream();
+  process.env['NODE_ENV'] = 'production';
+  const mirror = new Mirror(
+    loadConfig({
+      env: {
+        MIRROR_UPSTREAM_URL: upstream.url,
+        MIRROR_CACHE_SECRET: 'bench-alloc-secret-'.padEnd(40, 'x'),
+        MIRROR_SNAPSHOT_STORE: 'none',
+        MIRROR_UPSTREAM_GOVERNOR_POINTS_PER_MINUTE: '100000000',
+        MIRROR_LOG_LEVEL: 'warn',
+        MIRROR_SERVER_PORT: '0',
+        ...Object.fromEntries(process.argv.slice(2).filter((item) => /^MIRROR_\w+=/.test(item)).map((item) => [item.slice(0, item.indexOf('=')), item.slice(item.indexOf('=') + 1)])),
+      },
+      args: [],
+    }),
+  );
+  await mirror.start();
+  try {
+    const resolve = mirror.container.resolve<ResolveResource>(TOKENS.ResolveResource);
+    const chain = mirror.container.resolve<UpstreamWiring>(TOKENS.Upstream).port;
+    const cache = mirror.container.resolve<CachePort>(TOKENS.Cache);
+    const keys = mirror.container.resolve<KeyHasherPort>(TOKENS.KeyHasher);
+    const tokens = distinctTokens(256);
+    const token = (i: number) => tokens[i % tokens.length] as string;
+    const q = BENCH_RESOURCE.indexOf('?');
+    const path = q === -1 ? BENCH_RESOURCE : BENCH_RESOURCE.slice(0, q);
+    const query = q === -1 ? '' : BENCH_RESOURCE.slice(q + 1);
+    const request = (i: number) => ({
+      method: 'GET' as const,
+      target: BENCH_RESOURCE,
+      path,
+      query,
+      headers: { accept: BENCH_ACCEPT, authorization: token(i), 'user-agent': 'bench-alloc/1' },
+      credential: token(i),
+    });
+    for (let i = 0; i < tokens.length; i++) await resolve.execute(request(i));
+
+    console.log('| piece | heap KB per call |');
+    console.log('| --- | ---: |');
+    const pool = new Pool(upstream.url, { connections: 16 });
+    const floorEtags = new Map<string, string>();
+    await perCall('bare undici: pool.request() + body (the floor upstream call)', async (i) => {
+      const headers: Record<string, string> = { accept: BENCH_ACCEPT, authorization: token(i) };
+      const etag = floorEtags.get(token(i));
+      if (etag !== undefined) headers['if-none-match'] = etag;
+      const answer = await pool.request({ path: BENCH_RESOURCE, method: 'GET', headers });
+      await answer.body.arrayBuffer();
+      if (typeof answer.headers.etag === 'string') floorEtags.set(token(i), answer.headers.etag);
+    });
+    await pool.close();
+    const chainEtags = new Map<string, string>();
+    await perCall('upstream chain: governor → breaker → undici adapter', async (i) => {
+      const headers: Record<string, string> = { accept: BENCH_ACCEPT, authorization: token(i) };
+      const etag = chainEtags.get(token(i));
+      if (etag !== undefined) headers['if-none-match'] = etag;
+      const answer = await chain.fetch({ method: 'GET', target: BENCH_RESOURCE, headers });
+      const got = answer.headers['etag'];
+      if (typeof got === 'string') chainEtags.set(token(i), got);
+    });
+    await perCall('keys + memory lookup (no upstream call)', async (i) => {
+      const parts = { method: 'GET', path, query, accept: BENCH_ACCEPT, apiVersion: '' };
+      await cache.lookup(keys.keyFor({ credential: token(i), ...parts }), keys.sealKeyFor(token(i)), keys.resourceKeyFor(parts));
+    });
+    await perCall('resolveResource: a whole revalidation (GET flow)', (i) => resolve.execute(request(i)));
+  } finally {
+    await mirror.stop();
+    await upstream.close();
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`bench:alloc failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exitCode = 1;
+});
