@@ -7,42 +7,30 @@
 import test from 'ava';
 import { RedisCache } from '../../src/adapters/cache/redis/redis-cache.adapter.js';
 import { RedisGovernor, type RedisGovernorOptions } from '../../src/adapters/governor/redis-governor.adapter.js';
+import { GovernorFleets } from '../support/governor-fleet.js';
 import { HmacKeyHasher } from '../../src/adapters/crypto/hmac-key-hasher.adapter.js';
 import { systemClock } from '../../src/adapters/clock/system-clock.adapter.js';
 import { governedCall, type Admission } from '../../src/domain/ports/governor.port.js';
 import { EventEmitter2Bus } from '../../src/adapters/events/eventemitter2-bus.adapter.js';
-import { sleep, startRedis, waitFor, type RedisProcess } from '../support/redis-harness.js';
+import { sleep, waitFor, type RedisProcess } from '../support/redis-harness.js';
 
-let redis: RedisProcess;
-const caches: RedisCache[] = [];
-const governors: RedisGovernor[] = [];
 const hasher = new HmacKeyHasher('test-secret');
 const LIMITS = { enabled: true, maxConcurrent: 50, pointsPerMinute: 800, writeSpacingMs: 0, maxWaitMs: 0, leaseMs: 250 };
-let prefixes = 0;
+const fleets = new GovernorFleets({ prefix: 'lease', limits: LIMITS, commandTimeoutMs: 500, pollMs: 5 });
+const caches = fleets.caches;
+let redis: RedisProcess;
 let tokens = 0;
 
 test.before(async () => {
-  redis = await startRedis();
+  await fleets.start();
+  redis = fleets.redis;
 });
 
-test.after.always(async () => {
-  await Promise.all(governors.map((g) => g.close()));
-  await Promise.all(caches.map((c) => c.close()));
-  await redis?.stop();
-});
+test.after.always(() => fleets.close());
 
 /** Replicas' governors on one Redis, under a key prefix of their own, each subscribed to the hold messages. */
 async function fleet(limits: Partial<typeof LIMITS> & Partial<RedisGovernorOptions> = {}, replicas = 2) {
-  const keyPrefix = `lease${prefixes++}:`;
-  const out: RedisGovernor[] = [];
-  for (let i = 0; i < replicas; i++) {
-    const cache = new RedisCache({ url: redis.url, keyPrefix, commandTimeoutMs: 500 });
-    caches.push(cache);
-    await cache.start();
-    const governor = new RedisGovernor({ ...LIMITS, ...limits, clock: systemClock, client: cache.client, keyPrefix, pollMs: 5 });
-    governors.push(governor);
-    out.push(governor);
-  }
+  const { governors: out, keyPrefix } = await fleets.fleet(limits, replicas);
   // the subscriber connects at the first read that reaches Redis
   await Promise.all(out.map((g) => turn(g, hasher.partitionOf('token warm-up'))));
   await waitFor('subscribed', () => out.every((g) => g.store.leasing), 5000, 5);
@@ -227,8 +215,7 @@ test.serial('a replica without leases publishes its holds too: a leasing replica
   const cache = new RedisCache({ url: redis.url, keyPrefix, commandTimeoutMs: 500 });
   caches.push(cache);
   await cache.start();
-  const a = new RedisGovernor({ ...LIMITS, leaseMs: 0, clock: systemClock, client: cache.client, keyPrefix });
-  governors.push(a);
+  const a = fleets.track(new RedisGovernor({ ...LIMITS, leaseMs: 0, clock: systemClock, client: cache.client, keyPrefix }));
   t.false(a.store.leasing, 'no subscriber without leases');
   const partition = fresh();
   await turn(b, partition);

@@ -8,43 +8,28 @@ import test from 'ava';
 import calculateSlot from 'cluster-key-slot';
 import { RedisCache } from '../../src/adapters/cache/redis/redis-cache.adapter.js';
 import { RedisGovernor, type RedisGovernorOptions } from '../../src/adapters/governor/redis-governor.adapter.js';
+import { GovernorFleets } from '../support/governor-fleet.js';
 import { HmacKeyHasher } from '../../src/adapters/crypto/hmac-key-hasher.adapter.js';
 import { systemClock } from '../../src/adapters/clock/system-clock.adapter.js';
 import { governedCall, type Admission } from '../../src/domain/ports/governor.port.js';
 import { EventEmitter2Bus } from '../../src/adapters/events/eventemitter2-bus.adapter.js';
-import { startCluster, startRedis, waitFor, type RedisProcess } from '../support/redis-harness.js';
+import { startCluster, waitFor, type RedisProcess } from '../support/redis-harness.js';
 
-let redis: RedisProcess;
-const caches: RedisCache[] = [];
-const governors: RedisGovernor[] = [];
 const hasher = new HmacKeyHasher('test-secret');
 const LIMITS = { enabled: true, maxConcurrent: 50, pointsPerMinute: 800, writeSpacingMs: 0, maxWaitMs: 0 };
-let prefixes = 0;
+const fleets = new GovernorFleets({ prefix: 'gov', limits: LIMITS, commandTimeoutMs: 200, pollMs: 10 });
+const caches = fleets.caches;
+let redis: RedisProcess;
 
 test.before(async () => {
-  redis = await startRedis();
+  await fleets.start();
+  redis = fleets.redis;
 });
 
-test.after.always(async () => {
-  await Promise.all(governors.map((g) => g.close()));
-  await Promise.all(caches.map((c) => c.close()));
-  await redis?.stop();
-});
+test.after.always(() => fleets.close());
 
 /** Two replicas' governors on one Redis, under a key prefix of their own. */
-async function fleet(limits: Partial<typeof LIMITS> & Partial<RedisGovernorOptions> = {}, replicas = 2) {
-  const keyPrefix = `gov${prefixes++}:`;
-  const out: RedisGovernor[] = [];
-  for (let i = 0; i < replicas; i++) {
-    const cache = new RedisCache({ url: redis.url, keyPrefix, commandTimeoutMs: 200 });
-    caches.push(cache);
-    await cache.start();
-    const governor = new RedisGovernor({ ...LIMITS, ...limits, clock: systemClock, client: cache.client, keyPrefix, pollMs: 10 });
-    governors.push(governor);
-    out.push(governor);
-  }
-  return { governors: out, keyPrefix };
-}
+const fleet = (limits: Partial<typeof LIMITS> & Partial<RedisGovernorOptions> = {}, replicas = 2) => fleets.fleet(limits, replicas);
 
 const partition = hasher.partitionOf('token fleet-secret-token');
 const kinds = (admissions: Admission[]) => admissions.map((a) => a.kind).sort();
@@ -212,13 +197,12 @@ test.serial('a release that no attempt picks up reaches Redis on its own, within
 test.serial('in a Redis Cluster a release goes at once, on its own (a script touches one slot), no leases: turns and slots as on one server', async (t) => {
   const cluster = await startCluster({ nodeTimeoutMs: 2000 });
   t.teardown(() => cluster.stop());
-  const keyPrefix = `govc${prefixes++}:`;
+  const keyPrefix = fleets.newPrefix('govc');
   const cache = new RedisCache({ clusterNodes: cluster.startupNodes.slice(0, 2), keyPrefix, commandTimeoutMs: 500 });
   caches.push(cache);
   await cache.start();
   // leases asked for, but off in a Cluster (docs/resilience.md): every turn below is Redis'
-  const governor = new RedisGovernor({ ...LIMITS, maxConcurrent: 1, clock: systemClock, client: cache.client, keyPrefix, pollMs: 10, leaseMs: 250 });
-  governors.push(governor);
+  const governor = fleets.track(new RedisGovernor({ ...LIMITS, maxConcurrent: 1, clock: systemClock, client: cache.client, keyPrefix, pollMs: 10, leaseMs: 250 }));
   const credentials = Array.from({ length: 12 }, (_, i) => hasher.partitionOf(`token cluster-${i}`));
   for (let round = 0; round < 2; round++) {
     for (const credential of credentials) {
