@@ -482,11 +482,10 @@ export class ResolveResource {
 const EMPTY = new Uint8Array(0);
 
 /**
- * `a`'s headers, then `b`'s over them, copied key by key into a new object. Not `{ ...a, ...b }`:
- * when b overwrites keys of a (etag, cache-control, vary), V8 makes new hidden classes for every
- * object so built — microseconds and old-generation garbage on every revalidated hit.
+ * A copy of a header set to write others over (the entry's own is never changed), key by key. Not
+ * `{ ...a, ...b }`: when b overwrites keys of a (etag, cache-control, vary), V8 makes new hidden
+ * classes for every object so built — microseconds and old-generation garbage on every revalidated hit.
  */
-/** A copy of a header set to write others over (the entry's own is never changed). */
 function copyOf(headers: Readonly<Record<string, string>>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const name in headers) out[name] = headers[name] as string;
