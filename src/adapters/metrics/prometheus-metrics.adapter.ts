@@ -13,6 +13,7 @@ import {
 import type { DomainEventListener, EventSubscriber } from '../events/eventemitter2-bus.adapter.js';
 import { ALL_OUTCOMES } from '../../domain/model.js';
 import type { CacheStatsPort } from '../../domain/ports/cache.port.js';
+import type { NearCacheStats } from '../cache/redis/redis-cache.adapter.js';
 import { SlidingMinimum } from './sliding-minimum.js';
 import { FastCounter, FastHistogram, type FastHistogramChild } from './fast-histogram.js';
 import { GovernorMetrics } from './governor-metrics.js';
@@ -64,20 +65,7 @@ export interface PrometheusMetricsOptions {
   /** Bounds of the `client` label (default: 50 names admitted after 3 sightings, the rest `other`). */
   clientLabels?: ClientLabelsOptions;
   /** The Redis near cache's counters and size, read at scrape time (`github_mirror_near_cache_*`); undefined = off. */
-  nearCache?: () => NearCacheFigures | undefined;
-}
-
-/** What the Redis near cache tells (RedisCache.nearCacheStats): counters since start, and its size now. */
-export interface NearCacheFigures {
-  hits: number;
-  fills: number;
-  voided: number;
-  invalidations: number;
-  flushes: number;
-  evictions: number;
-  armed: boolean;
-  entries: number;
-  bytes: number;
+  nearCache?: () => NearCacheStats | undefined;
 }
 
 const NEAR_CACHE_EVENTS = ['fill', 'voided', 'invalidation', 'flush', 'eviction'] as const;
@@ -285,7 +273,7 @@ export class PrometheusMetrics {
           NEAR_CACHE_EVENTS.forEach((event, i) => this.inc({ event }, values[i] ?? 0));
         },
       });
-      const nearGauge = (name: string, help: string, pick: (figures: NearCacheFigures) => number): void => {
+      const nearGauge = (name: string, help: string, pick: (figures: NearCacheStats) => number): void => {
         new Gauge({
           name,
           help,

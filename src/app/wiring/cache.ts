@@ -11,12 +11,12 @@ import type { EventEmitter2Bus } from '../../adapters/events/eventemitter2-bus.a
 import { MemoryCache } from '../../adapters/cache/memory/memory-cache.adapter.js';
 import { BodyKeys } from '../../adapters/crypto/body-keys.js';
 import { InstrumentedCache } from '../../adapters/cache/instrumented-cache.adapter.js';
-import { RedisCache } from '../../adapters/cache/redis/redis-cache.adapter.js';
+import { RedisCache, type NearCacheStats } from '../../adapters/cache/redis/redis-cache.adapter.js';
 import { BreakerCache, type BreakerState } from '../../adapters/cache/breaker/breaker-cache.adapter.js';
 import { BreakerAwareLease } from '../../adapters/lease/breaker-lease.adapter.js';
 import { RedisLease } from '../../adapters/lease/redis-lease.adapter.js';
 import type { SharedGovernorBackend } from '../../adapters/governor/create-governor.js';
-import { cacheStatsOf, type NearCacheFigures } from '../../adapters/metrics/prometheus-metrics.adapter.js';
+import { cacheStatsOf } from '../../adapters/metrics/prometheus-metrics.adapter.js';
 import { redisConnectionOptions } from './redis-options.js';
 import { NO_LIFECYCLE, type Lifecycle } from './lifecycle.js';
 import { rememberingStats, storageReport, type StorageReport } from './storage-report.js';
@@ -43,7 +43,7 @@ export interface CacheWiring {
   /** The breakers in the stack and their state now, for /readyz and /metrics before any change is heard (Redis: "cache"). */
   breakers: Record<string, () => BreakerState>;
   /** The Redis near cache's figures for /metrics (Redis backend only; undefined while it is off). */
-  nearCache?: () => NearCacheFigures | undefined;
+  nearCache?: () => NearCacheStats | undefined;
 }
 
 export interface CacheWiringDeps {
