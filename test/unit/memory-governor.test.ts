@@ -198,3 +198,29 @@ test('close answers the calls still waiting and lets later ones through', async 
   t.is(waiting.state.admission?.kind, 'refused');
   t.is((await track(governor, clock).promise).kind, 'admitted');
 });
+
+test('admitNow answers at once within budget and when held, never ahead of a waiting call', async (t) => {
+  const { clock, governor, events } = makeGovernor({ maxConcurrent: 2 });
+  const first = governor.admitNow(governedCall('p1', 'GET'));
+  t.is(first?.kind, 'admitted', 'within budget: admitted without a promise');
+  t.is(governor.store.inFlight('p1'), 1, 'the slot is taken as acquire takes it');
+  t.is(events.named(EventName.governorDecided).length, 1, 'the decision is told as for acquire');
+  const second = governor.admitNow(governedCall('p1', 'GET'));
+  t.is(second?.kind, 'admitted');
+  t.is(governor.admitNow(governedCall('p1', 'GET')), undefined, 'over budget: acquire decides (and queues)');
+  const waiting = track(governor, clock);
+  await settle();
+  t.is(governor.queueDepth, 1);
+  release(second);
+  t.is(governor.admitNow(governedCall('p1', 'GET')), undefined, 'a call waits for this credential: the slot is its');
+  await settle();
+  t.is(waiting.state.admission?.kind, 'admitted');
+  t.is(governor.admitNow(governedCall('p2', 'GET'))?.kind, 'admitted', 'other credentials are not behind it');
+  await governor.hold('p3', 5000);
+  t.deepEqual(governor.admitNow(governedCall('p3', 'GET')), { kind: 'held', retryAfterMs: 5000 });
+  release(first);
+  release(waiting.state.admission);
+  t.is(governor.store.inFlight('p1'), 0, 'permits from admitNow are given back like any');
+  await governor.close();
+  t.is(governor.admitNow(governedCall('p1', 'GET'))?.kind, 'admitted', 'closed: lets calls through, as acquire does');
+});

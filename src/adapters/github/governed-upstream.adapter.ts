@@ -19,7 +19,7 @@
 import { Readable } from 'node:stream';
 import type { UpstreamPort, UpstreamRequest, BufferedResponse, StreamedResponse } from '../../domain/ports/upstream.port.js';
 import type { ClockPort } from '../../domain/ports/clock.port.js';
-import { governedCall, type GovernorPermit, type GovernorPort } from '../../domain/ports/governor.port.js';
+import { governedCall, type Admission, type GovernorPermit, type GovernorPort } from '../../domain/ports/governor.port.js';
 import type { HeaderMap } from '../../domain/model.js';
 import { firstValue } from '../../domain/http-semantics.js';
 import { ErrorCode, GovernorWaitExceeded, isMirrorError } from '../../domain/errors.js';
@@ -61,7 +61,8 @@ export class GovernedUpstream implements UpstreamPort {
 
   async fetch(request: UpstreamRequest): Promise<BufferedResponse> {
     const partition = this.partitionOf(request.headers);
-    const turn = await this.turn(partition, request.method);
+    const call = governedCall(partition, request.method);
+    const turn = this.turnOf(this.governor.admitNow?.(call) ?? (await this.governor.acquire(call)));
     if (typeof turn === 'number') return { ...syntheticAnswer(turn), body: syntheticBody(turn), held: true };
     let response: BufferedResponse;
     try {
@@ -71,13 +72,15 @@ export class GovernedUpstream implements UpstreamPort {
       throw error;
     }
     turn.release(true);
-    await this.observe(partition, response.status, response.headers, response.body);
+    const holdMs = this.holdFor(response.status, response.headers, response.body);
+    if (holdMs !== undefined) await this.hold(partition, holdMs);
     return response;
   }
 
   async forward(request: UpstreamRequest): Promise<StreamedResponse> {
     const partition = this.partitionOf(request.headers);
-    const turn = await this.turn(partition, request.method);
+    const call = governedCall(partition, request.method);
+    const turn = this.turnOf(this.governor.admitNow?.(call) ?? (await this.governor.acquire(call)));
     if (typeof turn === 'number') return { ...syntheticAnswer(turn), body: Readable.from([Buffer.from(syntheticBody(turn))]), held: true };
     let response: StreamedResponse;
     try {
@@ -87,7 +90,8 @@ export class GovernedUpstream implements UpstreamPort {
       throw error;
     }
     releaseWhenClosed(response.body, () => turn.release(true));
-    await this.observe(partition, response.status, response.headers, undefined);
+    const holdMs = this.holdFor(response.status, response.headers, undefined);
+    if (holdMs !== undefined) await this.hold(partition, holdMs);
     return response;
   }
 
@@ -101,9 +105,11 @@ export class GovernedUpstream implements UpstreamPort {
     await this.inner.destroy?.();
   }
 
-  /** A permit, or the ms a held credential still has to wait; throws GOVERNOR_WAIT_EXCEEDED. */
-  private async turn(partition: string, method: string): Promise<GovernorPermit | number> {
-    const admission = await this.governor.acquire(governedCall(partition, method));
+  /**
+   * A permit, or the ms a held credential still has to wait; throws GOVERNOR_WAIT_EXCEEDED. The
+   * governor's answer comes at once when it can (admitNow: no promise, no turn of the event loop).
+   */
+  private turnOf(admission: Admission): GovernorPermit | number {
     if (admission.kind === 'admitted') return admission.permit;
     if (admission.kind === 'held') return Math.max(1, admission.retryAfterMs);
     throw new GovernorWaitExceeded(Math.max(1, Math.ceil(admission.retryAfterMs / 1000)));
@@ -114,9 +120,9 @@ export class GovernedUpstream implements UpstreamPort {
     return this.hasher.partitionOf(authorization === undefined || authorization === '' ? undefined : authorization);
   }
 
-  private async observe(partition: string, status: number, headers: HeaderMap, body: Uint8Array | undefined): Promise<void> {
-    const holdMs = this.holdFor(status, headers, body);
-    if (holdMs !== undefined && holdMs > 0) await this.governor.hold(partition, Math.min(holdMs, this.maxHoldMs));
+  /** GitHub asked the credential to wait (holdFor): the fleet holds it, up to maxHoldSeconds. */
+  private async hold(partition: string, holdMs: number): Promise<void> {
+    if (holdMs > 0) await this.governor.hold(partition, Math.min(holdMs, this.maxHoldMs));
   }
 
   /**

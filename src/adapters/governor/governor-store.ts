@@ -35,8 +35,14 @@ export type TryResult =
 export interface GovernorStore {
   /** One atomic check-and-take for `call`; the slot (when admitted) is named `slotId`. Never rejects. */
   tryAcquire(call: GovernedCall, slotId: string): Promise<TryResult>;
-  /** Frees a slot; `sent: false` gives its points back. Never rejects. */
-  release(slot: SlotRef, sent: boolean): Promise<void>;
+  /**
+   * The same check, when it can be decided in this process without I/O (the memory counters; a lease
+   * of the Redis ones, a hold known here, Redis out of use); undefined = only `tryAcquire` can tell.
+   * Optional; never throws.
+   */
+  tryAcquireLocal?(call: GovernedCall, slotId: string): TryResult | undefined;
+  /** Frees a slot; `sent: false` gives its points back. Never rejects; nothing to wait for when done at once. */
+  release(slot: SlotRef, sent: boolean): Promise<void> | void;
   /** Holds the credential for `ms` from now (a longer hold already there is kept). Never rejects. */
   hold(partition: string, ms: number): Promise<void>;
   close(): Promise<void>;

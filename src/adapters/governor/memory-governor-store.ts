@@ -62,9 +62,13 @@ export class MemoryGovernorStore implements GovernorStore {
     return Promise.resolve(this.tryAcquireNow(call, slotId));
   }
 
-  release(slot: SlotRef, sent: boolean): Promise<void> {
+  /** Everything is here: always decided at once. */
+  tryAcquireLocal(call: GovernedCall, slotId: string): TryResult {
+    return this.tryAcquireNow(call, slotId);
+  }
+
+  release(slot: SlotRef, sent: boolean): void {
     this.releaseNow(slot, sent);
-    return Promise.resolve();
   }
 
   hold(partition: string, ms: number): Promise<void> {

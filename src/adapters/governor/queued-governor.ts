@@ -43,6 +43,7 @@ interface Lane {
 }
 
 const NO_PERMIT: GovernorPermit = { release: () => undefined };
+const IGNORE = (): void => undefined;
 
 export class QueuedGovernor implements GovernorPort {
   private readonly lanes = new Map<string, Lane>();
@@ -68,6 +69,24 @@ export class QueuedGovernor implements GovernorPort {
     return this.depth;
   }
 
+  /**
+   * Admitted or held at once when the store can decide in this process and nobody of the credential
+   * waits; undefined otherwise (acquire then asks again, and queues the call if it is over budget).
+   */
+  admitNow(call: GovernedCall): Admission | undefined {
+    if (this.closed) return { kind: 'admitted', permit: NO_PERMIT, waitedMs: 0 };
+    const counters = this.counters;
+    if (counters.tryAcquireLocal === undefined || (this.lanes.size > 0 && this.lanes.has(laneKey(call.partition, call.write)))) return undefined;
+    let result: TryResult | undefined;
+    try {
+      result = counters.tryAcquireLocal(call, this.nextSlotId());
+    } catch {
+      return undefined;
+    }
+    if (result === undefined || result.kind === 'busy') return undefined;
+    return this.answered(call, result, 0);
+  }
+
   async acquire(call: GovernedCall): Promise<Admission> {
     if (this.closed) return { kind: 'admitted', permit: NO_PERMIT, waitedMs: 0 };
     const key = laneKey(call.partition, call.write);
@@ -76,14 +95,17 @@ export class QueuedGovernor implements GovernorPort {
       // nobody of this credential waits: ask at once (calls that fit the budget never queue behind
       // each other's round trips); only a call told "busy" takes its place in the line
       const result = await this.attempt(call);
-      if (result.kind === 'admitted') return this.decided(call, { kind: 'admitted', permit: this.permitFor(result.slot), waitedMs: this.clock.now() - started }, 0, result.leased);
-      if (result.kind === 'held') {
-        this.options.events?.emit({ name: EventName.governorHold, partition: call.partition, holdMs: result.retryAfterMs, source: 'store' });
-        return this.decided(call, { kind: 'held', retryAfterMs: result.retryAfterMs });
-      }
+      if (result.kind !== 'busy') return this.answered(call, result, this.clock.now() - started);
       return this.enqueue(key, call, started, result.retryAfterMs ?? this.pollMs);
     }
     return this.enqueue(key, call, started, undefined);
+  }
+
+  /** A call that did not queue, admitted or held: the permit, the events, the answer. */
+  private answered(call: GovernedCall, result: Exclude<TryResult, { kind: 'busy' }>, waitedMs: number): Admission {
+    if (result.kind === 'admitted') return this.decided(call, { kind: 'admitted', permit: this.permitFor(result.slot), waitedMs }, 0, result.leased);
+    this.options.events?.emit({ name: EventName.governorHold, partition: call.partition, holdMs: result.retryAfterMs, source: 'store' });
+    return this.decided(call, { kind: 'held', retryAfterMs: result.retryAfterMs });
   }
 
   private enqueue(key: string, call: GovernedCall, started: number, hintMs: number | undefined): Promise<Admission> {
@@ -155,10 +177,14 @@ export class QueuedGovernor implements GovernorPort {
   /** The store's answer; a store that fails lets the call go (the governor never blocks GitHub calls). */
   private async attempt(call: GovernedCall): Promise<TryResult> {
     try {
-      return await this.counters.tryAcquire(call, `${this.slotPrefix}:${++this.counter}`);
+      return await this.counters.tryAcquire(call, this.nextSlotId());
     } catch {
       return { kind: 'admitted', slot: undefined };
     }
+  }
+
+  private nextSlotId(): string {
+    return `${this.slotPrefix}:${++this.counter}`;
   }
 
   private permitFor(slot: SlotRef | undefined): GovernorPermit {
@@ -168,7 +194,12 @@ export class QueuedGovernor implements GovernorPort {
       release: (sent: boolean) => {
         if (released) return;
         released = true;
-        void slot.store.release(slot, sent).catch(() => undefined);
+        try {
+          const done = slot.store.release(slot, sent);
+          if (done !== undefined) done.catch(IGNORE);
+        } catch {
+          // never rejects, never throws: a slot not given back lapses with its lease
+        }
         this.released(slot.partition);
       },
     };
@@ -176,6 +207,7 @@ export class QueuedGovernor implements GovernorPort {
 
   /** A slot of `partition` came back: the heads of its lanes try again at once. */
   private released(partition: string): void {
+    if (this.lanes.size === 0) return;
     for (const write of [false, true]) {
       const lane = this.lanes.get(laneKey(partition, write));
       if (lane === undefined) continue;

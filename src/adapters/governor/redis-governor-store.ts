@@ -296,6 +296,23 @@ export class RedisGovernorStore implements GovernorStore {
     return { slots: `${base}s`, points: `${base}p`, lastWrite: `${base}w`, hold: `${base}h` };
   }
 
+  /**
+   * What is decided without Redis: a hold known here, Redis out of use (the memory counters), a read
+   * admitted from this credential's lease. Else undefined, and tryAcquire asks Redis.
+   */
+  tryAcquireLocal(call: GovernedCall, slotId: string): TryResult | undefined {
+    const fallback = this.options.fallback;
+    const held = fallback.heldForMs(call.partition);
+    if (held > 0) return { kind: 'held', retryAfterMs: held };
+    if (!this.usable()) {
+      if (this.leases.size > 0) this.dropLeases();
+      return fallback.tryAcquireNow(call, slotId);
+    }
+    if (this.leaseMs <= 0 || call.write || !this.options.limits.enabled) return undefined;
+    const lease = this.leases.get(call.partition);
+    return lease === undefined ? undefined : this.admitLeased(lease, call);
+  }
+
   async tryAcquire(call: GovernedCall, slotId: string): Promise<TryResult> {
     const fallback = this.options.fallback;
     const held = fallback.heldForMs(call.partition);
@@ -487,8 +504,8 @@ export class RedisGovernorStore implements GovernorStore {
     for (const lease of [...this.leases.values()]) this.endLease(lease);
   }
 
-  /** Resolves once the slot is given back in Redis (riding on an attempt, or on its own). */
-  async release(slot: SlotRef, sent: boolean): Promise<void> {
+  /** Resolves once the slot is given back in Redis (riding on an attempt, or on its own); nothing to wait for when it went back to its lease. */
+  release(slot: SlotRef, sent: boolean): Promise<void> | void {
     const lease = this.leasedSlots.get(slot.slotId);
     if (lease !== undefined) this.leasedSlots.delete(slot.slotId);
     if (lease !== undefined && !lease.ended) {
@@ -500,7 +517,7 @@ export class RedisGovernorStore implements GovernorStore {
       else this.giveBack(slot.partition, `${lease.id}~0`, String(slot.bucket), String(slot.points));
       return;
     }
-    await new Promise<void>((done) => this.giveBack(slot.partition, slot.slotId, String(slot.bucket), sent ? '0' : String(slot.points), done));
+    return new Promise<void>((done) => this.giveBack(slot.partition, slot.slotId, String(slot.bucket), sent ? '0' : String(slot.points), done));
   }
 
   /** Gives a slot (and `back` points of `bucket`) back in Redis: queued for the next attempt, or an orphan while Redis cannot be used. */

@@ -36,6 +36,13 @@ export type Admission =
 export interface GovernorPort {
   /** Waits (first come, first served per credential) for a turn, up to the configured longest wait. Never rejects. */
   acquire(call: GovernedCall): Promise<Admission>;
+  /**
+   * The answer at once, when it can be given without waiting or any I/O (the counters are in this
+   * process, or a lease of them is): admitted or held. Undefined = ask `acquire` (someone of the
+   * credential waits, the call is over budget, or the counters are elsewhere). Optional; never throws.
+   * The hit path's upstream call then costs no promise and no turn of the event loop for its turn.
+   */
+  admitNow?(call: GovernedCall): Admission | undefined;
   /** GitHub said wait: no call for this credential leaves, on any replica, for `ms` from now. Never rejects. */
   hold(partition: string, ms: number): Promise<void>;
   /** Answers every call still waiting (refused) and stops the governor's timers. */
