@@ -133,3 +133,24 @@ test('an entry keeps only the headers its body record does not give it, and gets
   t.is(two?.headers['etag'], 'W/"b"');
   t.is(one?.body, two?.body, 'one body object for both');
 });
+
+test('a pointer joined with its body is joined once per stored entry: lookups share it until a store, forget or new body', async (t) => {
+  const cache = new MemoryCache({ maxBytes: 10_000_000, bodyKeys: keys });
+  await cache.store('k', entry('[1]', 'a', 1), 60, undefined, 'R');
+  const first = await cache.lookup('k', undefined, 'R');
+  t.is(await cache.lookup('k', undefined, 'R'), first, 'the same join, not a copy per lookup');
+  await cache.store('k', entry('[1]', 'a', 2, { 'x-oauth-scopes': 'repo' }), 60, undefined, 'R');
+  const restored = await cache.lookup('k', undefined, 'R');
+  t.not(restored, first, 'a store makes a new entry');
+  t.is(restored?.validatedAt, 2);
+  t.is(restored?.headers['x-oauth-scopes'], 'repo');
+  t.is(first?.headers['x-oauth-scopes'], 'scopes-of-a', 'an entry handed out is never changed');
+  await cache.store('k', entry('[2]', 'b', 3), 60, undefined, 'R');
+  t.is(new TextDecoder().decode((await cache.lookup('k', undefined, 'R'))?.body), '[2]', 'another body: joined again');
+  await cache.forget('k');
+  t.is(await cache.lookup('k', undefined, 'R'), undefined);
+  // bounded: many pointers, the oldest joins go, lookups stay right
+  for (let i = 0; i < 5000; i += 1) await cache.store(`p${i}`, entry('[3]', `p${i}`), 60, undefined, 'R3');
+  for (let i = 0; i < 5000; i += 1) t.is((await cache.lookup(`p${i}`, undefined, 'R3'))?.etag, `W/"p${i}"`);
+  t.true((cache as unknown as { joins: Map<unknown, unknown> }).joins.size <= 4096);
+});

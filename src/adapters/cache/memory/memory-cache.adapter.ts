@@ -52,6 +52,12 @@ interface Slot {
  */
 const ENTRY_OVERHEAD_BYTES = 600;
 
+/**
+ * Joined entries of the shared layout kept for the next lookup of their slot: each holds its own
+ * headers object (the body is the shared one), ~1–2 KB, so a few MB at most beside maxBytes.
+ */
+const MAX_JOINS = 4096;
+
 /** The bytes an entry costs in memory: body, headers, validators and key, plus bookkeeping. */
 export function entrySize(key: string, entry: CachedEntry): number {
   let size = ENTRY_OVERHEAD_BYTES + key.length * 2 + entry.body.byteLength;
@@ -77,6 +83,8 @@ function withOwnedBody(entry: CachedEntry): CachedEntry {
 export class MemoryCache implements CachePort, CacheStatsPort {
   readonly backend = 'memory';
   private readonly slots = new Map<string, Slot>();
+  /** joinedOf's memo: slot → the body it was joined with and the entry that made. */
+  private readonly joins = new Map<Slot, { body: CachedEntry; joined: CachedEntry }>();
   /** Bytes of the slots (shared bodies are counted by `bodies`). */
   private bytes = 0;
   private readonly clock: ClockPort;
@@ -120,6 +128,24 @@ export class MemoryCache implements CachePort, CacheStatsPort {
     return Promise.resolve(stats);
   }
 
+  /**
+   * A pointer's entry joined with its body, as the last lookup of that slot made it: entries are
+   * never changed in place, so the same slot (a store makes a new one) and the same body give the
+   * same entry. Bounded (MAX_JOINS, oldest first): a revalidation of a hot entry copies its headers
+   * once, not at every lookup.
+   */
+  private joinedOf(slot: Slot, own: CachedEntry, body: CachedEntry): CachedEntry {
+    const held = this.joins.get(slot);
+    if (held !== undefined && held.body === body) return held.joined;
+    const joined = joinBody(own, body);
+    if (held === undefined && this.joins.size >= MAX_JOINS) {
+      const oldest = this.joins.keys().next();
+      if (oldest.done !== true) this.joins.delete(oldest.value);
+    }
+    this.joins.set(slot, { body, joined });
+    return joined;
+  }
+
   /** Synchronous lookup (used by the breaker and tests). The resource key only matters to an entry stored without one. */
   get(key: string, sealKey?: Uint8Array, _resourceKey?: string): CachedEntry | undefined {
     const slot = this.slots.get(key);
@@ -137,7 +163,7 @@ export class MemoryCache implements CachePort, CacheStatsPort {
         this.delete(key);
         return undefined;
       }
-      found = joinBody(slot.entry, body);
+      found = this.joinedOf(slot, slot.entry, body);
     }
     this.slots.delete(key);
     this.slots.set(key, slot);
@@ -237,6 +263,7 @@ export class MemoryCache implements CachePort, CacheStatsPort {
     const slot = this.slots.get(key);
     if (slot === undefined) return;
     this.slots.delete(key);
+    this.joins.delete(slot);
     this.bytes -= slot.size;
     if (slot.shared !== undefined) this.bodies?.release(slot.shared.resourceKey, slot.shared.bodyId);
   }
@@ -276,6 +303,7 @@ export class MemoryCache implements CachePort, CacheStatsPort {
 
   clear(): void {
     this.slots.clear();
+    this.joins.clear();
     this.bytes = 0;
     this.bodies?.clear();
   }
