@@ -30,7 +30,8 @@ interface Closable {
   destroy?(): Promise<void>;
 }
 
-type Work = () => Promise<unknown>;
+/** What a guarded call does: the client's fetch or forward, or the breaker's own probe (a fetch). */
+type Kind = 'fetch' | 'forward';
 
 /** An HTTP answer that counts as a failure of the upstream (5xx), carried through opossum as an error. */
 class ServerFailure extends Error {
@@ -50,7 +51,7 @@ const PROBE_HEADERS = { 'user-agent': 'github-mirror (upstream probe)', accept: 
  * No status page is polled, so this works the same for GitHub Enterprise.
  */
 export class UpstreamBreaker implements UpstreamPort {
-  private readonly breaker: CircuitBreaker<[Work], unknown>;
+  private readonly breaker: CircuitBreaker<[Kind, UpstreamRequest], BufferedResponse | StreamedResponse>;
   private readonly probePath: string;
   private stopped = false;
 
@@ -60,7 +61,8 @@ export class UpstreamBreaker implements UpstreamPort {
     options: UpstreamBreakerOptions,
   ) {
     this.probePath = options.probePath ?? '/rate_limit';
-    this.breaker = new CircuitBreaker<[Work], unknown>((work: Work) => work(), {
+    // one action for every call, given its arguments: no closure per call
+    this.breaker = new CircuitBreaker<[Kind, UpstreamRequest], BufferedResponse | StreamedResponse>((kind: Kind, request: UpstreamRequest) => this.call(kind, request).then(failOnServerError), {
       // The undici adapter owns timeouts (and aborts the request); opossum never times out on its own.
       timeout: false,
       errorThresholdPercentage: options.errorThresholdPercentage,
@@ -92,11 +94,11 @@ export class UpstreamBreaker implements UpstreamPort {
   }
 
   fetch(request: UpstreamRequest): Promise<BufferedResponse> {
-    return this.guard(() => this.inner.fetch(request));
+    return this.guard('fetch', request) as Promise<BufferedResponse>;
   }
 
   forward(request: UpstreamRequest): Promise<StreamedResponse> {
-    return this.guard(() => this.inner.forward(request));
+    return this.guard('forward', request) as Promise<StreamedResponse>;
   }
 
   /** Stops the breaker (no timer left behind), then closes the decorated upstream. */
@@ -116,20 +118,20 @@ export class UpstreamBreaker implements UpstreamPort {
     this.breaker.shutdown();
   }
 
-  private async guard<T extends BufferedResponse | StreamedResponse>(call: () => Promise<T>): Promise<T> {
-    if (this.stopped) return call();
+  private call(kind: Kind, request: UpstreamRequest): Promise<BufferedResponse | StreamedResponse> {
+    return kind === 'fetch' ? this.inner.fetch(request) : this.inner.forward(request);
+  }
+
+  private async guard(kind: Kind, request: UpstreamRequest): Promise<BufferedResponse | StreamedResponse> {
+    if (this.stopped) return this.call(kind, request);
     try {
-      return (await this.breaker.fire(async () => {
-        const answer = await call();
-        if (isServerFailure(answer.status)) throw new ServerFailure(answer);
-        return answer;
-      })) as T;
+      return await this.breaker.fire(kind, request);
     } catch (error) {
-      if (error instanceof ServerFailure) return error.answer as T;
+      if (error instanceof ServerFailure) return error.answer;
       if (isOpenRejection(error)) {
         throw new MirrorError(ErrorCode.UPSTREAM_OFFLINE, 'GitHub is unreachable; the mirror is answering offline', { cause: error });
       }
-      if (isShutdownRejection(error)) return call();
+      if (isShutdownRejection(error)) return this.call(kind, request);
       throw error;
     }
   }
@@ -137,11 +139,7 @@ export class UpstreamBreaker implements UpstreamPort {
   /** The half-open trial: an anonymous GET of a cheap path, sent by the mirror itself. */
   private probe(): void {
     this.breaker
-      .fire(async () => {
-        const answer = await this.inner.fetch({ method: 'GET', target: this.probePath, headers: { ...PROBE_HEADERS } });
-        if (isServerFailure(answer.status)) throw new ServerFailure(answer);
-        return answer;
-      })
+      .fire('fetch', { method: 'GET', target: this.probePath, headers: { ...PROBE_HEADERS } })
       // A failed probe has already re-opened the breaker (and re-armed its timer); a rejected one
       // means a client request took the trial slot first. Nothing else to do either way.
       .catch(() => undefined);
@@ -150,6 +148,12 @@ export class UpstreamBreaker implements UpstreamPort {
   private changed(state: UpstreamBreakerState): void {
     this.events.emit({ name: EventName.breakerChanged, breaker: 'upstream', state });
   }
+}
+
+/** A 5xx answer goes through opossum as a failure (ServerFailure), to be handed back as the answer it is. */
+function failOnServerError<T extends BufferedResponse | StreamedResponse>(answer: T): T {
+  if (isServerFailure(answer.status)) throw new ServerFailure(answer);
+  return answer;
 }
 
 /** 5xx answers say GitHub is failing; 501 (method not implemented) and 505 are answers about the request. */
