@@ -125,7 +125,8 @@ export class ResolveResource {
     if (shared === undefined) {
       const slot: Slot = { key, sealKey: this.keys.sealKeyFor(request.credential) };
       if (this.crossCredential !== undefined) slot.resourceKey = this.keys.resourceKeyFor(parts);
-      shared = this.resolveShared(slot, request).finally(() => this.inflight.delete(key));
+      // resolveShared takes its flight out of `inflight` itself when it settles (no .finally chain)
+      shared = this.resolveShared(slot, request);
       this.inflight.set(key, shared);
     } else {
       collapsed = true;
@@ -175,16 +176,21 @@ export class ResolveResource {
     return resolution;
   }
 
+  /** The shared part of a resolution; its flight leaves `inflight` once settled (execute set it before the first await here ends). */
   private async resolveShared(slot: Slot, request: ResolveRequest): Promise<SharedResult> {
-    const entry = await this.lookup(slot);
-    if (entry === undefined && this.coalescing?.active === true) {
-      return this.coalescing.coalesce(slot.key, {
-        lookup: () => this.lookup(slot),
-        fetch: (found) => this.resolveWith(slot, request, found),
-        share: (found) => this.sharedFlight(found),
-      });
+    try {
+      const entry = await this.lookup(slot);
+      if (entry === undefined && this.coalescing?.active === true) {
+        return await this.coalescing.coalesce(slot.key, {
+          lookup: () => this.lookup(slot),
+          fetch: (found) => this.resolveWith(slot, request, found),
+          share: (found) => this.sharedFlight(found),
+        });
+      }
+      return await this.resolveWith(slot, request, entry);
+    } finally {
+      this.inflight.delete(slot.key);
     }
-    return this.resolveWith(slot, request, entry);
   }
 
   /** The entry another replica fetched while this one waited (cross-replica coalescing). */
@@ -280,12 +286,17 @@ export class ResolveResource {
     return entry.arrayLength !== undefined && entry.arrayLength === pageSizeOf(query) && !hasNextLink(entry.headers['link']);
   }
 
-  private async revalidated(key: Slot, entry: CachedEntry, response: BufferedResponse): Promise<SharedResult> {
+  /** The hit after a 304; a promise only when validatedAt is written back (most hits need no write, nor a turn of the event loop). */
+  private revalidated(key: Slot, entry: CachedEntry, response: BufferedResponse): SharedResult | Promise<SharedResult> {
     const now = this.clock.now();
-    const previousValidation = entry.validatedAt;
-    if (this.options.freshnessMs > 0 || now - previousValidation >= this.revalidationWriteMs) {
-      await this.write(key, { ...entry, validatedAt: now });
+    const hit = this.revalidatedHit(entry, response);
+    if (this.options.freshnessMs > 0 || now - entry.validatedAt >= this.revalidationWriteMs) {
+      return this.write(key, { ...entry, validatedAt: now }).then(() => hit);
     }
+    return hit;
+  }
+
+  private revalidatedHit(entry: CachedEntry, response: BufferedResponse): SharedResult {
     return {
       outcome: O.ONLINE_HIT,
       status: entry.status,
