@@ -150,9 +150,10 @@ test.serial('token rotation: with shared bodies new tokens cost nothing when not
   t.is(row(memory, 'token-rotation').quota_spent, 0, 'the memory backend too: every replica saw every key in the warm-up');
 });
 
-test('token rotation: no shared-bodies target for memory replicas a rolling restart replaced earlier in the run; Redis keeps it', (t) => {
+test('token rotation: no shared-bodies target for memory replicas a rolling restart replaced earlier in the run; Redis and per-credential keep theirs', (t) => {
   const rotation = { replicas: 10, phase: 'token-rotation' as const, quota_per_resource_client: 0.1, rate_limited_clients: 0, changed_resources: 0, resources: 60, share_across_credentials: true };
   t.deepEqual(targetFor({ ...rotation, backend: 'memory', after_restart: true }), { target: null, met: null });
   t.deepEqual(targetFor({ ...rotation, backend: 'memory', after_restart: false }), { target: '≤ 0.01 (shared bodies)', met: false });
   t.deepEqual(targetFor({ ...rotation, backend: 'redis', after_restart: true }), { target: '≤ 0.01 (shared bodies)', met: false });
+  t.deepEqual(targetFor({ ...rotation, backend: 'memory', after_restart: true, share_across_credentials: false, quota_per_resource_client: 1 }), { target: '≈ 1 (per-credential)', met: true }, 'a new token pays once per resource per credential, restart or not');
 });
