@@ -3,32 +3,25 @@
  * served (stale, marked); everything else gets a clear JSON error, never a hang or a 500.
  */
 import test from 'ava';
-import { FakeGitHub } from '../support/fake-github.js';
-import { startMirror, fetchText } from '../support/mirror-harness.js';
-import { startRedis, waitFor, type RedisProcess } from '../support/redis-harness.js';
+import type { FakeGitHub } from '../support/fake-github.js';
+import { fetchText } from '../support/mirror-harness.js';
+import { waitFor, type RedisProcess } from '../support/redis-harness.js';
+import { RedisStack } from '../support/redis-stack.js';
 import type { Mirror } from '../../src/app/mirror.js';
 
+let stack: RedisStack | undefined;
 let github: FakeGitHub;
 let redis: RedisProcess;
 let mirror: Mirror;
 const TOKEN = 'token double-failure';
 
 test.before(async () => {
-  github = await FakeGitHub.start();
-  redis = await startRedis();
-  mirror = await startMirror(github.url, {
-    MIRROR_CACHE_BACKEND: 'redis',
-    MIRROR_REDIS_URL: redis.url,
-    MIRROR_UPSTREAM_TIMEOUT_MS: '300',
-    MIRROR_UPSTREAM_BREAKER_ENABLED: 'false',
-  });
+  stack = await RedisStack.start({ MIRROR_UPSTREAM_TIMEOUT_MS: '300', MIRROR_UPSTREAM_BREAKER_ENABLED: 'false' });
+  ({ github, redis } = stack);
+  mirror = stack.mirror();
 });
 
-test.after.always(async () => {
-  await mirror?.stop();
-  await redis?.stop();
-  await github?.close();
-});
+test.after.always(() => stack?.close());
 
 const get = (path: string) => fetchText(`${mirror.url}${path}`, { headers: { authorization: TOKEN } });
 

@@ -6,9 +6,10 @@
  * the cache), and a Redis outage moves the counting to memory without failing a request.
  */
 import test from 'ava';
-import { FakeGitHub } from '../support/fake-github.js';
+import type { FakeGitHub } from '../support/fake-github.js';
 import { startMirror, fetchText } from '../support/mirror-harness.js';
-import { startRedis, waitFor, type RedisProcess } from '../support/redis-harness.js';
+import { waitFor, type RedisProcess } from '../support/redis-harness.js';
+import { RedisStack } from '../support/redis-stack.js';
 import { parseMetrics, total, valueOf } from '../support/prometheus-harness.js';
 import type { Mirror } from '../../src/app/mirror.js';
 
@@ -16,14 +17,13 @@ const MAX_CONCURRENT = 20;
 /** Small, but well above the jitter of a loaded test machine (the governor adds a tenth as headroom). */
 const SPACING_MS = 200;
 
+let stack: RedisStack | undefined;
 let github: FakeGitHub;
 let redis: RedisProcess;
 let a: Mirror;
 let b: Mirror;
 
-const env = () => ({
-  MIRROR_CACHE_BACKEND: 'redis',
-  MIRROR_REDIS_URL: redis.url,
+const settings = {
   // generous on a loaded machine: a Redis that times out sends each replica to its in-memory counters,
   // which bound a credential per replica, not fleet-wide (docs/resilience.md) — not what this file tests
   MIRROR_REDIS_COMMAND_TIMEOUT_MS: '2000',
@@ -34,21 +34,15 @@ const env = () => ({
   MIRROR_UPSTREAM_GOVERNOR_POINTS_PER_MINUTE: '100000',
   MIRROR_UPSTREAM_GOVERNOR_WRITE_SPACING_MS: String(SPACING_MS),
   MIRROR_UPSTREAM_GOVERNOR_MAX_WAIT_MS: '30000',
-});
+};
 
 test.before(async () => {
-  github = await FakeGitHub.start();
-  redis = await startRedis();
-  a = await startMirror(github.url, env());
-  b = await startMirror(github.url, env());
+  stack = await RedisStack.start(settings, 2);
+  ({ github, redis } = stack);
+  [a, b] = [stack.mirror(0), stack.mirror(1)];
 });
 
-test.after.always(async () => {
-  await a?.stop();
-  await b?.stop();
-  await redis?.stop();
-  await github?.close();
-});
+test.after.always(() => stack?.close());
 
 const request = (mirror: Mirror, path: string, token: string, init: RequestInit = {}) =>
   fetchText(`${mirror.url}${path}`, { ...init, headers: { authorization: token, accept: 'application/vnd.github+json', ...(init.headers as Record<string, string> | undefined) } });
@@ -155,7 +149,7 @@ test.serial('a 429 with Retry-After: 30 seen by replica A holds the token on rep
 
 test.serial('the same with leases: replica B admits the token from a lease when A sees the 429; once the hold message reaches B, B sends nothing', async (t) => {
   // leases of 10 s, so that B's lease is surely still running when A's 429 comes, even on a loaded machine
-  const leasing = { ...env(), MIRROR_UPSTREAM_GOVERNOR_LEASE_MS: '10000' };
+  const leasing = { MIRROR_CACHE_BACKEND: 'redis', MIRROR_REDIS_URL: redis.url, ...settings, MIRROR_UPSTREAM_GOVERNOR_LEASE_MS: '10000' };
   const c = await startMirror(github.url, leasing);
   const d = await startMirror(github.url, leasing);
   try {

@@ -3,39 +3,33 @@
  * hangs or crawls never fails a client request — the breaker moves both replicas to memory and back.
  */
 import test from 'ava';
-import { FakeGitHub } from '../support/fake-github.js';
-import { startMirror, fetchText } from '../support/mirror-harness.js';
-import { startRedis, waitFor, type RedisProcess } from '../support/redis-harness.js';
+import type { FakeGitHub } from '../support/fake-github.js';
+import { fetchText } from '../support/mirror-harness.js';
+import { waitFor, type RedisProcess } from '../support/redis-harness.js';
+import { RedisStack } from '../support/redis-stack.js';
 import type { Mirror } from '../../src/app/mirror.js';
 
+let stack: RedisStack | undefined;
 let github: FakeGitHub;
 let redis: RedisProcess;
 let a: Mirror;
 let b: Mirror;
 const TOKEN = 'token replica-token';
 
-const env = () => ({
-  MIRROR_CACHE_BACKEND: 'redis',
-  MIRROR_REDIS_URL: redis.url,
+const settings = {
   MIRROR_REDIS_COMMAND_TIMEOUT_MS: '200',
   MIRROR_CACHE_BREAKER_TIMEOUT_MS: '250',
   MIRROR_CACHE_BREAKER_RESET_TIMEOUT_MS: '500',
   MIRROR_UPSTREAM_TIMEOUT_MS: '10000',
-});
+};
 
 test.before(async () => {
-  github = await FakeGitHub.start();
-  redis = await startRedis();
-  a = await startMirror(github.url, env());
-  b = await startMirror(github.url, env());
+  stack = await RedisStack.start(settings, 2);
+  ({ github, redis } = stack);
+  [a, b] = [stack.mirror(0), stack.mirror(1)];
 });
 
-test.after.always(async () => {
-  await a?.stop();
-  await b?.stop();
-  await redis?.stop();
-  await github?.close();
-});
+test.after.always(() => stack?.close());
 
 const get = (mirror: Mirror, path: string) => fetchText(`${mirror.url}${path}`, { headers: { authorization: TOKEN, accept: 'application/vnd.github+json' } });
 

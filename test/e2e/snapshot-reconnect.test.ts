@@ -9,35 +9,33 @@ import { Redis } from 'ioredis';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FakeGitHub } from '../support/fake-github.js';
+import type { FakeGitHub } from '../support/fake-github.js';
 import { startMirror, fetchText } from '../support/mirror-harness.js';
 import { startRedis, waitFor, type RedisProcess } from '../support/redis-harness.js';
+import { RedisStack } from '../support/redis-stack.js';
 import { parseMetrics, total } from '../support/prometheus-harness.js';
 import type { Mirror } from '../../src/app/mirror.js';
 
+let stack: RedisStack | undefined;
 let github: FakeGitHub;
 let redis: RedisProcess;
 let mirror: Mirror;
 const TOKEN = 'token reconnect';
 
 test.before(async () => {
-  github = await FakeGitHub.start();
-  redis = await startRedis();
-  mirror = await startMirror(github.url, {
-    MIRROR_CACHE_BACKEND: 'redis',
-    MIRROR_REDIS_URL: redis.url,
+  stack = await RedisStack.start({
     MIRROR_SNAPSHOT_STORE: 'file',
     MIRROR_SNAPSHOT_DIR: join(mkdtempSync(join(tmpdir(), 'ghm-reconnect-')), 'snapshots'),
   });
+  ({ github, redis } = stack);
+  mirror = stack.mirror();
 });
 
 const cleanups: Array<() => Promise<unknown>> = [];
 
 test.after.always(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
-  await mirror?.stop();
-  await redis?.stop();
-  await github?.close();
+  await stack?.close();
 });
 
 test.serial('an empty Redis is restored from the snapshot when the breaker closes', async (t) => {
