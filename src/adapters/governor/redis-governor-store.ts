@@ -314,23 +314,15 @@ export class RedisGovernorStore implements GovernorStore {
   }
 
   async tryAcquire(call: GovernedCall, slotId: string): Promise<TryResult> {
+    const local = this.tryAcquireLocal(call, slotId);
+    if (local !== undefined) return local;
     const fallback = this.options.fallback;
-    const held = fallback.heldForMs(call.partition);
-    if (held > 0) return { kind: 'held', retryAfterMs: held };
-    if (!this.usable()) {
-      if (this.leases.size > 0) this.dropLeases();
-      return fallback.tryAcquireNow(call, slotId);
-    }
     const { limits } = this.options;
     let askLease = false;
     if (this.leaseMs > 0 && !call.write && limits.enabled) {
       // connected at the first read that reaches Redis: a governor never used opens nothing
       if (!this.closed) this.holds?.start();
-      const lease = this.leases.get(call.partition);
-      if (lease !== undefined) {
-        const leased = this.admitLeased(lease, call);
-        if (leased !== undefined) return leased;
-      }
+      // no lease, or the one there just ended (tryAcquireLocal): this call's script may ask for the next
       askLease = this.wantsLease(call.partition);
     }
     const keys = this.keysOf(call.partition);
