@@ -49,6 +49,16 @@ interface Measured {
   leasedShare?: number;
   /** Per cycle: CPU µs per request. */
   perCycle: number[];
+  /** Commands the run's redis-server ran during this server's slices, by command (only when one runs). */
+  redisCalls: Map<string, number>;
+}
+
+/** `INFO commandstats` of the run's redis-server as calls by command (empty when none runs). */
+async function redisCommandCalls(): Promise<Map<string, number>> {
+  const calls = new Map<string, number>();
+  if (redis === undefined) return calls;
+  for (const match of (await redis.cli('INFO', 'commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) calls.set(match[1] as string, Number(match[2]));
+  return calls;
 }
 
 const round1 = (value: number) => Math.round(value * 10) / 10;
@@ -84,14 +94,20 @@ async function main(fleet: ServerFleet): Promise<void> {
     await runLoad({ ...load(server), durationMs: 600_000, maxRequests: tokens.length });
     await runLoad({ ...load(server), durationMs: 2000 });
   }
-  const measured: Measured[] = servers.map(({ name, server }) => ({ name, server, requests: 0, cpuUs: 0, systemUs: 0, allocatedBytes: 0, gcUs: 0, perCycle: [] }));
+  const measured: Measured[] = servers.map(({ name, server }) => ({ name, server, requests: 0, cpuUs: 0, systemUs: 0, allocatedBytes: 0, gcUs: 0, perCycle: [], redisCalls: new Map() }));
   for (let cycle = 1; cycle <= cycles; cycle++) {
     // a different order each cycle, so no server always follows the same one
     const order = measured.map((_, i) => measured[(i + cycle) % measured.length] as Measured);
     for (const m of order) {
+      const commandsBefore = await redisCommandCalls();
       const before = await m.server.usage();
       const result = await runLoad({ ...load(m.server), durationMs: sliceMs });
       const after = await m.server.usage();
+      for (const [command, calls] of await redisCommandCalls()) {
+        const ran = calls - (commandsBefore.get(command) ?? 0);
+        // the two INFO calls of this bookkeeping are not the server's
+        if (command !== 'info' && ran > 0) m.redisCalls.set(command, (m.redisCalls.get(command) ?? 0) + ran);
+      }
       m.requests += result.requests;
       m.cpuUs += after.cpuUs - before.cpuUs;
       m.systemUs += after.systemUs - before.systemUs;
@@ -117,6 +133,9 @@ async function main(fleet: ServerFleet): Promise<void> {
     vs_mirror: Math.round((perReq(m) / perReq(base)) * 100) / 100,
     vs_floor_median_of_cycles: Math.round(median(m.perCycle.map((v, i) => v / (floor.perCycle[i] ?? NaN))) * 100) / 100,
     ...(m.leasedShare === undefined ? {} : { governor_leased_share: m.leasedShare }),
+    ...(m.redisCalls.size === 0
+      ? {}
+      : { redis_commands_per_req: Object.fromEntries([...m.redisCalls].sort((a, b) => b[1] - a[1]).map(([command, calls]) => [command, Math.round((calls / Math.max(1, m.requests)) * 1000) / 1000])) }),
   }));
   console.log('| server | requests | CPU µs/req | of it sys | × floor | × mirror | × floor (median of cycles) | heap KB/req | GC µs/req |');
   console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
@@ -126,6 +145,11 @@ async function main(fleet: ServerFleet): Promise<void> {
     );
   }
   for (const r of rows) if (r.governor_leased_share !== undefined && r.governor_leased_share > 0) console.log(`${r.server}: ${Math.round(r.governor_leased_share * 100)} % of the governor's turns admitted from a lease`);
+  for (const r of rows) {
+    if (r.redis_commands_per_req === undefined) continue;
+    const total = Object.values(r.redis_commands_per_req).reduce((sum, calls) => sum + calls, 0);
+    console.log(`${r.server}: ${Math.round(total * 1000) / 1000} Redis commands per request (${Object.entries(r.redis_commands_per_req).map(([command, calls]) => `${command} ${calls}`).join(', ')})`);
+  }
   const out = join(here, 'results', 'ab.json');
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, JSON.stringify({ cycles, slice_ms: sliceMs, connections, baseline: baseline === '' ? undefined : baseline, variants, rows }, null, 2) + '\n');

@@ -54,7 +54,7 @@ const governorSchema = {
       'granted only while the credential is below half of each limit fleet-wide; holds reach every replica at once through pub/sub), ' +
       'instead of one Redis round trip per upstream call. 0 = no leases. Off in a Redis Cluster.',
     format: 'non-negative-int',
-    default: 250,
+    default: 1000,
     env: 'MIRROR_UPSTREAM_GOVERNOR_LEASE_MS',
   },
 } satisfies ConfigSchemaTree;
