@@ -18,13 +18,15 @@ export interface Row {
   sys_us_per_req?: number;
   /** Requests the fake upstream answered during the window / client requests. */
   upstream_per_req?: number;
+  /** What the server's JavaScript heap allocated over the window / client requests, KB: moves far less between runs than CPU. */
+  heap_kb_per_req?: number;
 }
 
 /** One round's figures of one scenario. */
 export type RoundFigures = Pick<Row, 'rps' | 'p99_ms' | 'cpu_us_per_req'>;
 
 export function printTable(rows: Row[]): void {
-  const header = ['scenario', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'CPU µs/req', 'of it sys', 'upstream/req', 'errors', 'non-2xx'];
+  const header = ['scenario', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'CPU µs/req', 'of it sys', 'upstream/req', 'heap KB/req', 'errors', 'non-2xx'];
   const optional = (value: number | undefined, digits: number) => (value === undefined ? '-' : value.toFixed(digits));
   const lines = rows.map((r) => [
     r.scenario,
@@ -35,6 +37,7 @@ export function printTable(rows: Row[]): void {
     optional(r.cpu_us_per_req, 0),
     optional(r.sys_us_per_req, 0),
     optional(r.upstream_per_req, 3),
+    optional(r.heap_kb_per_req, 1),
     String(r.errors),
     String(r.non2xx),
   ]);
@@ -88,6 +91,14 @@ export function printGoals(rows: Row[], perRound: Array<Record<string, RoundFigu
           ? rounds.map((value) => value.toFixed(2)).join(', ')
           : `${(rounds[0] as number).toFixed(2)}–${(rounds[rounds.length - 1] as number).toFixed(2)}, median ${(rounds[Math.floor(rounds.length / 2)] as number).toFixed(2)}`;
     lines.push(`  ${goal.label} ${goal.scenario} / ${goal.floor} = ${ratio.toFixed(2)} (goal ${goal.op} ${goal.target}: ${met ? 'met' : 'NOT met'}; per round ${spread})`);
+  }
+  // Not a goal: how far the fresh-hit goal is from the cheapest fresh hit a Node cache can serve.
+  const fresh = find('mirror-memory-fresh')?.cpu_us_per_req;
+  const freshFloor = find('floor-cache-fresh')?.cpu_us_per_req;
+  const hitFloor = find('floor-cache-hit')?.cpu_us_per_req;
+  if (fresh !== undefined && freshFloor !== undefined && freshFloor > 0) {
+    const ofHit = hitFloor === undefined || hitFloor <= 0 ? '' : `; floor-cache-fresh / floor-cache-hit = ${(freshFloor / hitFloor).toFixed(2)}, so the goal's 0.5 is ${((0.5 * hitFloor) / freshFloor).toFixed(2)} × the replay`;
+    lines.push(`  fresh hit, for scale:    CPU mirror-memory-fresh / floor-cache-fresh = ${(fresh / freshFloor).toFixed(2)} (a Map replaying its stored 200, no goal${ofHit})`);
   }
   if (lines.length === 0) return;
   console.log('\ngoals of issue 13 (mirror / floor, same run):');

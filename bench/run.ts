@@ -11,7 +11,9 @@
  * identical requests, so few reach upstream); "distinct" = `--tokens` Authorization values taken in
  * turn, one per request, so nothing coalesces and every request is a revalidation (upstream/req ≈ 1).
  * Every row carries the server process's own CPU µs per request over the measured window and the
- * upstream calls per client request (asked from the servers over IPC before and after the window).
+ * upstream calls per client request (asked from the servers over IPC before and after the window),
+ * and the heap its JavaScript allocated per request. `floor-cache-fresh` (the floor replaying its
+ * stored 200 within the freshness window) puts the fresh-hit goal to scale (printed after the goals).
  *
  * Every scenario runs once per round (servers stay up), in short windows, the order turning by one
  * each round, so a slow stretch of this noisy machine falls on every scenario alike; a row's CPU and
@@ -123,6 +125,8 @@ interface Measured extends LoadResult {
   upstream_per_req: number;
   /** Share of the upstream's answers in the window that were 304 (revalidations, not misses). */
   upstream_304_share: number;
+  /** What the server's JavaScript heap allocated in the window / client requests, KB (gc-ledger.ts). */
+  heap_kb_per_req: number;
 }
 
 
@@ -148,6 +152,7 @@ async function measure(scenario: Scenario, upstream: BenchServer, load: LoadOpti
     sys_us_per_req: Math.round(((server1.systemUs - server0.systemUs) / requests) * 10) / 10,
     upstream_per_req: Math.round((calls / requests) * 1000) / 1000,
     upstream_304_share: calls === 0 ? 0 : Math.round((notModified / calls) * 100) / 100,
+    heap_kb_per_req: Math.round(((server1.allocatedBytes - server0.allocatedBytes) / 1024 / requests) * 10) / 10,
   };
 }
 
@@ -190,6 +195,7 @@ async function measureRounds(scenarios: Scenario[], upstream: BenchServer): Prom
       cpu_us_per_req: perRequest(all, (r) => r.cpu_us_per_req, 10),
       sys_us_per_req: perRequest(all, (r) => r.sys_us_per_req, 10),
       upstream_per_req: perRequest(all, (r) => r.upstream_per_req, 1000),
+      heap_kb_per_req: perRequest(all, (r) => r.heap_kb_per_req, 10),
     };
   });
   return { rows, perRound };
@@ -220,6 +226,8 @@ async function main(fleet: ServerFleet): Promise<void> {
   }
   // The floor: a minimal Map cache, every request revalidated (it does not coalesce).
   if (wanted('floor-cache-hit')) add('floor-cache-hit', await fleet.start('floor-cache-hit', 'floor', upstream.url), { headers: auth });
+  // The floor of a fresh hit: the same Map cache replaying what it stored within the freshness window.
+  if (wanted('floor-cache-fresh')) add('floor-cache-fresh', await fleet.start('floor-cache-fresh', 'floor-fresh', upstream.url, String(freshnessMs)), { headers: auth });
   if (wanted('floor-cache-distinct')) add('floor-cache-distinct', await fleet.start('floor-cache-distinct', 'floor', upstream.url), distinct);
   if (wanted('mirror-memory-hit')) add('mirror-memory-hit', await mirror('mirror-memory-hit'), { headers: auth });
   if (wanted('mirror-memory-fresh')) {

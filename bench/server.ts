@@ -1,6 +1,6 @@
 /**
  * One server of the benchmark in its own process, so the load generator does not share its event loop:
- *   tsx bench/server.ts upstream | proxy <upstreamUrl> | floor <upstreamUrl> | mirror <upstreamUrl> [MIRROR_X=value ...]
+ *   tsx bench/server.ts upstream | proxy <upstreamUrl> | floor <upstreamUrl> | floor-fresh <upstreamUrl> [freshMs] | mirror <upstreamUrl> [MIRROR_X=value ...]
  * Started by bench/run.ts with an IPC channel: it sends {url} once listening and answers every
  * {type: 'usage'} with its own CPU time (process.cpuUsage(), µs), its RSS, the bytes its heap
  * allocated and its GC time (gc-ledger.ts) and, for the upstream, the requests answered so far. Exits on SIGTERM, SIGINT or when the runner goes away.
@@ -43,9 +43,11 @@ async function main(): Promise<void> {
     url = upstream.url;
     counts = upstream.counts;
     close = upstream.close;
-  } else if (kind === 'proxy' || kind === 'floor') {
+  } else if (kind === 'proxy' || kind === 'floor' || kind === 'floor-fresh') {
     const server =
-      kind === 'proxy' ? await (await import('./bare-proxy.js')).startBareProxy(upstreamUrl) : await (await import('./floor-cache.js')).startFloorCache(upstreamUrl);
+      kind === 'proxy'
+        ? await (await import('./bare-proxy.js')).startBareProxy(upstreamUrl)
+        : await (await import('./floor-cache.js')).startFloorCache(upstreamUrl, 0, kind === 'floor-fresh' ? Number(overrides[0] ?? '60000') : 0);
     url = server.url;
     close = server.close;
   } else if (kind === 'mirror') {
