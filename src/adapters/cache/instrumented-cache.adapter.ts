@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 import type { CachePort } from '../../domain/ports/cache.port.js';
 import type { EventBusPort } from '../../domain/ports/event-bus.port.js';
 import type { CachedEntry, StoredRepresentation } from '../../domain/model.js';
-import { EventName } from '../../domain/events/events.js';
+import { EventName, type CacheOperationEvent } from '../../domain/events/events.js';
 
 /**
  * Wraps a CachePort and announces the latency of every operation per backend (the extra time Redis
@@ -70,13 +70,9 @@ export class InstrumentedCache implements CachePort {
   }
 
   private emit(backend: string, operation: 'lookup' | 'store' | 'forget' | 'representations', started: number, ok: boolean, found?: boolean): void {
-    this.events.emit({
-      name: EventName.cacheOperation,
-      backend,
-      operation,
-      durationMs: performance.now() - started,
-      ok,
-      ...(found === undefined ? {} : { found }),
-    });
+    const event: CacheOperationEvent = { name: EventName.cacheOperation, backend, operation, durationMs: performance.now() - started, ok };
+    // set, not spread in: no throwaway object per operation
+    if (found !== undefined) event.found = found;
+    this.events.emit(event);
   }
 }

@@ -15,7 +15,7 @@ import { ALL_OUTCOMES } from '../../domain/model.js';
 import type { CacheStatsPort } from '../../domain/ports/cache.port.js';
 import type { NearCacheStats } from '../cache/redis/redis-cache.adapter.js';
 import { SlidingMinimum } from './sliding-minimum.js';
-import { FastCounter, FastHistogram, type FastHistogramChild } from './fast-histogram.js';
+import { FastCounter, FastHistogram, type FastCounterChild, type FastHistogramChild } from './fast-histogram.js';
 import { GovernorMetrics } from './governor-metrics.js';
 import { ClientLabels, type ClientLabelsOptions } from './client-label.js';
 
@@ -130,7 +130,9 @@ export class PrometheusMetrics {
 
   private readonly upstreamLatency: FastHistogram<'result' | 'status_class'>;
   private readonly upstreamRequests: FastCounter<'result' | 'status_class' | 'quota' | 'client'>;
-  private readonly quotaSaved: Counter<'client' | 'reason'>;
+  private readonly quotaSaved: FastCounter<'client' | 'reason'>;
+  /** quota_saved children by client label (bounded by the client labels), one per reason. */
+  private readonly quotaSavedChildren = new Map<string, Record<'fresh' | 'not_modified' | 'coalesced', FastCounterChild>>();
   private readonly clients: ClientLabels;
   private readonly upstreamChildren = new Map<string, { latency: Observer; count: Incrementer }>();
   private readonly rateLimitWindows = new Map<string, SlidingMinimum>();
@@ -319,7 +321,7 @@ export class PrometheusMetrics {
       labelNames: ['result', 'status_class', 'quota', 'client'],
       registers,
     });
-    this.quotaSaved = new Counter({
+    this.quotaSaved = new FastCounter({
       name: 'github_mirror_quota_saved_total',
       help: 'Client GET/HEAD answered without spending primary quota, by client and reason (fresh, not_modified, coalesced)',
       labelNames: ['client', 'reason'],
@@ -427,6 +429,7 @@ export class PrometheusMetrics {
     this.requestChildren.clear();
     this.cacheOperationChildren.clear();
     this.upstreamChildren.clear();
+    this.quotaSavedChildren.clear();
   }
 
   private subscribe(bus: EventSubscriber): void {
@@ -519,7 +522,14 @@ export class PrometheusMetrics {
   private onResourceResolved(e: ResourceResolvedEvent): void {
     const reason = e.quotaSaved;
     if (reason !== 'fresh' && reason !== 'not_modified' && reason !== 'coalesced') return;
-    this.quotaSaved.inc({ client: this.clients.labelFor(e.userAgent), reason });
+    const client = this.clients.labelFor(e.userAgent);
+    let children = this.quotaSavedChildren.get(client);
+    if (children === undefined) {
+      const child = (why: 'fresh' | 'not_modified' | 'coalesced') => this.quotaSaved.child({ client, reason: why });
+      children = { fresh: child('fresh'), not_modified: child('not_modified'), coalesced: child('coalesced') };
+      this.quotaSavedChildren.set(client, children);
+    }
+    children[reason].inc();
   }
 
   private onBreakerChanged(e: BreakerChangedEvent): void {

@@ -1,4 +1,4 @@
-import type { CachedEntry, HeaderMap, Outcome } from '../model.js';
+import type { CachedEntry, HeaderMap, Outcome, ResourceKeyParts } from '../model.js';
 import { Outcome as O } from '../model.js';
 import type { CachePort } from '../ports/cache.port.js';
 import type { UpstreamPort, BufferedResponse } from '../ports/upstream.port.js';
@@ -112,14 +112,16 @@ export class ResolveResource {
   }
 
   async execute(request: ResolveRequest): Promise<Resolution> {
-    const parts = {
+    // one object for both keys (the resource key ignores the credential): no spread copy per request
+    const parts: ResourceKeyParts = {
+      credential: request.credential,
       method: 'GET',
       path: request.path,
       query: request.query,
       accept: firstValue(request.headers['accept']) ?? '',
       apiVersion: firstValue(request.headers['x-github-api-version']) ?? '',
     };
-    const key = this.keys.keyFor({ credential: request.credential, ...parts });
+    const key = this.keys.keyFor(parts);
     let shared = this.inflight.get(key);
     let collapsed = false;
     if (shared === undefined) {
