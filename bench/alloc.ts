@@ -57,6 +57,20 @@ async function perCall(label: string, call: (i: number) => Promise<unknown>): Pr
   console.log(`| ${label} | ${(allocatedBytes / 1024 / CALLS).toFixed(2)} |`);
 }
 
+/** The settings of every mirror built here: production defaults but snapshots off and the governor's budget above the load, then `extra`, then the command line's. */
+function mirrorEnv(upstreamUrl: string, extra: Record<string, string>): Record<string, string> {
+  return {
+    MIRROR_UPSTREAM_URL: upstreamUrl,
+    MIRROR_CACHE_SECRET: 'bench-alloc-secret-'.padEnd(40, 'x'),
+    MIRROR_SNAPSHOT_STORE: 'none',
+    MIRROR_UPSTREAM_GOVERNOR_POINTS_PER_MINUTE: '100000000',
+    MIRROR_PORT: '0',
+    MIRROR_HOST: '127.0.0.1',
+    ...extra,
+    ...SETTINGS,
+  };
+}
+
 /** Heap KB per whole HTTP request to `url` (after a warm-up), sent 4 at a time over keep-alive sockets. */
 async function perHttpRequest(label: string, url: string, load: { headers: Record<string, string>; variants?: Array<{ headers: Record<string, string> }> }): Promise<void> {
   await runLoad({ url, connections: AT_ONCE, durationMs: 600_000, maxRequests: WARM_UP, ...load });
@@ -69,17 +83,7 @@ async function perHttpRequest(label: string, url: string, load: { headers: Recor
 
 /** A mirror as bench/server.ts starts one (production defaults, access log at info), in this process, its log to /dev/null. */
 async function httpMirror(upstreamUrl: string, extra: Record<string, string>): Promise<Mirror> {
-  const env = {
-    MIRROR_UPSTREAM_URL: upstreamUrl,
-    MIRROR_CACHE_SECRET: 'bench-alloc-secret-'.padEnd(40, 'x'),
-    MIRROR_SNAPSHOT_STORE: 'none',
-    MIRROR_UPSTREAM_GOVERNOR_POINTS_PER_MINUTE: '100000000',
-    MIRROR_PORT: '0',
-    MIRROR_HOST: '127.0.0.1',
-    ...extra,
-    ...SETTINGS,
-  };
-  const mirror = new Mirror(loadConfig({ env, args: [] }), { logger: createLogger('info', new BufferedStdout(openSync('/dev/null', 'w'))) });
+  const mirror = new Mirror(loadConfig({ env: mirrorEnv(upstreamUrl, extra), args: [] }), { logger: createLogger('info', new BufferedStdout(openSync('/dev/null', 'w'))) });
   await mirror.start();
   return mirror;
 }
@@ -87,20 +91,7 @@ async function httpMirror(upstreamUrl: string, extra: Record<string, string>): P
 async function main(): Promise<void> {
   const upstream = await startBenchUpstream();
   process.env['NODE_ENV'] = 'production';
-  const mirror = new Mirror(
-    loadConfig({
-      env: {
-        MIRROR_UPSTREAM_URL: upstream.url,
-        MIRROR_CACHE_SECRET: 'bench-alloc-secret-'.padEnd(40, 'x'),
-        MIRROR_SNAPSHOT_STORE: 'none',
-        MIRROR_UPSTREAM_GOVERNOR_POINTS_PER_MINUTE: '100000000',
-        MIRROR_LOG_LEVEL: 'warn',
-        MIRROR_PORT: '0',
-        ...SETTINGS,
-      },
-      args: [],
-    }),
-  );
+  const mirror = new Mirror(loadConfig({ env: mirrorEnv(upstream.url, { MIRROR_LOG_LEVEL: 'warn' }), args: [] }));
   await mirror.start();
   try {
     const resolve = mirror.container.resolve<ResolveResource>(TOKENS.ResolveResource);
