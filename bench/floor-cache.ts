@@ -7,6 +7,8 @@
  *
  * With `freshMs` > 0 (the bench's `floor-cache-fresh`) a stored 200 younger than that is replayed
  * without asking upstream: the least a cache that serves a fresh hit from memory can cost in Node.
+ * A 304 starts the window again, as the mirror's revalidation does (before it did, the floor asked
+ * upstream on every request once its first window had passed).
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -43,6 +45,7 @@ export async function startFloorCache(upstreamUrl: string, port = 0, freshMs = 0
       .then(async ({ statusCode, headers: upstream, body }) => {
         const bytes = Buffer.from(await body.arrayBuffer());
         if (statusCode === 304 && stored !== undefined) {
+          stored.storedAt = Date.now(); // a 304 revalidates: the window starts again, as in the mirror
           res.writeHead(200, stored.headers);
           res.end(stored.body);
           return;

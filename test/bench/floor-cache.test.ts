@@ -53,3 +53,15 @@ test('with a freshness window the floor replays its stored 200 without asking up
   t.is((await get(url, 'token floor-c')).status, 200);
   t.deepEqual(github.counts(), { requests: 2, notModified: 0 });
 });
+
+test('a 304 starts the freshness window again: after it the floor replays without asking upstream', async (t) => {
+  const github = await upstream();
+  const url = await floor(github.url, 1_000);
+  const first = await get(url, 'token floor-d');
+  await new Promise((resolve) => setTimeout(resolve, 1_100)); // the first window has passed
+  t.deepEqual(await get(url, 'token floor-d'), first);
+  t.deepEqual(github.counts(), { requests: 2, notModified: 1 });
+  t.deepEqual(await get(url, 'token floor-d'), first);
+  t.deepEqual(await get(url, 'token floor-d'), first);
+  t.deepEqual(github.counts(), { requests: 2, notModified: 1 });
+});
