@@ -20,6 +20,28 @@ export interface Row {
   upstream_per_req?: number;
   /** What the server's JavaScript heap allocated over the window / client requests, KB: moves far less between runs than CPU. */
   heap_kb_per_req?: number;
+  /** Rounds (1-based) whose upstream calls per request were not what the row measures (see `upstreamMisses`). */
+  upstream_off_rounds?: number[];
+}
+
+/**
+ * What a row measures fixes its upstream calls per client request: a revalidation makes one (`every`),
+ * a fresh hit none (`none`), a coalesced hot key some (not checked). A row off its expectation
+ * measures something else (a floor that stopped replaying, a cache that stopped revalidating).
+ */
+export type UpstreamExpectation = 'every' | 'none';
+
+/** The rounds (1-based) whose upstream/req misses the expectation: < 0.99 for `every`, > 0.01 for `none`. */
+export function upstreamMisses(expect: UpstreamExpectation, perRound: number[]): number[] {
+  const off = (value: number) => (expect === 'every' ? value < 0.99 : value > 0.01);
+  return perRound.flatMap((value, i) => (off(value) ? [i + 1] : []));
+}
+
+/** One line per row whose upstream calls were off in some rounds; none when every row measured what it says. */
+export function upstreamWarnings(rows: Row[]): string[] {
+  return rows
+    .filter((r) => (r.upstream_off_rounds?.length ?? 0) > 0)
+    .map((r) => `! ${r.scenario}: upstream/req off what the row measures in rounds ${(r.upstream_off_rounds ?? []).join(', ')}: its figures (and the goals using them) do not hold`);
 }
 
 /** One round's figures of one scenario. */
@@ -90,7 +112,9 @@ export function printGoals(rows: Row[], perRound: Array<Record<string, RoundFigu
         : rounds.length <= 3
           ? rounds.map((value) => value.toFixed(2)).join(', ')
           : `${(rounds[0] as number).toFixed(2)}–${(rounds[rounds.length - 1] as number).toFixed(2)}, median ${(rounds[Math.floor(rounds.length / 2)] as number).toFixed(2)}`;
-    lines.push(`  ${goal.label} ${goal.scenario} / ${goal.floor} = ${ratio.toFixed(2)} (goal ${goal.op} ${goal.target}: ${met ? 'met' : 'NOT met'}; per round ${spread})`);
+    const off = [goal.scenario, goal.floor].filter((name) => (find(name)?.upstream_off_rounds?.length ?? 0) > 0);
+    const verdict = off.length > 0 ? `not measured: ${off.join(', ')} off its load` : met ? 'met' : 'NOT met';
+    lines.push(`  ${goal.label} ${goal.scenario} / ${goal.floor} = ${ratio.toFixed(2)} (goal ${goal.op} ${goal.target}: ${verdict}; per round ${spread})`);
   }
   // Not a goal: how far the fresh-hit goal is from the cheapest fresh hit a Node cache can serve.
   const fresh = find('mirror-memory-fresh')?.cpu_us_per_req;

@@ -43,7 +43,7 @@ import { measureCacheOps } from './cache-ops.js';
 import { measureGovernorOps } from './governor-ops.js';
 import { measureMemoryFill } from './memory-fill.js';
 import { ServerFleet, type BenchServer } from './servers.js';
-import { printGoals, printTable, type RoundFigures, type Row } from './report.js';
+import { printGoals, printTable, upstreamMisses, upstreamWarnings, type RoundFigures, type Row, type UpstreamExpectation } from './report.js';
 import { startRedis, freePort, type RedisProcess } from '../test/support/redis-harness.js';
 import { arg, median, variantsOf } from './cli-args.js';
 import { BENCH_ACCEPT, BENCH_RESOURCE, BENCH_TOKEN, DISTINCT_TOKENS, distinctTokens } from './scenario.js';
@@ -116,6 +116,8 @@ interface Scenario {
   url: string;
   headers: Record<string, string>;
   variants?: LoadOptions['variants'];
+  /** Upstream calls per client request the row must make to measure what its name says. */
+  upstream?: UpstreamExpectation;
 }
 
 interface Measured extends LoadResult {
@@ -182,10 +184,10 @@ async function measureRounds(scenarios: Scenario[], upstream: BenchServer): Prom
     }
     perRound.push(figures);
   }
-  const rows = scenarios.map(({ name }): Row => {
-    const all = results.get(name)!;
+  const rows = scenarios.map((scenario): Row => {
+    const all = results.get(scenario.name)!;
     return {
-      scenario: name,
+      scenario: scenario.name,
       rps: median(all.map((r) => r.rps)),
       p50_ms: median(all.map((r) => r.p50_ms)),
       p90_ms: median(all.map((r) => r.p90_ms)),
@@ -196,6 +198,7 @@ async function measureRounds(scenarios: Scenario[], upstream: BenchServer): Prom
       sys_us_per_req: perRequest(all, (r) => r.sys_us_per_req, 10),
       upstream_per_req: perRequest(all, (r) => r.upstream_per_req, 1000),
       heap_kb_per_req: perRequest(all, (r) => r.heap_kb_per_req, 10),
+      ...(scenario.upstream ? { upstream_off_rounds: upstreamMisses(scenario.upstream, all.map((r) => r.upstream_per_req)) } : {}),
     };
   });
   return { rows, perRound };
@@ -206,32 +209,35 @@ async function main(fleet: ServerFleet): Promise<void> {
   process.stderr.write(`bench: ${rounds} rounds × ${duration}s per scenario, ${connections} connections, ${tokenCount} tokens for distinct, generator ${generator}\n`);
   const upstream = await fleet.start('upstream', 'upstream');
   const auth = { accept: BENCH_ACCEPT, authorization: BENCH_TOKEN };
-  const distinct = { headers: { accept: BENCH_ACCEPT }, variants: distinctTokens(tokenCount).map((authorization) => ({ headers: { authorization } })) };
+  // what a row must cost upstream to measure what its name says: a revalidation one call, a fresh hit none
+  const every = { upstream: 'every' as const };
+  const none = { upstream: 'none' as const };
+  const distinct = { upstream: 'every' as const, headers: { accept: BENCH_ACCEPT }, variants: distinctTokens(tokenCount).map((authorization) => ({ headers: { authorization } })) };
   const scenarios: Scenario[] = [];
-  const add = (name: string, server: BenchServer, load: Pick<Scenario, 'headers' | 'variants'>) =>
+  const add = (name: string, server: BenchServer, load: Pick<Scenario, 'headers' | 'variants' | 'upstream'>) =>
     scenarios.push({ name, server, url: server.url + BENCH_RESOURCE, ...load });
   const mirror = (name: string, ...env: string[]) => fleet.start(name, 'mirror', upstream.url, ...env);
 
   const probe = await fetch(upstream.url + BENCH_RESOURCE, { headers: auth });
   const etag = probe.headers.get('etag') ?? '';
   await probe.arrayBuffer();
-  if (wanted('upstream-304')) add('upstream-304', upstream, { headers: { ...auth, 'if-none-match': etag } });
-  if (wanted('upstream-200')) add('upstream-200', upstream, { headers: auth });
+  if (wanted('upstream-304')) add('upstream-304', upstream, { ...every, headers: { ...auth, 'if-none-match': etag } });
+  if (wanted('upstream-200')) add('upstream-200', upstream, { ...every, headers: auth });
   if (wanted('bare-proxy') || wanted('bare-proxy-304')) {
     const proxy = await fleet.start('proxy', 'proxy', upstream.url);
     // The same bytes to the client as a mirror hit: upstream sends the full 200 through the proxy.
-    if (wanted('bare-proxy')) add('bare-proxy', proxy, { headers: auth });
+    if (wanted('bare-proxy')) add('bare-proxy', proxy, { ...every, headers: auth });
     // The cheapest round trip a proxy can make: the client's own validator, a bodiless 304 relayed.
-    if (wanted('bare-proxy-304')) add('bare-proxy-304', proxy, { headers: { ...auth, 'if-none-match': etag } });
+    if (wanted('bare-proxy-304')) add('bare-proxy-304', proxy, { ...every, headers: { ...auth, 'if-none-match': etag } });
   }
   // The floor: a minimal Map cache, every request revalidated (it does not coalesce).
-  if (wanted('floor-cache-hit')) add('floor-cache-hit', await fleet.start('floor-cache-hit', 'floor', upstream.url), { headers: auth });
+  if (wanted('floor-cache-hit')) add('floor-cache-hit', await fleet.start('floor-cache-hit', 'floor', upstream.url), { ...every, headers: auth });
   // The floor of a fresh hit: the same Map cache replaying what it stored within the freshness window.
-  if (wanted('floor-cache-fresh')) add('floor-cache-fresh', await fleet.start('floor-cache-fresh', 'floor-fresh', upstream.url, String(freshnessMs)), { headers: auth });
+  if (wanted('floor-cache-fresh')) add('floor-cache-fresh', await fleet.start('floor-cache-fresh', 'floor-fresh', upstream.url, String(freshnessMs)), { ...none, headers: auth });
   if (wanted('floor-cache-distinct')) add('floor-cache-distinct', await fleet.start('floor-cache-distinct', 'floor', upstream.url), distinct);
   if (wanted('mirror-memory-hit')) add('mirror-memory-hit', await mirror('mirror-memory-hit'), { headers: auth });
   if (wanted('mirror-memory-fresh')) {
-    add('mirror-memory-fresh', await mirror('mirror-memory-fresh', `MIRROR_CACHE_FRESHNESS_MS=${freshnessMs}`), { headers: auth });
+    add('mirror-memory-fresh', await mirror('mirror-memory-fresh', `MIRROR_CACHE_FRESHNESS_MS=${freshnessMs}`), { ...none, headers: auth });
   }
   if (wanted('mirror-memory-revalidate-distinct')) add('mirror-memory-revalidate-distinct', await mirror('mirror-memory-revalidate-distinct'), distinct);
   for (const variant of variants) {
@@ -264,6 +270,7 @@ async function main(fleet: ServerFleet): Promise<void> {
   if (memory) rows.push(memory);
 
   printTable(rows);
+  for (const warning of upstreamWarnings(rows)) console.log(warning);
   const find = (name: string) => rows.find((r) => r.scenario === name);
   printGoals(rows, perRound);
   const proxy = find('bare-proxy');
