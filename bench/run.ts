@@ -25,8 +25,10 @@
  * same load on a mirror with those settings changed — what a piece costs, measured in the same run
  * (e.g. `--variant nolog:MIRROR_LOG_LEVEL=warn`).
  *
- * `--cpu-prof DIR` runs every mirror under `node --cpu-prof`: each writes DIR/<scenario>.cpuprofile
- * when the runner stops it (warm-up included; the floors and the upstream are not profiled).
+ * `--cpu-prof DIR` runs every server but the upstream under `node --cpu-prof`: each writes
+ * DIR/<server>.cpuprofile when the runner stops it (warm-up included; a floor's or a mirror's server
+ * is named after its scenario, the bare proxy's `proxy`), so a mirror's profile can be read beside
+ * its floor's.
  *
  * A run with `--only` writes bench/results/bench-only.json, so it never replaces a full run's results.
  *

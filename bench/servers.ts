@@ -89,8 +89,8 @@ export class ServerFleet {
   private readonly command: string[];
 
   /**
-   * `profileDir`: mirrors run under `node --cpu-prof`, each writing `<name>.cpuprofile` there when it
-   * stops (open it in Chrome DevTools or speedscope).
+   * `profileDir`: mirrors, floors and the proxy run under `node --cpu-prof`, each writing
+   * `<name>.cpuprofile` there when it stops (open it in Chrome DevTools or speedscope).
    */
   constructor(
     logPath: string,
@@ -116,7 +116,8 @@ export class ServerFleet {
   }
 
   startFrom(command: readonly string[], name: string, nodeFlags: readonly string[], ...args: string[]): Promise<BenchServer> {
-    const profile = this.profileDir !== undefined && args[0] === 'mirror' ? ['--cpu-prof', `--cpu-prof-dir=${this.profileDir}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
+    // every server but the upstream (which answers every row: profiling it would slow them all)
+    const profile = this.profileDir !== undefined && args[0] !== 'upstream' ? ['--cpu-prof', `--cpu-prof-dir=${this.profileDir}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
     const child = spawn(process.execPath, [...nodeFlags, ...profile, ...command, ...args], {
       stdio: ['ignore', this.logFd, 'inherit', 'ipc'],
     });
