@@ -136,8 +136,9 @@ async function main(): Promise<void> {
       if (typeof got === 'string') chainEtags.set(token(i), got);
     });
     await perCall('keys + memory lookup (no upstream call)', async (i) => {
-      const parts = { method: 'GET', path, query, accept: BENCH_ACCEPT, apiVersion: '' };
-      await cache.lookup(keys.keyFor({ credential: token(i), ...parts }), keys.sealKeyFor(token(i)), keys.resourceKeyFor(parts));
+      // one object for both keys, as ResolveResource.execute builds it (the resource key ignores the credential)
+      const parts = { credential: token(i), method: 'GET', path, query, accept: BENCH_ACCEPT, apiVersion: '' };
+      await cache.lookup(keys.keyFor(parts), keys.sealKeyFor(token(i)), keys.resourceKeyFor(parts));
     });
     await perCall('resolveResource: a whole revalidation (GET flow)', (i) => resolve.execute(request(i)));
 
