@@ -214,7 +214,7 @@ async function main(fleet: ServerFleet): Promise<void> {
   // what a row must cost upstream to measure what its name says: a revalidation one call, a fresh hit none
   const every = { upstream: 'every' as const };
   const none = { upstream: 'none' as const };
-  const distinct = { upstream: 'every' as const, headers: { accept: BENCH_ACCEPT }, variants: distinctTokens(tokenCount).map((authorization) => ({ headers: { authorization } })) };
+  const distinct = { ...every, headers: { accept: BENCH_ACCEPT }, variants: distinctTokens(tokenCount).map((authorization) => ({ headers: { authorization } })) };
   const scenarios: Scenario[] = [];
   const add = (name: string, server: BenchServer, load: Pick<Scenario, 'headers' | 'variants' | 'upstream'>) =>
     scenarios.push({ name, server, url: server.url + BENCH_RESOURCE, ...load });

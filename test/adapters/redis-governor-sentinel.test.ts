@@ -84,7 +84,8 @@ test('sentinel failover: leases dropped with the master, granted again on the pr
   t.is(b.store.leasedAdmissions, leasedBefore + 1, 'B admits from its lease on the new master');
 
   // A must be back on Redis (not its memory counters) for its hold to be published
-  await waitFor('A on the new master', async () => (await turn(a, hasher.partitionOf('token sentinel-a'))).kind === 'admitted' && (await set.replica.cli('EXISTS', a.store.keysOf(hasher.partitionOf('token sentinel-a')).points)) === '1', 20_000, 50);
+  const probe = hasher.partitionOf('token sentinel-a');
+  await waitFor('A on the new master', async () => (await turn(a, probe)).kind === 'admitted' && (await set.replica.cli('EXISTS', a.store.keysOf(probe).points)) === '1', 20_000, 50);
   await a.hold(after, 30_000);
   await waitFor('the hold message delivered to B through the new master', () => b.memory.heldForMs(after) > 0, 5_000, 1);
   t.is(b.store.leaseCount, 0, 'B dropped its lease');
