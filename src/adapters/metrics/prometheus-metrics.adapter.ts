@@ -11,13 +11,26 @@ import {
   type UpstreamCalledEvent,
 } from '../../domain/events/events.js';
 import type { DomainEventListener, EventSubscriber } from '../events/eventemitter2-bus.adapter.js';
-import { ALL_OUTCOMES } from '../../domain/model.js';
 import type { CacheStatsPort } from '../../domain/ports/cache.port.js';
 import type { NearCacheStats } from '../cache/redis/redis-cache.adapter.js';
 import { SlidingMinimum } from './sliding-minimum.js';
 import { FastCounter, FastHistogram, type FastCounterChild, type FastHistogramChild } from './fast-histogram.js';
 import { GovernorMetrics } from './governor-metrics.js';
 import { ClientLabels, type ClientLabelsOptions } from './client-label.js';
+import {
+  BREAKER_STATES,
+  CROSS_CREDENTIAL_RESULTS,
+  MAX_CHILDREN,
+  MAX_NAMES,
+  NestedCache,
+  OUTCOME_VALUES,
+  RATE_LIMIT_RESOURCES,
+  UPSTREAM_RESULTS,
+  methodLabel,
+  snapshotOutcome,
+  statusClassLabel,
+  statusLabel,
+} from './label-values.js';
 
 /**
  * Buckets of `request_latency_seconds` and `github_mirror_upstream_request_seconds` (seconds): fine from
@@ -77,34 +90,6 @@ interface Observer {
 interface Incrementer {
   inc(value?: number): void;
 }
-
-const OUTCOME_VALUES = new Set<string>([...ALL_OUTCOMES, 'NONE']);
-const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
-const BREAKER_STATES = ['closed', 'open', 'half_open'] as const;
-const UPSTREAM_RESULTS = new Set(['ok', 'timeout', 'connection_error', 'offline', 'refused', 'body_too_large']);
-const CROSS_CREDENTIAL_RESULTS = new Set(['304', '200', 'error']);
-const SNAPSHOT_OUTCOMES = new Set(['ok', 'failed', 'skipped', 'corrupt', 'in_progress']);
-/** x-ratelimit-resource values GitHub documents; anything else is "other". */
-const RATE_LIMIT_RESOURCES = new Set([
-  'core',
-  'search',
-  'code_search',
-  'graphql',
-  'integration_manifest',
-  'source_import',
-  'code_scanning_upload',
-  'code_scanning_autofix',
-  'actions_runner_registration',
-  'scim',
-  'dependency_snapshots',
-  'dependency_sbom',
-  'audit_log',
-  'audit_log_streaming',
-]);
-/** Most distinct values a free-form name label (breaker, backend, store, operation) may take. */
-const MAX_NAMES = 16;
-/** Cached label children are dropped past this many (the series stay; only the shortcut goes). */
-const MAX_CHILDREN = 2048;
 
 /**
  * Metrics fed by domain events, in a Registry of their own (several mirrors may share one process; the
@@ -579,65 +564,12 @@ export class PrometheusMetrics {
   }
 }
 
-/**
- * A three-level Map (a → b → c → value): finding a label child costs three lookups on the raw event
- * values, without building a key string. Emptied past MAX_CHILDREN values (only the shortcut goes).
- */
-class NestedCache<A, B, C, V> {
-  private readonly root = new Map<A, Map<B, Map<C, V>>>();
-  private size = 0;
-
-  get(a: A, b: B, c: C): V | undefined {
-    return this.root.get(a)?.get(b)?.get(c);
-  }
-
-  set(a: A, b: B, c: C, value: V): void {
-    if (this.size >= MAX_CHILDREN) this.clear();
-    let level1 = this.root.get(a);
-    if (level1 === undefined) {
-      level1 = new Map();
-      this.root.set(a, level1);
-    }
-    let level2 = level1.get(b);
-    if (level2 === undefined) {
-      level2 = new Map();
-      level1.set(b, level2);
-    }
-    level2.set(c, value);
-    this.size++;
-  }
-
-  clear(): void {
-    this.root.clear();
-    this.size = 0;
-  }
-}
-
 /** Reads the stats of a cache backend when it has them (memory, redis), for `PrometheusMetricsOptions.cacheStats`. */
 export function cacheStatsOf(backend: unknown): (() => Promise<CacheStats>) | undefined {
   if (typeof backend !== 'object' || backend === null) return undefined;
   const candidate = backend as Partial<CacheStatsPort>;
   if (typeof candidate.stats !== 'function') return undefined;
   return () => (candidate as CacheStatsPort).stats();
-}
-
-const STATUS_LABELS: string[] = [];
-for (let status = 100; status < 600; status++) STATUS_LABELS[status] = String(status);
-
-function statusLabel(status: number): string {
-  return STATUS_LABELS[status] ?? 'other';
-}
-
-function statusClassLabel(status: number): string {
-  return status >= 100 && status < 600 ? `${Math.floor(status / 100)}xx` : 'other';
-}
-
-function methodLabel(method: string): string {
-  return KNOWN_METHODS.has(method) ? method : 'OTHER';
-}
-
-function snapshotOutcome(outcome: string): string {
-  return SNAPSHOT_OUTCOMES.has(outcome) ? outcome : 'other';
 }
 
 /** Resolves to undefined when `promise` rejects or takes longer than `ms`. */
