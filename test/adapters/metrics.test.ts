@@ -425,6 +425,11 @@ test('quota saved: by client and reason, only for answers that spent no quota', 
   t.is(valueOf(s, 'github_mirror_quota_saved_total', { client: 'PyGithub', reason: 'fresh' }), 1);
   t.is(valueOf(s, 'github_mirror_quota_saved_total', { client: 'none', reason: 'coalesced' }), 1);
   t.is(total(s, 'github_mirror_quota_saved_total'), 4);
+  // only the reasons counted have a series: no client shows reasons at 0 it never saved by
+  t.deepEqual(
+    select(s, 'github_mirror_quota_saved_total').map((sample) => `${sample.labels['client']} ${sample.labels['reason']}`).sort(),
+    ['PyGithub fresh', 'none coalesced', 'octokit-rest.js not_modified'],
+  );
   t.is(valueOf(s, 'github_mirror_upstream_requests_total', { client: 'gh', quota: 'counted' }), 1);
 });
 

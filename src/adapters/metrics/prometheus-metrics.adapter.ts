@@ -117,7 +117,7 @@ export class PrometheusMetrics {
   private readonly upstreamRequests: FastCounter<'result' | 'status_class' | 'quota' | 'client'>;
   private readonly quotaSaved: FastCounter<'client' | 'reason'>;
   /** quota_saved children by client label (bounded by the client labels), one per reason. */
-  private readonly quotaSavedChildren = new Map<string, Record<'fresh' | 'not_modified' | 'coalesced', FastCounterChild>>();
+  private readonly quotaSavedChildren = new Map<string, Partial<Record<'fresh' | 'not_modified' | 'coalesced', FastCounterChild>>>();
   private readonly clients: ClientLabels;
   private readonly upstreamChildren = new Map<string, { latency: Observer; count: Incrementer }>();
   private readonly rateLimitWindows = new Map<string, SlidingMinimum>();
@@ -510,11 +510,11 @@ export class PrometheusMetrics {
     const client = this.clients.labelFor(e.userAgent);
     let children = this.quotaSavedChildren.get(client);
     if (children === undefined) {
-      const child = (why: 'fresh' | 'not_modified' | 'coalesced') => this.quotaSaved.child({ client, reason: why });
-      children = { fresh: child('fresh'), not_modified: child('not_modified'), coalesced: child('coalesced') };
+      children = {};
       this.quotaSavedChildren.set(client, children);
     }
-    children[reason].inc();
+    // a reason's series appears with its first count, as a prom-client counter's would (kept after it)
+    (children[reason] ??= this.quotaSaved.child({ client, reason })).inc();
   }
 
   private onBreakerChanged(e: BreakerChangedEvent): void {
