@@ -8,49 +8,83 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { UserCheckFailed } from '../../domain/use-cases/admit-client.js';
 import { ErrorCode, GovernorWaitExceeded, describeError, isMirrorError, type MirrorFailure } from '../../domain/errors.js';
 import { errorJson, statusForCode } from './errors.js';
 import { cacheStatusValue, type CacheStatusFacts } from './cache-status.js';
 import { definePlugin } from './plugin.js';
-import { REQUEST_LOG_PLUGIN } from './request-log.plugin.js';
+import { REQUEST_LOG_PLUGIN, type RequestState } from './request-log.plugin.js';
 
 export const ERRORS_PLUGIN = 'mirror-errors';
 
 const JSON_TYPE = 'application/json; charset=utf-8';
 
+/** An answer the edge makes itself, for fastify's reply or a raw ServerResponse (answer.ts). */
+export interface EdgeAnswer {
+  status: number;
+  headers: Record<string, string>;
+  body: string | Buffer;
+}
+
+/** The mirror's own error answer: status, JSON content type, {"message","code"}. */
+export function errorAnswer(status: number, code: string, message: string): EdgeAnswer {
+  return { status, headers: { 'content-type': JSON_TYPE }, body: errorJson(message, code) };
+}
+
 /** The mirror's own error answer through fastify: status, JSON content type, {"message","code"}. */
 export function sendError(reply: FastifyReply, status: number, code: string, message: string): FastifyReply {
-  return reply.code(status).type(JSON_TYPE).send(errorJson(message, code));
+  return sendAnswer(reply, errorAnswer(status, code, message));
+}
+
+/** An EdgeAnswer through fastify. */
+export function sendAnswer(reply: FastifyReply, answer: EdgeAnswer): FastifyReply {
+  return reply.code(answer.status).headers(answer.headers).send(answer.body);
 }
 
 /**
  * The answer to a request the mirror could not serve (upstream failed, nothing cached): the status of
  * the failure's code, its JSON, and the outcome as X-Cache and Cache-Status.
  */
-export function sendFailure(reply: FastifyReply, failure: MirrorFailure, answer: CacheStatusFacts): FastifyReply {
-  if (failure.retryAfterSeconds !== undefined) void reply.header('retry-after', String(failure.retryAfterSeconds));
-  return reply
-    .code(statusForCode(failure.code))
-    .headers({ 'content-type': JSON_TYPE, 'x-cache': answer.outcome, 'cache-status': cacheStatusValue(answer) })
-    .send(errorJson(failure.message, failure.code));
+export function failureAnswer(failure: MirrorFailure, facts: CacheStatusFacts): EdgeAnswer {
+  const headers: Record<string, string> = { 'content-type': JSON_TYPE, 'x-cache': facts.outcome, 'cache-status': cacheStatusValue(facts) };
+  if (failure.retryAfterSeconds !== undefined) headers['retry-after'] = String(failure.retryAfterSeconds);
+  return { status: statusForCode(failure.code), headers, body: errorJson(failure.message, failure.code) };
+}
+
+export function sendFailure(reply: FastifyReply, failure: MirrorFailure, facts: CacheStatusFacts): FastifyReply {
+  return sendAnswer(reply, failureAnswer(failure, facts));
+}
+
+/**
+ * The answer to an error a request's handling threw: the allowlist's /user answer relayed, a
+ * MirrorError's status and JSON, a framework 4xx as it is; anything else is `unexpected` (the caller
+ * logs it) and a generic 500 — never its message. Sets the request's outcome where the error has one.
+ */
+export function answerForError(error: Error & { statusCode?: number; code?: string }, state: RequestState, unexpected: (error: Error) => void): EdgeAnswer {
+  if (error instanceof UserCheckFailed) {
+    // The allowlist's GET /user answer (GitHub's 401, a rate limit, an upstream error) relayed as it is.
+    const answer = error.answer;
+    state.outcome = answer.outcome;
+    if (answer.error !== undefined) return failureAnswer(answer.error, answer);
+    const headers: Record<string, string> = { ...answer.headers, 'x-cache': answer.outcome, 'cache-status': cacheStatusValue(answer) };
+    if (answer.staleAgeSeconds !== undefined) headers['x-cache-stale-age'] = String(answer.staleAgeSeconds);
+    return { status: answer.status, headers, body: Buffer.from(answer.body.buffer, answer.body.byteOffset, answer.body.byteLength) };
+  }
+  if (isMirrorError(error)) {
+    const answer = errorAnswer(statusForCode(error.code), error.code, error.message);
+    if (error instanceof GovernorWaitExceeded) answer.headers['retry-after'] = String(error.retryAfterSeconds);
+    return answer;
+  }
+  if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
+    return errorAnswer(error.statusCode, error.code ?? ErrorCode.BAD_REQUEST, error.message);
+  }
+  unexpected(error);
+  return errorAnswer(statusForCode(ErrorCode.INTERNAL), ErrorCode.INTERNAL, 'Internal mirror error');
 }
 
 export const errorsPlugin = definePlugin({ name: ERRORS_PLUGIN, dependencies: [REQUEST_LOG_PLUGIN], decorators: { request: ['mirror'] } }, (app) => {
   app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, request, reply) => {
-    if (error instanceof UserCheckFailed) {
-      // The allowlist's GET /user answer (GitHub's 401, a rate limit, an upstream error) relayed as it is.
-      const answer = error.answer;
-      request.mirror.outcome = answer.outcome;
-      if (answer.error !== undefined) {
-        void sendFailure(reply, answer.error, answer);
-        return;
-      }
-      const out: Record<string, string> = { ...answer.headers, 'x-cache': answer.outcome, 'cache-status': cacheStatusValue(answer) };
-      if (answer.staleAgeSeconds !== undefined) out['x-cache-stale-age'] = String(answer.staleAgeSeconds);
-      void reply.code(answer.status).headers(out).send(Buffer.from(answer.body.buffer, answer.body.byteOffset, answer.body.byteLength));
-      return;
-    }
     if (request.mirror.streamingUpstream === true && !isMirrorError(error)) {
       // The upstream body broke before a byte reached the client (after that, fastify cuts the client
       // connection itself, so a partial body never looks complete): an upstream failure, not a mirror bug.
@@ -65,17 +99,7 @@ export const errorsPlugin = definePlugin({ name: ERRORS_PLUGIN, dependencies: [R
       void sendFailure(reply, failure, { outcome, collapsed: false, fromCache: false });
       return;
     }
-    if (isMirrorError(error)) {
-      if (error instanceof GovernorWaitExceeded) void reply.header('retry-after', String(error.retryAfterSeconds));
-      void sendError(reply, statusForCode(error.code), error.code, error.message);
-      return;
-    }
-    if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
-      void sendError(reply, error.statusCode, error.code ?? ErrorCode.BAD_REQUEST, error.message);
-      return;
-    }
-    request.log.error({ err: error }, 'unexpected error');
-    void sendError(reply, statusForCode(ErrorCode.INTERNAL), ErrorCode.INTERNAL, 'Internal mirror error');
+    void sendAnswer(reply, answerForError(error, request.mirror, (err) => request.log.error({ err }, 'unexpected error')));
   });
   app.setNotFoundHandler((_request, reply) => {
     void sendError(reply, statusForCode(ErrorCode.METHOD_NOT_ALLOWED), ErrorCode.METHOD_NOT_ALLOWED, 'Method not supported by the mirror');
@@ -100,7 +124,7 @@ function refuseConnect(_request: IncomingMessage, socket: Socket): void {
  * parameters) get the same JSON as every other error the mirror makes, without echoing the target.
  */
 export function answerFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
-  request.mirror ??= { outcome: 'NONE' };
+  request.mirror ??= { outcome: 'NONE', method: request.method, url: request.raw.url, since: performance.now() };
   const badUrl = error.code === 'FST_ERR_BAD_URL';
   const status = typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : statusForCode(ErrorCode.BAD_REQUEST);
   void sendError(reply, status, badUrl ? ErrorCode.BAD_REQUEST_TARGET : error.code, badUrl ? 'request path has a malformed percent-encoding' : 'request target refused');

@@ -15,6 +15,7 @@ import { answerClientError, answerFrameworkError, errorsPlugin } from './errors.
 import { reservedRoutesPlugin, type ReadinessReport } from './reserved-routes.plugin.js';
 import { proxyRoutesPlugin } from './proxy-routes.plugin.js';
 import { lazyChildLogger } from './lazy-child-logger.js';
+import { requestIds } from './access-log.js';
 
 export type { ReadinessReport } from './reserved-routes.plugin.js';
 
@@ -49,7 +50,9 @@ export interface HttpAdapterOptions {
 export function buildHttpServer(deps: HttpAdapterDeps, options: HttpAdapterOptions): FastifyInstance {
   // fastify types the server by its logger: typed as the base logger, the server is a plain FastifyInstance
   const logger: FastifyBaseLogger = deps.logger;
+  const ids = requestIds();
   const app = Fastify({
+    genReqId: ids,
     loggerInstance: logger,
     logController: new LogController({ disableRequestLogging: true }),
     childLoggerFactory: lazyChildLogger,
@@ -82,6 +85,7 @@ export function buildHttpServer(deps: HttpAdapterDeps, options: HttpAdapterOptio
     bodyLimitBytes: options.bodyLimitBytes,
     bodyTimeoutMs: options.bodyTimeoutMs,
     rewriteBodyUrls: options.rewriteBodyUrls,
+    requestIds: ids,
   });
   return app;
 }

@@ -1,19 +1,26 @@
 /**
  * The proxied routes (a fastify plugin): every path but the reserved ones. GET and HEAD go to
- * resolveResource (cached), other methods to passThrough (the request body read whole first, held to
- * server.bodyLimitBytes and server.bodyTimeoutMs, so a slow client never holds an upstream
- * connection; the answer streamed back). Answers get their upstream URLs rewritten to the mirror's public URL,
- * X-Cache and Cache-Status, and gzip for clients that accept it (compressed once per entry body).
+ * resolveResource (cached), answered by get-edge.ts; other methods to passThrough (the request body
+ * read whole first, held to server.bodyLimitBytes and server.bodyTimeoutMs, so a slow client never
+ * holds an upstream connection; the answer streamed back). Answers get their upstream URLs rewritten
+ * to the mirror's public URL, X-Cache and Cache-Status.
+ *
+ * **The GET fast path.** A GET or HEAD whose target passes the checks is answered before fastify's
+ * router sees it: the plugin puts itself in front of the server's 'request' listener, and GetEdge
+ * answers on node's response directly, with the access log's bookkeeping (access-log.ts) done here.
+ * That skips fastify's Request and Reply objects, hooks and reply.send() for the requests that are
+ * nearly all of a mirror's load (docs/performance.md). Everything else — other methods, refused
+ * targets, the reserved paths, every request once the server is closing (fastify answers those
+ * 503) — goes to fastify as before, and so do inject()'s requests, which reach fastify's route for
+ * GET and HEAD: it hands a hijacked reply to the same GetEdge.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { IncomingMessage } from 'node:http';
-import { gzip } from 'node:zlib';
-import { promisify } from 'node:util';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
 import type { ResolveRequest } from '../../domain/use-cases/resolve-resource.js';
 import type { PassThroughRequest, PassThroughResult } from '../../domain/use-cases/pass-through.js';
 import type { Resolution } from '../../domain/resolution.js';
 import { ErrorCode, MirrorError } from '../../domain/errors.js';
-import { HOP_BY_HOP } from '../../domain/http-semantics.js';
 import type { HeaderMap } from '../../domain/model.js';
 import { parseTarget, type ParsedTarget } from './request-target.js';
 import { UrlRewriter } from './url-rewriter.js';
@@ -21,19 +28,17 @@ import { BodyVariants } from './body-variants.js';
 import { definePlugin, requireOption } from './plugin.js';
 import { REQUEST_LOG_PLUGIN } from './request-log.plugin.js';
 import { ERRORS_PLUGIN, sendFailure } from './errors.plugin.js';
+import { GetEdge } from './get-edge.js';
+import { requestIds } from './access-log.js';
+import { copyHeaders, credentialOf, forwardableHeaders, publicBaseFor } from './forwarding.js';
 import { cacheStatusValue } from './cache-status.js';
 import { RESERVED_PATHS } from './reserved-routes.plugin.js';
 
-const gzipAsync = promisify(gzip);
-
-/** Bodies at least this large are gzipped for clients that accept it. */
-const GZIP_MIN_BYTES = 1024;
 /** Bytes of rewritten and gzipped bodies kept (BodyVariants), unless the options say otherwise. */
 export const BODY_VARIANTS_MAX_BYTES = 16 * 1024 * 1024;
 
-const EMPTY_BODY: Buffer = Buffer.alloc(0);
-
-const gzipBody = (body: Buffer): Promise<Buffer> => gzipAsync(body, { level: 6 });
+/** Targets longer than fastify's router takes as a parameter (routerOptions.maxParamLength) are left to fastify. */
+const FAST_PATH_MAX_TARGET = 10_000;
 
 export interface ProxyRoutesOptions {
   resolveResource: { execute(request: ResolveRequest): Promise<Resolution> };
@@ -52,6 +57,8 @@ export interface ProxyRoutesOptions {
   rewriteBodyUrls: boolean;
   /** Bound of the rewritten and gzipped bodies kept (default BODY_VARIANTS_MAX_BYTES). */
   bodyVariantsMaxBytes?: number;
+  /** The server's request ids (fastify's genReqId), so the fast path's ids continue the same sequence. */
+  requestIds?: () => string;
 }
 
 export const PROXY_ROUTES_PLUGIN = 'mirror-proxy-routes';
@@ -83,68 +90,74 @@ export const proxyRoutesPlugin = definePlugin<ProxyRoutesOptions>(
       done(null, payload);
     });
 
+    const publicBase = { configured: configuredPublic, https: options.https, trustProxy: options.trustProxy };
+    const log = app.log;
+    const edge = new GetEdge({
+      resolveResource: options.resolveResource,
+      ...(options.admit ? { admit: options.admit } : {}),
+      rewriter,
+      variants,
+      publicBase,
+      rewriteBodyUrls: options.rewriteBodyUrls,
+      unexpected: (reqId, err) => log.error({ reqId, err }, 'unexpected error'),
+    });
+
     const handler = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
-      const raw = request.raw.url ?? '';
-      const parsed = parseTarget(raw);
+      const parsed = parseTarget(request.raw.url ?? '');
       if (!parsed.ok) throw new MirrorError(ErrorCode.BAD_REQUEST_TARGET, parsed.reason);
       const target = parsed.target;
       if (target.prefix === '' && RESERVED_PATHS.has(target.path)) {
         throw new MirrorError(ErrorCode.METHOD_NOT_ALLOWED, `${target.path} answers GET only`);
       }
-      const headers = forwardableHeaders(request.headers);
-      const authorization = request.headers.authorization;
-      const credential = typeof authorization === 'string' && authorization !== '' ? authorization : undefined;
-      if (options.admit) await options.admit(credential);
-      const publicBase = publicBaseFor(request, configuredPublic, options) + target.prefix;
-
       if (request.method === 'GET' || request.method === 'HEAD') {
-        const resolution = await options.resolveResource.execute({
-          method: request.method,
-          target: target.forward,
-          path: target.path,
-          query: target.query,
-          headers,
-          credential,
-        });
-        await sendResolution(request, reply, resolution, publicBase);
+        // the fast path's answer on this route's request (fastify's hooks still log it)
+        reply.hijack();
+        await edge.serve(request.raw, reply.raw, target, request.mirror, request.id);
         return;
       }
-      await forward(request, reply, target, headers, credential, publicBase);
+      const credential = credentialOf(request.headers);
+      if (options.admit) await options.admit(credential);
+      await forward(request, reply, target, forwardableHeaders(request.headers), credential, publicBaseFor(request.headers, publicBase) + target.prefix);
     };
 
-    async function sendResolution(request: FastifyRequest, reply: FastifyReply, resolution: Resolution, publicBase: string): Promise<void> {
-      request.mirror.outcome = resolution.outcome;
-      if (resolution.error !== undefined) {
-        if (resolution.error.cause !== undefined) request.mirror.cause = resolution.error.cause;
-        await sendFailure(reply, resolution.error, resolution);
-        return;
-      }
-      if (resolution.upstreamCause !== undefined) request.mirror.cause = resolution.upstreamCause;
-      // The answer's headers go to fastify's own store as they are (it copies them; they may be the
-      // cached entry's object), then the edge's own over them — no copy of the set per answer here.
-      const headers = resolution.headers;
-      void reply.code(resolution.status).headers(headers);
-      const link = headers['link'];
-      if (link !== undefined) void reply.header('link', rewriter.rewriteHeader(link, publicBase));
-      const location = headers['location'];
-      if (location !== undefined) void reply.header('location', rewriter.rewriteHeader(location, publicBase));
-      void reply.header('x-cache', resolution.outcome).header('cache-status', cacheStatusValue(resolution));
-      if (resolution.staleAgeSeconds !== undefined) void reply.header('x-cache-stale-age', String(resolution.staleAgeSeconds));
-      const source = resolution.body;
-      let body = EMPTY_BODY;
-      if (source.byteLength > 0) {
-        body = variants.served(source, publicBase, options.rewriteBodyUrls && isTextual(headers['content-type']) ? rewriter : undefined);
-        if (body.byteLength >= GZIP_MIN_BYTES && acceptsGzip(request.headers['accept-encoding'])) {
-          body = await variants.gzipped(source, publicBase, body, gzipBody);
-          void reply.header('content-encoding', 'gzip').header('vary', addVary(headers['vary'], 'Accept-Encoding'));
-        }
-      }
-      if (resolution.status === 304 || resolution.status === 204) {
-        await reply.send();
-        return;
-      }
-      await reply.send(body);
-    }
+    // The GET fast path: in front of fastify's own listener of the server's requests.
+    const accessLog = app.mirrorAccessLog;
+    const nextId = options.requestIds ?? requestIds();
+    let closing = false;
+    const fastPath = (req: IncomingMessage, res: ServerResponse): boolean => {
+      if (closing || (req.method !== 'GET' && req.method !== 'HEAD')) return false;
+      const url = req.url;
+      if (url === undefined || url.length > FAST_PATH_MAX_TARGET) return false;
+      const parsed = parseTarget(url);
+      if (!parsed.ok || (parsed.target.prefix === '' && RESERVED_PATHS.has(parsed.target.path))) return false;
+      const id = nextId();
+      const state = accessLog.begin(req.method, url);
+      // 'close' follows 'finish' on a complete answer, and comes alone when the client went away first
+      res.once('close', () => {
+        if (res.writableFinished) accessLog.complete(state, { id, status: res.statusCode, ms: performance.now() - state.since, authorization: req.headers.authorization });
+        else accessLog.abandon(state);
+      });
+      void edge.serve(req, res, parsed.target, state, id);
+      return true;
+    };
+    const server = app.server;
+    const routing = server.listeners('request') as Array<(req: IncomingMessage, res: ServerResponse) => void>;
+    const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+      if (fastPath(req, res)) return;
+      for (const listener of routing) listener(req, res);
+    };
+    server.removeAllListeners('request');
+    server.on('request', onRequest);
+    // from fastify's close() on, requests go to fastify, which answers them 503 (return503OnClosing)
+    app.addHook('preClose', (done) => {
+      closing = true;
+      done();
+    });
+    app.addHook('onClose', (_app, done) => {
+      server.off('request', onRequest);
+      for (const listener of routing) server.on('request', listener);
+      done();
+    });
 
     async function forward(
       request: FastifyRequest,
@@ -191,17 +204,6 @@ export const proxyRoutesPlugin = definePlugin<ProxyRoutesOptions>(
   },
 );
 
-/**
- * A copy of an answer's headers for the edge to add its own to. Key by key, not `{ ...headers }`:
- * V8 gives every spread copy that is then written to a hidden class of its own (microseconds and
- * old-generation garbage per answer).
- */
-function copyHeaders<V>(headers: Record<string, V>): Record<string, V> {
-  const out: Record<string, V> = {};
-  for (const name in headers) out[name] = headers[name] as V;
-  return out;
-}
-
 function isHttpUrl(value: unknown): boolean {
   if (typeof value !== 'string') return false;
   try {
@@ -210,69 +212,6 @@ function isHttpUrl(value: unknown): boolean {
   } catch {
     return false;
   }
-}
-
-/**
- * Client headers as forwarded: hop-by-hop, Connection-listed, Host and Expect removed (the mirror's own
- * server answers `Expect: 100-continue`; the expectation is about this hop, and undici refuses to send it).
- */
-export function forwardableHeaders(headers: FastifyRequest['headers']): HeaderMap {
-  const out: HeaderMap = {};
-  const connection = headers.connection;
-  const listed = typeof connection === 'string' ? connectionTokens(connection) : undefined;
-  for (const name in headers) {
-    if (name === 'host' || name === 'expect' || HOP_BY_HOP.has(name) || listed?.has(name)) continue;
-    out[name] = headers[name];
-  }
-  return out;
-}
-
-/** Connection header values seen, with their tokens: a handful of distinct values ("keep-alive", "close") serve every request. */
-const connectionValues = new Map<string, ReadonlySet<string>>();
-
-function connectionTokens(value: string): ReadonlySet<string> {
-  let tokens = connectionValues.get(value);
-  if (tokens === undefined) {
-    tokens = new Set(value.toLowerCase().split(',').map((s) => s.trim()));
-    if (connectionValues.size >= 64) connectionValues.clear();
-    connectionValues.set(value, tokens);
-  }
-  return tokens;
-}
-
-function publicBaseFor(request: FastifyRequest, configured: string, options: Pick<ProxyRoutesOptions, 'https' | 'trustProxy'>): string {
-  if (configured !== '') return configured;
-  let proto = options.https ? 'https' : 'http';
-  let host = request.headers.host ?? 'localhost';
-  if (options.trustProxy) {
-    const fProto = request.headers['x-forwarded-proto'];
-    const fHost = request.headers['x-forwarded-host'];
-    if (typeof fProto === 'string' && /^https?$/i.test(fProto.split(',')[0]?.trim() ?? '')) proto = (fProto.split(',')[0] ?? proto).trim().toLowerCase();
-    if (typeof fHost === 'string' && fHost !== '') host = (fHost.split(',')[0] ?? host).trim();
-  }
-  if (!/^[A-Za-z0-9.\-:[\]]+$/.test(host)) host = 'localhost';
-  return `${proto}://${host}`;
-}
-
-function isTextual(contentType: string | undefined): boolean {
-  return contentType === undefined || contentType.includes('json') || contentType.startsWith('text/');
-}
-
-function acceptsGzip(value: string | string[] | undefined): boolean {
-  const header = Array.isArray(value) ? value.join(',') : value;
-  if (header === undefined) return false;
-  for (const part of header.split(',')) {
-    const [coding, ...params] = part.trim().toLowerCase().split(';');
-    if (coding !== 'gzip' && coding !== '*') continue;
-    const q = params.map((p) => p.trim()).find((p) => p.startsWith('q='));
-    return q === undefined || Number(q.slice(2)) > 0;
-  }
-  return false;
-}
-
-function addVary(vary: string | undefined, name: string): string {
-  if (vary === undefined || vary === '') return name;
-  return vary.toLowerCase().split(',').some((v) => v.trim() === name.toLowerCase()) ? vary : `${vary}, ${name}`;
 }
 
 /**
